@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * file.c — opening regular files and block devices for the file-backed engines
+ * (psync, uring, mmap). Capacity comes from BLKGETSIZE64 or the file size; the
+ * logical block size from BLKSSZGET; direct-I/O alignment from statx STATX_DIOALIGN
+ * (Linux 6.1+), else the logical block size. Discard is BLKDISCARD on a block device
+ * and FALLOC_FL_PUNCH_HOLE on a file.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "../util/util.h"
+
+static int open_errno(int err, const char *path, int direct)
+{
+	if (err == -EINVAL && direct)
+		return sn__err(err, "'%s' refuses O_DIRECT (its filesystem, tmpfs for one, has no "
+				    "direct I/O): drop direct=1 or use a path on a disk",
+			       path);
+	if (err == -EACCES || err == -EPERM)
+		return sn__err(err, "no permission to open '%s' for %s", path,
+			       "reading and writing (add readonly=1 to only read)");
+	if (err == -EISDIR)
+		return sn__err(err, "'%s' is a directory: give a file or block device", path);
+	return sn__err(err, "cannot open '%s': %s", path, sn_strerror(err));
+}
+
+static int dio_align(int fd, struct sn_dev_info *in, uint32_t lbs)
+{
+	struct statx stx;
+
+	/* Prefer what the filesystem says (ext4 on a 4Kn disk wants 4096); fall back to
+	 * the logical block size, which every Linux block layer accepts. */
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
+	    (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align) {
+		in->offset_align = stx.stx_dio_offset_align;
+		in->mem_align = stx.stx_dio_mem_align ? stx.stx_dio_mem_align : lbs;
+		return 0;
+	}
+	in->offset_align = lbs;
+	in->mem_align = lbs;
+	return 0;
+}
+
+int sn__file_open(struct sn_dev *dev, const struct sn_uri *uri, const struct sn_file_opts *o)
+{
+	struct sn_dev_info *in = &dev->info;
+	const char *path = uri->path;
+	int create = 0, readonly = o->readonly, flags, fd, err, exists;
+	uint64_t size = 0, cap;
+	uint32_t lbs = 512;
+	struct stat st;
+
+	if ((err = sn__uri_bool(uri, "create", &create)) ||
+	    (err = sn__uri_size(uri, "size", &size)) ||
+	    (err = sn__uri_bool(uri, "readonly", &readonly)))
+		return err;
+	if (!*path)
+		return sn__err(-EINVAL, "engine %s needs a path: %s:/path/to/file-or-device",
+			       dev->engine->name, dev->engine->name);
+	exists = stat(path, &st) == 0;
+	if (!exists && errno != ENOENT)
+		return open_errno(-errno, path, 0);
+	if (!exists && !create)
+		return sn__err(-ENOENT, "'%s' does not exist (add create=1&size=N to create it)",
+			       path);
+	if (!exists && !size)
+		return sn__err(-EINVAL, "create=1 needs size=N to know how big to make '%s'",
+			       path);
+	if (readonly && (create && !exists))
+		return sn__err(-EINVAL, "readonly=1 and create=1 contradict each other");
+
+	flags = (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (create ? O_CREAT : 0);
+	flags |= (o->direct ? O_DIRECT : 0) | (o->dsync ? O_DSYNC : 0);
+	fd = open(path, flags, 0644);
+	if (fd < 0)
+		return open_errno(-errno, path, o->direct);
+	if (fstat(fd, &st) < 0) {
+		err = sn__err(-errno, "cannot stat '%s'", path);
+		goto fail;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		int ssz = 0;
+
+		if (ioctl(fd, BLKGETSIZE64, &cap) < 0 || ioctl(fd, BLKSSZGET, &ssz) < 0) {
+			err = sn__err(-errno, "cannot read the size of block device '%s'", path);
+			goto fail;
+		}
+		lbs = (uint32_t)ssz;
+		in->caps |= SN_CAP_BLOCKDEV | SN_CAP_DISCARD;
+		if (size > cap) {
+			err = sn__err(-EINVAL, "size=%llu exceeds block device '%s' (%llu bytes)",
+				      (unsigned long long)size, path, (unsigned long long)cap);
+			goto fail;
+		}
+	} else if (S_ISREG(st.st_mode)) {
+		cap = (uint64_t)st.st_size;
+		lbs = 512;
+		in->caps |= SN_CAP_DISCARD;
+		if (size > cap) {
+			if (readonly) {
+				err = sn__err(-EINVAL, "size=%llu exceeds read-only file '%s' (%llu "
+						       "bytes)",
+					      (unsigned long long)size, path,
+					      (unsigned long long)cap);
+				goto fail;
+			}
+			/* Reserve the space now so writes never hit ENOSPC later. */
+			err = posix_fallocate(fd, 0, (off_t)size);
+			if (err == EOPNOTSUPP || err == EINVAL)
+				err = ftruncate(fd, (off_t)size) ? errno : 0;
+			if (err) {
+				err = sn__err(-err, "cannot grow '%s' to %llu bytes: %s", path,
+					      (unsigned long long)size, sn_strerror(err));
+				goto fail;
+			}
+			cap = size;
+		}
+	} else {
+		err = sn__err(-EINVAL, "'%s' is neither a regular file nor a block device", path);
+		goto fail;
+	}
+	if (size)
+		cap = size;
+	if (cap == 0) {
+		err = sn__err(-EINVAL, "'%s' is empty: give size=N to use N bytes of it", path);
+		goto fail;
+	}
+	in->capacity_bytes = cap;
+	in->block_size = lbs;
+	in->caps |= SN_CAP_FLUSH | SN_CAP_PERSISTS;
+	dev->readonly = readonly;
+	if (o->direct) {
+		in->caps |= SN_CAP_DIRECT;
+		dio_align(fd, in, lbs);
+		/* Keep capacity a whole number of aligned blocks. */
+		in->capacity_bytes -= in->capacity_bytes % in->offset_align;
+	}
+	return fd;
+fail:
+	close(fd);
+	return err;
+}
+
+int64_t sn__file_rw(int fd, int write, void *buf, uint64_t len, uint64_t off)
+{
+	uint64_t done = 0;
+
+	while (done < len) {
+		ssize_t r = write ? pwrite(fd, (char *)buf + done, len - done, (off_t)(off + done))
+				  : pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+
+		if (r < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return -errno;
+		}
+		if (r == 0) {
+			/* A read past the end of a file that shrank under us: the bytes are
+			 * not there. Zero-filling would invent data, so fail. */
+			return -EIO;
+		}
+		done += (uint64_t)r;
+	}
+	return (int64_t)done;
+}
+
+int sn__file_discard(int fd, int is_blockdev, uint64_t off, uint64_t len)
+{
+	if (is_blockdev) {
+		uint64_t range[2] = { off, len };
+
+		return ioctl(fd, BLKDISCARD, range) < 0 ? -errno : 0;
+	}
+	return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0
+		       ? -errno
+		       : 0;
+}

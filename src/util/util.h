@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * util.h — internal helpers shared by every layer: the thread-local error message,
+ * the clock, and small arithmetic. Nothing here depends on another layer.
+ */
+#ifndef SN_UTIL_H
+#define SN_UTIL_H
+
+#include <stdint.h>
+#include <time.h>
+
+#define SN_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define SN_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define SN_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define SN_CACHELINE   64
+
+/* Record why the current call fails; returns err so callers can `return sn__err(...)`. */
+int sn__err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Record a fixed reason without formatting (hot paths such as a full queue). */
+int sn__err_str(int err, const char *msg);
+
+/* Clear the thread's message (a call that succeeds does not have to). */
+void sn__err_clear(void);
+
+static inline uint64_t sn__now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline int sn__is_pow2(uint64_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+/* Format a byte count with a binary suffix ("4 KiB", "1.5 GiB") into buf. */
+const char *sn__fmt_bytes(uint64_t bytes, char *buf, unsigned len);
+
+#endif

@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: MIT */
+/* cmd.h — the subcommands of the snstore CLI, one file each. */
+#ifndef SN_TOOLS_CMD_H
+#define SN_TOOLS_CMD_H
+
+/* Each returns the process exit status: 0 success, 1 failure, 2 bad usage. */
+int cmd_bench(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
+
+#endif

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * snstore.c — the command-line tool: dispatches to one file per subcommand.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <snstore/snstore.h>
+
+#include "cmd.h"
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+} cmds[] = {
+	{ "bench", cmd_bench, "measure a device: IOPS, bandwidth, latency percentiles" },
+	{ "probe", cmd_probe, "show what this machine offers and what auto: would pick" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: snstore COMMAND [OPTIONS]\n\n"
+		   "snstore %s: the fastest path to persistent storage for shared-nothing\n"
+		   "programs, behind one asynchronous API.\n\ncommands:\n",
+		SNSTORE_VERSION);
+	for (unsigned i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].summary);
+	fprintf(f, "\n'snstore COMMAND --help' describes each command.\n"
+		   "Device URIs are ENGINE:PATH?key=value&...; 'snstore probe --engines' lists "
+		   "every engine and its options.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("snstore %s\n", SNSTORE_VERSION);
+		return 0;
+	}
+	for (unsigned i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "snstore: unknown command '%s'\n\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
