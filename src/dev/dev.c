@@ -97,6 +97,10 @@ int sn_dev_open(const char *uri_str, struct sn_dev **devp)
 	err = check_options(e, &uri);
 	if (err)
 		goto out;
+	if (e->resolve) {
+		err = e->resolve(&uri, devp);
+		goto out;
+	}
 	dev = calloc(1, e->dev_size);
 	if (!dev) {
 		err = -ENOMEM;

@@ -51,6 +51,10 @@ struct sn_engine {
 	/* Optional: byte-addressable devices. */
 	int (*map)(struct sn_dev *dev, void **basep);
 	int (*persist)(struct sn_dev *dev, const void *addr, size_t len);
+
+	/* Optional: an engine that stands for another (auto:) opens that one instead and
+	 * says why in the device's note; when set, no other op is called. */
+	int (*resolve)(const struct sn_uri *uri, struct sn_dev **devp);
 	/* Version 1 ends here. */
 };
 
