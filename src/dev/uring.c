@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -135,6 +137,39 @@ static int ring_init(struct uring_dev *u, struct io_uring *ring, unsigned entrie
 	return setup_error(err, entries);
 }
 
+/*
+ * Polled completions need a driver with poll queues (NVMe with nvme.poll_queues=N);
+ * elsewhere the kernel fails polled reads with EOPNOTSUPP. The block layer says which in
+ * queue/io_poll of the device that holds the file (or of its parent, for a partition).
+ */
+static int iopoll_check(struct uring_dev *u, const char *path)
+{
+	char sys[128], val[8] = "";
+	struct stat st;
+	FILE *f = NULL;
+
+	if (fstat(u->fd, &st) < 0)
+		return 0;
+	dev_t d = S_ISBLK(st.st_mode) ? st.st_rdev : st.st_dev;
+	snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/queue/io_poll", major(d), minor(d));
+	if (!(f = fopen(sys, "r"))) {
+		snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/../queue/io_poll", major(d),
+			 minor(d));
+		f = fopen(sys, "r");
+	}
+	if (!f)
+		return 0; /* cannot tell: let the I/O answer */
+	if (!fgets(val, sizeof(val), f))
+		val[0] = '\0';
+	fclose(f);
+	if (val[0] == '0')
+		return sn__err(-EOPNOTSUPP, "iopoll=1: the device under '%s' cannot complete "
+					    "polled I/O (queue/io_poll is 0; NVMe needs "
+					    "nvme.poll_queues=N): drop iopoll=1",
+			       path);
+	return 0;
+}
+
 static int uring_open(struct sn_dev *dev, const struct sn_uri *uri)
 {
 	struct uring_dev *u = (struct uring_dev *)dev;
@@ -166,6 +201,10 @@ static int uring_open(struct sn_dev *dev, const struct sn_uri *uri)
 	u->fd = sn__file_open(dev, uri, &o);
 	if (u->fd < 0)
 		return u->fd;
+	if (iopoll && (err = iopoll_check(u, uri->path))) {
+		close(u->fd);
+		return err;
+	}
 
 	/* A probe ring: fail at open rather than at the first queue if io_uring is off,
 	 * and learn once which flags work so every queue sets up on the first try. */
@@ -336,7 +375,10 @@ static int uring_submit(struct sn_queue *q, const struct sn_io *ios, unsigned n)
 	}
 	if (i == 0)
 		return -EAGAIN;
-	r = io_uring_submit(&uq->ring);
+	/* With deferred task work, entering the kernel is also when completions get posted:
+	 * ask for them now, so the next reap may find them without a second syscall. */
+	r = uq->poll_events ? io_uring_submit_and_get_events(&uq->ring)
+			    : io_uring_submit(&uq->ring);
 	/* The SQEs stay in the ring when the kernel pushes back (-EBUSY: completions
 	 * to reap first); reap hands them over later, so they still count as started. */
 	uq->need_submit = r < 0;
