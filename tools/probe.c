@@ -26,19 +26,19 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: snstore probe [PATH] [--engines]\n"
-		"\n"
-		"Report what this machine offers for storage and what auto: would choose.\n"
-		"\n"
-		"  PATH        file or block device to judge (default: the current directory);\n"
-		"              a file that does not exist is created for the probe and removed\n"
-		"  --engines   list the engines built into this snstore and every URI option\n"
-		"  -h, --help  this text\n"
-		"\n"
-		"Sections: system, io_uring (setup flags and opcodes this kernel accepts),\n"
-		"direct I/O (alignment statx reports for PATH), memory (hugepages), persistent\n"
-		"memory (DAX mounts, /dev/pmem*, /dev/dax*), NVMe (controllers and namespaces),\n"
-		"block devices, engines, and the auto: decision for PATH.\n");
+	        "usage: snstore probe [PATH] [--engines]\n"
+	        "\n"
+	        "Report what this machine offers for storage and what auto: would choose.\n"
+	        "\n"
+	        "  PATH        file or block device to judge (default: the current directory);\n"
+	        "              a file that does not exist is created for the probe and removed\n"
+	        "  --engines   list the engines built into this snstore and every URI option\n"
+	        "  -h, --help  this text\n"
+	        "\n"
+	        "Sections: system, io_uring (setup flags and opcodes this kernel accepts),\n"
+	        "direct I/O (alignment statx reports for PATH), memory (hugepages), persistent\n"
+	        "memory (DAX mounts, /dev/pmem*, /dev/dax*), NVMe (controllers and namespaces),\n"
+	        "block devices, engines, and the auto: decision for PATH.\n");
 }
 
 static void print_engines(int with_options)
@@ -87,9 +87,12 @@ static void probe_uring(void)
 		int op;
 		const char *name;
 	} ops[] = {
-		{ IORING_OP_READ, "READ" },	      { IORING_OP_WRITE, "WRITE" },
-		{ IORING_OP_READ_FIXED, "READ_FIXED" }, { IORING_OP_WRITE_FIXED, "WRITE_FIXED" },
-		{ IORING_OP_FSYNC, "FSYNC" },	      { IORING_OP_FALLOCATE, "FALLOCATE" },
+		{ IORING_OP_READ, "READ" },
+		{ IORING_OP_WRITE, "WRITE" },
+		{ IORING_OP_READ_FIXED, "READ_FIXED" },
+		{ IORING_OP_WRITE_FIXED, "WRITE_FIXED" },
+		{ IORING_OP_FSYNC, "FSYNC" },
+		{ IORING_OP_FALLOCATE, "FALLOCATE" },
 		{ IORING_OP_URING_CMD, "URING_CMD (NVMe passthrough)" },
 	};
 	struct io_uring ring;
@@ -107,8 +110,7 @@ static void probe_uring(void)
 		printf("  not usable: %s\n", sn_strerror(err));
 		return;
 	}
-	printf("  ring features: %s%s%s%s\n",
-	       ring.features & IORING_FEAT_NODROP ? "NODROP " : "",
+	printf("  ring features: %s%s%s%s\n", ring.features & IORING_FEAT_NODROP ? "NODROP " : "",
 	       ring.features & IORING_FEAT_FAST_POLL ? "FAST_POLL " : "",
 	       ring.features & IORING_FEAT_EXT_ARG ? "EXT_ARG " : "",
 	       ring.features & IORING_FEAT_NATIVE_WORKERS ? "NATIVE_WORKERS" : "");
@@ -333,8 +335,7 @@ int cmd_probe(int argc, char **argv)
 	if (stat(path, &st) != 0 || S_ISDIR(st.st_mode)) {
 		if (stat(path, &st) == 0)
 			snprintf(target, sizeof(target), "%s%s.snstore-probe-%d", path,
-				 path[strlen(path) - 1] == '/' ? "" : "/",
-				 (int)getpid());
+			         path[strlen(path) - 1] == '/' ? "" : "/", (int)getpid());
 		else
 			snprintf(target, sizeof(target), "%s", path);
 		scratch = 1;

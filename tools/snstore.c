@@ -20,15 +20,16 @@ static const struct {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: snstore COMMAND [OPTIONS]\n\n"
-		   "snstore %s: the fastest path to persistent storage for shared-nothing\n"
-		   "programs, behind one asynchronous API.\n\ncommands:\n",
-		SNSTORE_VERSION);
+	fprintf(f,
+	        "usage: snstore COMMAND [OPTIONS]\n\n"
+	        "snstore %s: the fastest path to persistent storage for shared-nothing\n"
+	        "programs, behind one asynchronous API.\n\ncommands:\n",
+	        SNSTORE_VERSION);
 	for (unsigned i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].summary);
 	fprintf(f, "\n'snstore COMMAND --help' describes each command.\n"
-		   "Device URIs are ENGINE:PATH?key=value&...; 'snstore probe --engines' lists "
-		   "every engine and its options.\n");
+	           "Device URIs are ENGINE:PATH?key=value&...; 'snstore probe --engines' lists "
+	           "every engine and its options.\n");
 }
 
 int main(int argc, char **argv)

@@ -82,7 +82,7 @@ struct sn_cqe {
 };
 
 static inline void sn_io_prep(struct sn_io *io, enum sn_op op, void *buf, uint32_t len,
-			      uint64_t offset, uint64_t user_data)
+                              uint64_t offset, uint64_t user_data)
 {
 	io->op = (uint8_t)op;
 	io->flags = 0;
@@ -94,13 +94,13 @@ static inline void sn_io_prep(struct sn_io *io, enum sn_op op, void *buf, uint32
 }
 
 static inline void sn_io_read(struct sn_io *io, void *buf, uint32_t len, uint64_t offset,
-			      uint64_t user_data)
+                              uint64_t user_data)
 {
 	sn_io_prep(io, SN_OP_READ, buf, len, offset, user_data);
 }
 
 static inline void sn_io_write(struct sn_io *io, const void *buf, uint32_t len, uint64_t offset,
-			       uint64_t user_data)
+                               uint64_t user_data)
 {
 	sn_io_prep(io, SN_OP_WRITE, (void *)buf, len, offset, user_data);
 }
@@ -111,7 +111,7 @@ static inline void sn_io_flush(struct sn_io *io, uint64_t user_data)
 }
 
 static inline void sn_io_discard(struct sn_io *io, uint32_t len, uint64_t offset,
-				 uint64_t user_data)
+                                 uint64_t user_data)
 {
 	sn_io_prep(io, SN_OP_DISCARD, NULL, len, offset, user_data);
 }
@@ -256,8 +256,8 @@ struct sn_option {
 
 /** An engine compiled into this library, for help and probe output. */
 struct sn_engine_desc {
-	const char *name;               /* URI scheme */
-	const char *summary;            /* one line */
+	const char *name;                /* URI scheme */
+	const char *summary;             /* one line */
 	const struct sn_option *options; /* terminated by an entry with key == NULL */
 };
 

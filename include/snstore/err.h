@@ -18,10 +18,10 @@ extern "C" {
 #endif
 
 /* X(name, value, text): snstore's own codes, beyond the kernel's errno range. */
-#define SN_ERRORS(X)                                                                      \
-	X(SN_ECORRUPT, -10001, "checksum mismatch: stored data is corrupt")              \
-	X(SN_EFORMAT, -10002, "not an snstore device, or an unknown format version")     \
-	X(SN_ESTOPPED, -10003, "stopped after a failed flush: reopen to recover")        \
+#define SN_ERRORS(X)                                                                 \
+	X(SN_ECORRUPT, -10001, "checksum mismatch: stored data is corrupt")          \
+	X(SN_EFORMAT, -10002, "not an snstore device, or an unknown format version") \
+	X(SN_ESTOPPED, -10003, "stopped after a failed flush: reopen to recover")    \
 	X(SN_ENOTAVAIL, -10004, "engine not available in this build or on this machine")
 
 enum {

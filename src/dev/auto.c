@@ -15,8 +15,8 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include "engine.h"
 #include "../util/util.h"
+#include "engine.h"
 
 static const struct sn_option auto_options[] = {
 	{ "direct", "0|1", "force O_DIRECT on or off (default: on where the filesystem allows)" },
@@ -63,14 +63,14 @@ static int direct_ok(const char *path, char *why, size_t len)
 
 /* Rebuild the URI for engine, with direct= set and the other options passed through. */
 static void build_uri(char *out, size_t len, const char *engine, const struct sn_uri *uri,
-		      int direct)
+                      int direct)
 {
 	size_t used = (size_t)snprintf(out, len, "%s:%s?direct=%d", engine, uri->path, direct);
 
 	for (unsigned i = 0; i < uri->nkv && used < len; i++)
 		if (strcmp(uri->kv[i].key, "direct") != 0)
 			used += (size_t)snprintf(out + used, len - used, "&%s=%s", uri->kv[i].key,
-						 uri->kv[i].value);
+			                         uri->kv[i].value);
 }
 
 static int auto_resolve(const struct sn_uri *uri, struct sn_dev **devp)
@@ -96,8 +96,8 @@ static int auto_resolve(const struct sn_uri *uri, struct sn_dev **devp)
 		if (err == 0) {
 			struct sn_dev *dev = *devp;
 
-			snprintf(dev->note, sizeof(dev->note), "auto: chose %s, %.100s%s%.120s", order[i],
-				 why_direct, *refused ? "; " : "", refused);
+			snprintf(dev->note, sizeof(dev->note), "auto: chose %s, %.100s%s%.120s",
+			         order[i], why_direct, *refused ? "; " : "", refused);
 			return 0;
 		}
 		/* A problem with the path itself will not go away with another engine. */
@@ -105,7 +105,7 @@ static int auto_resolve(const struct sn_uri *uri, struct sn_dev **devp)
 		    (err == -EINVAL && i == 0 && strstr(sn_errmsg(), "io_uring") == NULL))
 			return err;
 		snprintf(refused + used, sizeof(refused) - used, "%s%s refused: %s",
-			 used ? "; " : "", order[i], sn_errmsg());
+		         used ? "; " : "", order[i], sn_errmsg());
 	}
 	return sn__err(err, "auto: no engine could open '%s': %s", uri->path, refused);
 }

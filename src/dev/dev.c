@@ -12,8 +12,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "engine.h"
 #include "../util/util.h"
+#include "engine.h"
 
 const struct sn_engine *sn__engine_find(const char *name)
 {
@@ -33,7 +33,7 @@ const struct sn_engine_desc *sn_engine_desc(unsigned idx)
 	if (!n) {
 		unsigned i;
 
-		for (i = 0; sn__engines[i] && i < SN_ARRAY_SIZE(descs); i++) {
+		for (i = 0; i < SN_ARRAY_SIZE(descs) && sn__engines[i]; i++) {
 			descs[i].name = sn__engines[i]->name;
 			descs[i].summary = sn__engines[i]->summary;
 			descs[i].options = sn__engines[i]->options;
@@ -57,9 +57,9 @@ static int check_options(const struct sn_engine *e, const struct sn_uri *uri)
 			continue;
 		for (o = e->options; o && o->key && used < sizeof(known); o++)
 			used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s",
-						 used ? ", " : "", o->key);
+			                         used ? ", " : "", o->key);
 		return sn__err(-EINVAL, "engine %s does not know option '%s' (it takes: %s)",
-			       e->name, uri->kv[i].key, used ? known : "no options");
+		               e->name, uri->kv[i].key, used ? known : "no options");
 	}
 	return 0;
 }
@@ -70,7 +70,7 @@ static int list_engines(char *buf, size_t len)
 
 	for (unsigned i = 0; sn__engines[i] && used < len; i++)
 		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
-					 sn__engines[i]->name);
+		                         sn__engines[i]->name);
 	return 0;
 }
 
@@ -91,7 +91,7 @@ int sn_dev_open(const char *uri_str, struct sn_dev **devp)
 
 		list_engines(known, sizeof(known));
 		err = sn__err(SN_ENOTAVAIL, "unknown engine '%s' in '%s' (this build has: %s)",
-			      uri.engine, uri_str, known);
+		              uri.engine, uri_str, known);
 		goto out;
 	}
 	err = check_options(e, &uri);
@@ -161,7 +161,7 @@ int sn_queue_create(struct sn_dev *dev, unsigned depth, struct sn_queue **qp)
 	*qp = NULL;
 	if (depth < 1 || depth > dev->info.max_queue_depth)
 		return sn__err(-EINVAL, "queue depth %u is out of range: %s takes 1..%u", depth,
-			       e->name, dev->info.max_queue_depth);
+		               e->name, dev->info.max_queue_depth);
 	/* Room for every request in flight plus the one a blocking helper adds. */
 	while (cap < depth + 1)
 		cap <<= 1;
@@ -229,12 +229,13 @@ static int refuse_io(const struct sn_dev *dev, const struct sn_io *io)
 	unsigned long long off = io->offset, len = io->len;
 
 	if (io->op > SN_OP_DISCARD)
-		return sn__err(-EINVAL, "unknown opcode %u (expected SN_OP_READ, _WRITE, _FLUSH "
-					"or _DISCARD)",
-			       io->op);
+		return sn__err(-EINVAL,
+		               "unknown opcode %u (expected SN_OP_READ, _WRITE, _FLUSH "
+		               "or _DISCARD)",
+		               io->op);
 	if (io->reserved || (io->flags & ~SN_IO_FUA))
 		return sn__err(-EINVAL, "%s: unknown flags 0x%x or reserved field set", op,
-			       io->flags);
+		               io->flags);
 	if (io->flags & SN_IO_FUA && io->op != SN_OP_WRITE)
 		return sn__err(-EINVAL, "%s: SN_IO_FUA applies to writes only", op);
 	if (io->op == SN_OP_FLUSH)
@@ -243,29 +244,29 @@ static int refuse_io(const struct sn_dev *dev, const struct sn_io *io)
 		return sn__err(-EBADF, "%s: '%s' was opened read-only", op, in->path);
 	if (io->op == SN_OP_DISCARD && !(in->caps & SN_CAP_DISCARD))
 		return sn__err(-ENOTSUP, "discard: engine %s on '%s' cannot discard", in->engine,
-			       in->path);
+		               in->path);
 	if (io->len == 0)
-		return sn__err(-EINVAL, "zero-length %s at offset %llu: len must be at least 1",
-			       op, off);
+		return sn__err(-EINVAL, "zero-length %s at offset %llu: len must be at least 1", op,
+		               off);
 	if (io->len > in->max_transfer_bytes)
-		return sn__err(-EINVAL, "%s of %llu bytes exceeds the %u-byte maximum transfer",
-			       op, len, in->max_transfer_bytes);
+		return sn__err(-EINVAL, "%s of %llu bytes exceeds the %u-byte maximum transfer", op,
+		               len, in->max_transfer_bytes);
 	if (io->offset > in->capacity_bytes || len > in->capacity_bytes - io->offset)
 		return sn__err(-ERANGE,
-			       "%s of [%llu, %llu) reaches past the end of the device (%llu bytes)",
-			       op, off, off + len, (unsigned long long)in->capacity_bytes);
+		               "%s of [%llu, %llu) reaches past the end of the device (%llu bytes)",
+		               op, off, off + len, (unsigned long long)in->capacity_bytes);
 	if ((io->offset | io->len) & (in->offset_align - 1))
 		return sn__err(-EINVAL,
-			       "%s at offset %llu, length %llu: both must be multiples of %u "
-			       "(direct I/O on '%s' needs %u-byte alignment)",
-			       op, off, len, in->offset_align, in->path, in->offset_align);
+		               "%s at offset %llu, length %llu: both must be multiples of %u "
+		               "(direct I/O on '%s' needs %u-byte alignment)",
+		               op, off, len, in->offset_align, in->path, in->offset_align);
 	if (io->op != SN_OP_DISCARD && !io->buf)
 		return sn__err(-EINVAL, "%s at offset %llu: buf is NULL", op, off);
 	if (io->op != SN_OP_DISCARD && ((uintptr_t)io->buf & (in->mem_align - 1)))
 		return sn__err(-EINVAL,
-			       "%s buffer %p is not aligned to %u bytes, as direct I/O on '%s' "
-			       "needs (allocate it with sn_queue_buf_alloc)",
-			       op, io->buf, in->mem_align, in->path);
+		               "%s buffer %p is not aligned to %u bytes, as direct I/O on '%s' "
+		               "needs (allocate it with sn_queue_buf_alloc)",
+		               op, io->buf, in->mem_align, in->path);
 	return 0;
 }
 
@@ -280,7 +281,7 @@ static inline int check_io(const struct sn_dev *dev, const struct sn_io *io)
 	return io->len && io->len <= in->max_transfer_bytes &&
 	       io->offset <= in->capacity_bytes - io->len && io->buf &&
 	       !(((uintptr_t)io->buf & (in->mem_align - 1)) |
-		 ((io->offset | io->len) & (in->offset_align - 1)));
+	         ((io->offset | io->len) & (in->offset_align - 1)));
 }
 
 static int submit(struct sn_queue *q, const struct sn_io *ios, unsigned n)
@@ -444,13 +445,13 @@ int sn_queue_buf_alloc(struct sn_queue *q, size_t len, void **bufp)
 	 * silently when none are reserved. */
 	if (len >= (2u << 20) && align <= (2u << 20) && len % (2u << 20) == 0)
 		map = mmap(NULL, len, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_POPULATE, -1, 0);
+		           MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_POPULATE, -1, 0);
 	if (map != MAP_FAILED) {
 		map_len = len;
 		addr = map;
 	} else {
 		map = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		           MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 		if (map == MAP_FAILED)
 			return sn__err(-ENOMEM, "cannot map a %zu-byte I/O buffer", len);
 		addr = (void *)(((uintptr_t)map + align - 1) & ~(uintptr_t)(align - 1));
@@ -488,9 +489,10 @@ int sn_dev_map(struct sn_dev *dev, void **basep)
 {
 	*basep = NULL;
 	if (!(dev->info.caps & SN_CAP_BYTE_ADDR) || !dev->engine->map)
-		return sn__err(-ENOTSUP, "engine %s is not byte-addressable (use mmap:, dax: or "
-					 "pmem:)",
-			       dev->info.engine);
+		return sn__err(-ENOTSUP,
+		               "engine %s is not byte-addressable (use mmap:, dax: or "
+		               "pmem:)",
+		               dev->info.engine);
 	return dev->engine->map(dev, basep);
 }
 
@@ -504,10 +506,9 @@ int sn_dev_persist(struct sn_dev *dev, const void *addr, size_t len)
 	err = dev->engine->map(dev, &base);
 	if (err)
 		return err;
-	if ((const char *)addr < (char *)base ||
-	    len > dev->info.capacity_bytes ||
+	if ((const char *)addr < (char *)base || len > dev->info.capacity_bytes ||
 	    (uint64_t)((const char *)addr - (char *)base) > dev->info.capacity_bytes - len)
 		return sn__err(-EINVAL, "persist range %p+%zu lies outside the %s mapping", addr,
-			       len, dev->info.engine);
+		               len, dev->info.engine);
 	return dev->engine->persist(dev, addr, len);
 }

@@ -31,7 +31,7 @@ struct sn_engine {
 	/* Fill dev->info (capacity, alignment, caps ...) from the URI. */
 	int (*open)(struct sn_dev *dev, const struct sn_uri *uri);
 	void (*close)(struct sn_dev *dev);
-	int (*queue_init)(struct sn_queue *q); /* q->dev, q->depth are set */
+	int (*queue_init)(struct sn_queue *q);  /* q->dev, q->depth are set */
 	void (*queue_fini)(struct sn_queue *q); /* nothing is in flight */
 
 	/*
@@ -61,17 +61,17 @@ struct sn_engine {
 struct sn_dev {
 	const struct sn_engine *engine;
 	struct sn_dev_info info;
-	char *path;      /* owned copy; info.path points here */
-	char note[256];  /* info.note */
-	char features[128]; /* info.features */
-	int readonly;    /* writes and discards are refused */
+	char *path;           /* owned copy; info.path points here */
+	char note[256];       /* info.note */
+	char features[128];   /* info.features */
+	int readonly;         /* writes and discards are refused */
 	unsigned fast_op_max; /* highest opcode check_io() may pass without a closer look */
 };
 
 struct sn_buf_rec {
-	void *addr;  /* what the user sees */
-	size_t len;  /* usable length */
-	void *map;   /* what was mmap()ed */
+	void *addr; /* what the user sees */
+	size_t len; /* usable length */
+	void *map;  /* what was mmap()ed */
 	size_t map_len;
 };
 
@@ -128,9 +128,11 @@ int64_t sn__file_rw(int fd, int write, void *buf, uint64_t len, uint64_t off);
 int sn__file_discard(int fd, int is_blockdev, uint64_t off, uint64_t len);
 
 /* Options every file engine accepts, to splice into an engine's option table. */
-#define SN_FILE_OPTIONS                                                                   \
-	{ "create", "0|1", "create the file if it is missing (needs size=)" },           \
-	{ "size", "SIZE", "use SIZE bytes; a shorter file is extended (fallocate)" },    \
-	{ "readonly", "0|1", "open read-only; writes are refused" }
+#define SN_FILE_OPTIONS                                                                       \
+	{ "create", "0|1", "create the file if it is missing (needs size=)" },                \
+	        { "size", "SIZE", "use SIZE bytes; a shorter file is extended (fallocate)" }, \
+	{                                                                                     \
+		"readonly", "0|1", "open read-only; writes are refused"                       \
+	}
 
 #endif

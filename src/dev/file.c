@@ -16,18 +16,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine.h"
 #include "../util/util.h"
+#include "engine.h"
 
 static int open_errno(int err, const char *path, int direct)
 {
 	if (err == -EINVAL && direct)
-		return sn__err(err, "'%s' refuses O_DIRECT (its filesystem, tmpfs for one, has no "
-				    "direct I/O): drop direct=1 or use a path on a disk",
-			       path);
+		return sn__err(err,
+		               "'%s' refuses O_DIRECT (its filesystem, tmpfs for one, has no "
+		               "direct I/O): drop direct=1 or use a path on a disk",
+		               path);
 	if (err == -EACCES || err == -EPERM)
 		return sn__err(err, "no permission to open '%s' for %s", path,
-			       "reading and writing (add readonly=1 to only read)");
+		               "reading and writing (add readonly=1 to only read)");
 	if (err == -EISDIR)
 		return sn__err(err, "'%s' is a directory: give a file or block device", path);
 	return sn__err(err, "cannot open '%s': %s", path, sn_strerror(err));
@@ -65,16 +66,15 @@ int sn__file_open(struct sn_dev *dev, const struct sn_uri *uri, const struct sn_
 		return err;
 	if (!*path)
 		return sn__err(-EINVAL, "engine %s needs a path: %s:/path/to/file-or-device",
-			       dev->engine->name, dev->engine->name);
+		               dev->engine->name, dev->engine->name);
 	exists = stat(path, &st) == 0;
 	if (!exists && errno != ENOENT)
 		return open_errno(-errno, path, 0);
 	if (!exists && !create)
 		return sn__err(-ENOENT, "'%s' does not exist (add create=1&size=N to create it)",
-			       path);
+		               path);
 	if (!exists && !size)
-		return sn__err(-EINVAL, "create=1 needs size=N to know how big to make '%s'",
-			       path);
+		return sn__err(-EINVAL, "create=1 needs size=N to know how big to make '%s'", path);
 	if (readonly && (create && !exists))
 		return sn__err(-EINVAL, "readonly=1 and create=1 contradict each other");
 
@@ -98,7 +98,7 @@ int sn__file_open(struct sn_dev *dev, const struct sn_uri *uri, const struct sn_
 		in->caps |= SN_CAP_BLOCKDEV | SN_CAP_DISCARD;
 		if (size > cap) {
 			err = sn__err(-EINVAL, "size=%llu exceeds block device '%s' (%llu bytes)",
-				      (unsigned long long)size, path, (unsigned long long)cap);
+			              (unsigned long long)size, path, (unsigned long long)cap);
 			goto fail;
 		}
 	} else if (S_ISREG(st.st_mode)) {
@@ -107,10 +107,11 @@ int sn__file_open(struct sn_dev *dev, const struct sn_uri *uri, const struct sn_
 		in->caps |= SN_CAP_DISCARD;
 		if (size > cap) {
 			if (readonly) {
-				err = sn__err(-EINVAL, "size=%llu exceeds read-only file '%s' (%llu "
-						       "bytes)",
-					      (unsigned long long)size, path,
-					      (unsigned long long)cap);
+				err = sn__err(-EINVAL,
+				              "size=%llu exceeds read-only file '%s' (%llu "
+				              "bytes)",
+				              (unsigned long long)size, path,
+				              (unsigned long long)cap);
 				goto fail;
 			}
 			/* Reserve the space now so writes never hit ENOSPC later. */
@@ -119,7 +120,7 @@ int sn__file_open(struct sn_dev *dev, const struct sn_uri *uri, const struct sn_
 				err = ftruncate(fd, (off_t)size) ? errno : 0;
 			if (err) {
 				err = sn__err(-err, "cannot grow '%s' to %llu bytes: %s", path,
-					      (unsigned long long)size, sn_strerror(err));
+				              (unsigned long long)size, sn_strerror(err));
 				goto fail;
 			}
 			cap = size;
@@ -156,7 +157,7 @@ int64_t sn__file_rw(int fd, int write, void *buf, uint64_t len, uint64_t off)
 
 	while (done < len) {
 		ssize_t r = write ? pwrite(fd, (char *)buf + done, len - done, (off_t)(off + done))
-				  : pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+		                  : pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
 
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN)
@@ -181,6 +182,6 @@ int sn__file_discard(int fd, int is_blockdev, uint64_t off, uint64_t len)
 		return ioctl(fd, BLKDISCARD, range) < 0 ? -errno : 0;
 	}
 	return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0
-		       ? -errno
-		       : 0;
+	               ? -errno
+	               : 0;
 }

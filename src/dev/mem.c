@@ -8,8 +8,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "engine.h"
 #include "../util/util.h"
+#include "engine.h"
 
 struct mem_dev {
 	struct sn_dev dev;
@@ -32,10 +32,10 @@ static int mem_open(struct sn_dev *dev, const struct sn_uri *uri)
 	if (!size)
 		return sn__err(-EINVAL, "size=0: a device needs at least one byte");
 	m->base = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m->base == MAP_FAILED)
 		return sn__err(-ENOMEM, "cannot reserve %llu bytes of memory for mem:",
-			       (unsigned long long)size);
+		               (unsigned long long)size);
 	dev->info.capacity_bytes = size;
 	dev->info.max_queue_depth = 65536;
 	dev->info.caps = SN_CAP_FLUSH | SN_CAP_FUA | SN_CAP_DISCARD | SN_CAP_BYTE_ADDR;

@@ -12,8 +12,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "engine.h"
 #include "../util/util.h"
+#include "engine.h"
 
 struct mmap_dev {
 	struct sn_dev dev;
@@ -41,10 +41,10 @@ static int mmap_open(struct sn_dev *dev, const struct sn_uri *uri)
 		return m->fd;
 	prot = PROT_READ | (dev->readonly ? 0 : PROT_WRITE);
 	m->base = mmap(NULL, dev->info.capacity_bytes, prot,
-		       MAP_SHARED | (populate ? MAP_POPULATE : 0), m->fd, 0);
+	               MAP_SHARED | (populate ? MAP_POPULATE : 0), m->fd, 0);
 	if (m->base == MAP_FAILED) {
 		err = sn__err(-errno, "cannot map '%s' (%llu bytes): %s", uri->path,
-			      (unsigned long long)dev->info.capacity_bytes, sn_strerror(-errno));
+		              (unsigned long long)dev->info.capacity_bytes, sn_strerror(-errno));
 		close(m->fd);
 		return err;
 	}
@@ -52,7 +52,7 @@ static int mmap_open(struct sn_dev *dev, const struct sn_uri *uri)
 	dev->info.caps |= SN_CAP_BYTE_ADDR;
 	dev->info.flush_does = "msync(MS_SYNC) of the mapping: dirty pages reach stable storage";
 	snprintf(dev->features, sizeof(dev->features), "MAP_SHARED%s",
-		 populate ? " MAP_POPULATE" : "");
+	         populate ? " MAP_POPULATE" : "");
 	return 0;
 }
 
@@ -88,7 +88,7 @@ static int64_t mmap_one(struct mmap_dev *m, const struct sn_io *io)
 		return mmap_sync(m, 0, m->dev.info.capacity_bytes);
 	case SN_OP_DISCARD:
 		err = sn__file_discard(m->fd, m->dev.info.caps & SN_CAP_BLOCKDEV, io->offset,
-				       io->len);
+		                       io->len);
 		return err ? err : (int64_t)io->len;
 	}
 	return -EINVAL;

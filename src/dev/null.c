@@ -6,8 +6,8 @@
  */
 #include <errno.h>
 
-#include "engine.h"
 #include "../util/util.h"
+#include "engine.h"
 
 static const struct sn_option null_options[] = {
 	{ "size", "SIZE", "capacity to pretend to have (default 1g)" },

@@ -11,8 +11,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "engine.h"
 #include "../util/util.h"
+#include "engine.h"
 
 struct psync_dev {
 	struct sn_dev dev;
@@ -40,9 +40,9 @@ static int psync_open(struct sn_dev *dev, const struct sn_uri *uri)
 		return p->fd;
 	dev->info.caps |= o.dsync ? SN_CAP_FUA : 0;
 	dev->info.flush_does = "fdatasync(2): data and the metadata needed to read it reach "
-			       "stable storage";
+	                       "stable storage";
 	snprintf(dev->features, sizeof(dev->features), "%s%s", o.direct ? "O_DIRECT " : "",
-		 o.dsync ? "O_DSYNC" : "");
+	         o.dsync ? "O_DSYNC" : "");
 	return 0;
 }
 
@@ -70,8 +70,8 @@ static int64_t psync_one(struct psync_dev *p, const struct sn_io *io)
 				return -errno;
 			if ((uint64_t)r < io->len) {
 				int64_t rest = sn__file_rw(p->fd, 1, (char *)io->buf + r,
-							   io->len - (uint64_t)r,
-							   io->offset + (uint64_t)r);
+				                           io->len - (uint64_t)r,
+				                           io->offset + (uint64_t)r);
 				if (rest < 0)
 					return rest;
 				if (fdatasync(p->fd) < 0)
@@ -84,7 +84,7 @@ static int64_t psync_one(struct psync_dev *p, const struct sn_io *io)
 		return fdatasync(p->fd) < 0 ? -errno : 0;
 	case SN_OP_DISCARD: {
 		int err = sn__file_discard(p->fd, p->dev.info.caps & SN_CAP_BLOCKDEV, io->offset,
-					   io->len);
+		                           io->len);
 		return err ? err : (int64_t)io->len;
 	}
 	}

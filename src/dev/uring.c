@@ -22,10 +22,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "engine.h"
 #include "../util/util.h"
+#include "engine.h"
 
-#define URING_MAX_BUFS 64 /* sparse fixed-buffer table slots per queue */
+#define URING_MAX_BUFS 64           /* sparse fixed-buffer table slots per queue */
 #define URING_BUF_MAX  (1ull << 30) /* the kernel's limit on one fixed buffer */
 
 struct uring_dev {
@@ -57,13 +57,13 @@ struct uring_queue {
 	struct uring_slot *slots;
 	unsigned free_head; /* stack of free slots, linked through next_free */
 	unsigned nslots;
-	int need_submit;    /* SQEs prepared but not yet handed to the kernel */
+	int need_submit; /* SQEs prepared but not yet handed to the kernel */
 	struct uring_buf bufs[URING_MAX_BUFS];
 	unsigned nbufs;
-	unsigned last_buf;  /* most recent hit: most jobs slice one big buffer */
-	int fixed_bufs;     /* the sparse table was registered */
-	int fixed_file;     /* the file is registered as index 0 */
-	int poll_events;    /* completions wait for an io_uring_enter (DEFER/COOP_TASKRUN) */
+	unsigned last_buf; /* most recent hit: most jobs slice one big buffer */
+	int fixed_bufs;    /* the sparse table was registered */
+	int fixed_file;    /* the file is registered as index 0 */
+	int poll_events;   /* completions wait for an io_uring_enter (DEFER/COOP_TASKRUN) */
 };
 
 static const struct sn_option uring_options[] = {
@@ -84,23 +84,23 @@ static int setup_error(int err, unsigned depth)
 
 	if (err == -ENOMEM) {
 		getrlimit(RLIMIT_MEMLOCK, &rl);
-		return sn__err(err, "io_uring setup with %u entries failed: the kernel refused to "
-				    "lock memory (RLIMIT_MEMLOCK is %llu bytes): raise 'ulimit -l' "
-				    "or use a smaller queue depth",
-			       depth, (unsigned long long)rl.rlim_cur);
+		return sn__err(err,
+		               "io_uring setup with %u entries failed: the kernel refused to "
+		               "lock memory (RLIMIT_MEMLOCK is %llu bytes): raise 'ulimit -l' "
+		               "or use a smaller queue depth",
+		               depth, (unsigned long long)rl.rlim_cur);
 	}
 	if (err == -EPERM)
 		return sn__err(err, "io_uring is disabled on this system (sysctl "
-				    "kernel.io_uring_disabled, or a seccomp policy): use psync:");
+		                    "kernel.io_uring_disabled, or a seccomp policy): use psync:");
 	if (err == -ENOSYS)
 		return sn__err(err, "this kernel has no io_uring (Linux 5.1+): use psync:");
-	return sn__err(err, "io_uring setup with %u entries failed: %s", depth,
-		       sn_strerror(err));
+	return sn__err(err, "io_uring setup with %u entries failed: %s", depth, sn_strerror(err));
 }
 
 /* Set up ring with the best flags this kernel takes, starting from u->setup_flags. */
 static int ring_init(struct uring_dev *u, struct io_uring *ring, unsigned entries,
-		     unsigned *flags_out)
+                     unsigned *flags_out)
 {
 	const unsigned base = IORING_SETUP_SUBMIT_ALL;
 	unsigned tries[4], ntries = 0, extra;
@@ -111,8 +111,8 @@ static int ring_init(struct uring_dev *u, struct io_uring *ring, unsigned entrie
 		/* DEFER_TASKRUN needs the submitter to reap; sqpoll submits by itself. */
 		tries[ntries++] = extra | base | IORING_SETUP_SINGLE_ISSUER;
 	} else {
-		tries[ntries++] = extra | base | IORING_SETUP_SINGLE_ISSUER |
-				  IORING_SETUP_DEFER_TASKRUN;
+		tries[ntries++] =
+		        extra | base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
 		tries[ntries++] = extra | base | IORING_SETUP_COOP_TASKRUN;
 	}
 	tries[ntries++] = extra;
@@ -154,7 +154,7 @@ static int iopoll_check(struct uring_dev *u, const char *path)
 	snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/queue/io_poll", major(d), minor(d));
 	if (!(f = fopen(sys, "r"))) {
 		snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/../queue/io_poll", major(d),
-			 minor(d));
+		         minor(d));
 		f = fopen(sys, "r");
 	}
 	if (!f)
@@ -163,10 +163,11 @@ static int iopoll_check(struct uring_dev *u, const char *path)
 		val[0] = '\0';
 	fclose(f);
 	if (val[0] == '0')
-		return sn__err(-EOPNOTSUPP, "iopoll=1: the device under '%s' cannot complete "
-					    "polled I/O (queue/io_poll is 0; NVMe needs "
-					    "nvme.poll_queues=N): drop iopoll=1",
-			       path);
+		return sn__err(-EOPNOTSUPP,
+		               "iopoll=1: the device under '%s' cannot complete "
+		               "polled I/O (queue/io_poll is 0; NVMe needs "
+		               "nvme.poll_queues=N): drop iopoll=1",
+		               path);
 	return 0;
 }
 
@@ -191,13 +192,13 @@ static int uring_open(struct sn_dev *dev, const struct sn_uri *uri)
 		return err;
 	if (iopoll && !o.direct)
 		return sn__err(-EINVAL, "iopoll=1 needs direct=1: polled completions exist only "
-					"for O_DIRECT I/O");
+		                        "for O_DIRECT I/O");
 	if (cpu != UINT64_MAX && !sqpoll)
 		return sn__err(-EINVAL, "sqpoll_cpu needs sqpoll=1");
 	u->sqpoll_cpu = cpu == UINT64_MAX ? -1 : (int)cpu;
 	u->sq_idle_ms = (unsigned)idle;
 	u->setup_flags = (sqpoll ? IORING_SETUP_SQPOLL : 0) | (iopoll ? IORING_SETUP_IOPOLL : 0) |
-			 (u->sqpoll_cpu >= 0 ? IORING_SETUP_SQ_AFF : 0);
+	                 (u->sqpoll_cpu >= 0 ? IORING_SETUP_SQ_AFF : 0);
 	u->fd = sn__file_open(dev, uri, &o);
 	if (u->fd < 0)
 		return u->fd;
@@ -224,16 +225,16 @@ static int uring_open(struct sn_dev *dev, const struct sn_uri *uri)
 	dev->info.max_transfer_bytes = 1u << 30;
 	dev->info.caps |= SN_CAP_FUA;
 	dev->info.flush_does = "IORING_OP_FSYNC with IORING_FSYNC_DATASYNC (fdatasync): data "
-			       "and the metadata needed to read it reach stable storage";
+	                       "and the metadata needed to read it reach stable storage";
 	snprintf(dev->features, sizeof(dev->features), "%s%s%s%s%s%s%s%s%s",
-		 o.direct ? "O_DIRECT " : "", u->use_fixed_file ? "fixed-file " : "",
-		 u->use_fixed_bufs ? "fixed-bufs " : "",
-		 flags & IORING_SETUP_SINGLE_ISSUER ? "single-issuer " : "",
-		 flags & IORING_SETUP_DEFER_TASKRUN ? "defer-taskrun " : "",
-		 flags & IORING_SETUP_COOP_TASKRUN ? "coop-taskrun " : "",
-		 flags & IORING_SETUP_SUBMIT_ALL ? "submit-all " : "",
-		 flags & IORING_SETUP_SQPOLL ? "sqpoll " : "",
-		 flags & IORING_SETUP_IOPOLL ? "iopoll " : "");
+	         o.direct ? "O_DIRECT " : "", u->use_fixed_file ? "fixed-file " : "",
+	         u->use_fixed_bufs ? "fixed-bufs " : "",
+	         flags & IORING_SETUP_SINGLE_ISSUER ? "single-issuer " : "",
+	         flags & IORING_SETUP_DEFER_TASKRUN ? "defer-taskrun " : "",
+	         flags & IORING_SETUP_COOP_TASKRUN ? "coop-taskrun " : "",
+	         flags & IORING_SETUP_SUBMIT_ALL ? "submit-all " : "",
+	         flags & IORING_SETUP_SQPOLL ? "sqpoll " : "",
+	         flags & IORING_SETUP_IOPOLL ? "iopoll " : "");
 	return 0;
 }
 
@@ -265,8 +266,8 @@ static int uring_queue_init(struct sn_queue *q)
 	/* Registration only saves work per request; without it I/O still works. */
 	uq->fixed_file = u->use_fixed_file && io_uring_register_files(&uq->ring, &u->fd, 1) == 0;
 	uq->poll_events = !!(flags & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN));
-	uq->fixed_bufs =
-		u->use_fixed_bufs && io_uring_register_buffers_sparse(&uq->ring, URING_MAX_BUFS) == 0;
+	uq->fixed_bufs = u->use_fixed_bufs &&
+	                 io_uring_register_buffers_sparse(&uq->ring, URING_MAX_BUFS) == 0;
 	/* Saves the fd lookup on every io_uring_enter (5.18). */
 	io_uring_register_ring_fd(&uq->ring);
 	return 0;
@@ -342,7 +343,7 @@ static void prep_slot(struct uring_queue *uq, struct io_uring_sqe *sqe, unsigned
 		break;
 	default: /* SN_OP_DISCARD; on a block device fallocate discards or zeroes */
 		io_uring_prep_fallocate(sqe, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-					io->offset, io->len);
+		                        io->offset, io->len);
 		break;
 	}
 	if (uq->fixed_file)
@@ -369,8 +370,8 @@ static int uring_submit(struct sn_queue *q, const struct sn_io *ios, unsigned n)
 		s->io = ios[i];
 		s->done = 0;
 		s->buf_idx = (int16_t)(uq->nbufs && ios[i].op <= SN_OP_WRITE
-					       ? buf_lookup(uq, ios[i].buf, ios[i].len)
-					       : -1);
+		                               ? buf_lookup(uq, ios[i].buf, ios[i].len)
+		                               : -1);
 		prep_slot(uq, sqe, idx);
 	}
 	if (i == 0)
@@ -378,7 +379,7 @@ static int uring_submit(struct sn_queue *q, const struct sn_io *ios, unsigned n)
 	/* With deferred task work, entering the kernel is also when completions get posted:
 	 * ask for them now, so the next reap may find them without a second syscall. */
 	r = uq->poll_events ? io_uring_submit_and_get_events(&uq->ring)
-			    : io_uring_submit(&uq->ring);
+	                    : io_uring_submit(&uq->ring);
 	/* The SQEs stay in the ring when the kernel pushes back (-EBUSY: completions
 	 * to reap first); reap hands them over later, so they still count as started. */
 	uq->need_submit = r < 0;
@@ -419,7 +420,8 @@ static int uring_reap(struct sn_queue *q, struct sn_cqe *out, unsigned max, unsi
 				retry_slot(uq, idx);
 				continue;
 			}
-			if (res > 0 && s->io.op <= SN_OP_WRITE && s->done + (unsigned)res < s->io.len) {
+			if (res > 0 && s->io.op <= SN_OP_WRITE &&
+			    s->done + (unsigned)res < s->io.len) {
 				s->done += (unsigned)res;
 				retry_slot(uq, idx);
 				continue;
@@ -439,7 +441,8 @@ static int uring_reap(struct sn_queue *q, struct sn_cqe *out, unsigned max, unsi
 		if (got >= min_wait) {
 			/* A non-waiting reap that found nothing: with deferred task work the
 			 * kernel posts completions only inside io_uring_enter, so enter once. */
-			if (got == 0 && !entered && got < max && (uq->poll_events || uq->need_submit)) {
+			if (got == 0 && !entered && got < max &&
+			    (uq->poll_events || uq->need_submit)) {
 				entered = 1;
 				r = io_uring_submit_and_get_events(ring);
 				uq->need_submit = r < 0;
@@ -454,7 +457,8 @@ static int uring_reap(struct sn_queue *q, struct sn_cqe *out, unsigned max, unsi
 		/* One syscall hands over pending SQEs and waits for completions. */
 		r = io_uring_submit_and_wait(ring, min_wait - got);
 		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME)
-			return got ? (int)got : sn__err(r, "io_uring wait failed: %s", sn_strerror(r));
+			return got ? (int)got
+			           : sn__err(r, "io_uring wait failed: %s", sn_strerror(r));
 		uq->need_submit = 0;
 	}
 }
@@ -495,7 +499,7 @@ static void uring_buf_unregister(struct sn_queue *q, void *buf, size_t len)
 		if (uq->bufs[i].start != (uintptr_t)buf)
 			continue;
 		io_uring_register_buffers_update_tag(&uq->ring, (unsigned)uq->bufs[i].idx, &iov,
-						     &tag, 1);
+		                                     &tag, 1);
 		uq->bufs[i] = uq->bufs[--uq->nbufs];
 		uq->last_buf = 0;
 		return;

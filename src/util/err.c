@@ -51,8 +51,8 @@ const char *sn_strerror(int err)
 	const char *s;
 
 	switch (err) {
-#define SN__ERR_TEXT(name, value, text)                                                   \
-	case value:                                                                       \
+#define SN__ERR_TEXT(name, value, text) \
+	case value:                     \
 		return text;
 		SN_ERRORS(SN__ERR_TEXT)
 #undef SN__ERR_TEXT
@@ -70,8 +70,8 @@ const char *sn_errname(int err)
 	const char *s;
 
 	switch (err) {
-#define SN__ERR_NAME(name, value, text)                                                   \
-	case value:                                                                       \
+#define SN__ERR_NAME(name, value, text) \
+	case value:                     \
 		return #name;
 		SN_ERRORS(SN__ERR_NAME)
 #undef SN__ERR_NAME

@@ -26,20 +26,20 @@ int sn__uri_parse(const char *s, struct sn_uri *uri)
 	memset(uri, 0, sizeof(*uri));
 	if (!s || !*s)
 		return sn__err(-EINVAL, "empty device URI: expected ENGINE:PATH?key=value "
-					"(for example uring:/data/file?direct=1)");
+		                        "(for example uring:/data/file?direct=1)");
 	colon = strchr(s, ':');
 	if (!colon)
 		return sn__err(-EINVAL,
-			       "device URI '%s' has no engine: write ENGINE:PATH, for example "
-			       "uring:%s or auto:%s",
-			       s, s, s);
+		               "device URI '%s' has no engine: write ENGINE:PATH, for example "
+		               "uring:%s or auto:%s",
+		               s, s, s);
 	if (colon == s)
 		return sn__err(-EINVAL, "device URI '%s' has an empty engine name before ':'", s);
 	for (const char *c = s; c < colon; c++)
 		if (!is_scheme_char(*c))
-			return sn__err(-EINVAL,
-				       "device URI '%s': engine name may hold only a-z, 0-9 and '_'",
-				       s);
+			return sn__err(
+			        -EINVAL,
+			        "device URI '%s': engine name may hold only a-z, 0-9 and '_'", s);
 	uri->buf = strdup(s);
 	if (!uri->buf)
 		return -ENOMEM;
@@ -62,14 +62,15 @@ int sn__uri_parse(const char *s, struct sn_uri *uri)
 			return sn__err(-EINVAL, "device URI '%s' has an option with no key", s);
 		}
 		if (sn__uri_get(uri, tok)) {
-			int err = sn__err(-EINVAL, "device URI '%s' gives option '%s' twice", s, tok);
+			int err =
+			        sn__err(-EINVAL, "device URI '%s' gives option '%s' twice", s, tok);
 			sn__uri_free(uri);
 			return err;
 		}
 		if (uri->nkv == SN_URI_MAX_KEYS) {
 			sn__uri_free(uri);
 			return sn__err(-EINVAL, "device URI '%s' has more than %d options", s,
-				       SN_URI_MAX_KEYS);
+			               SN_URI_MAX_KEYS);
 		}
 		uri->kv[uri->nkv].key = tok;
 		uri->kv[uri->nkv].value = eq ? eq + 1 : "";
@@ -98,8 +99,7 @@ int sn__uri_bool(const struct sn_uri *uri, const char *key, int *out)
 
 	if (!v)
 		return 0;
-	if (!*v || !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes") ||
-	    !strcmp(v, "on")) {
+	if (!*v || !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on")) {
 		*out = 1;
 		return 0;
 	}
@@ -137,8 +137,7 @@ int sn__uri_size(const struct sn_uri *uri, const char *key, uint64_t *out)
 		return 0;
 	err = sn_parse_size(v, out);
 	if (err)
-		return sn__err(err, "option %s=%s: expected a size such as 4096, 64k, 1g", key,
-			       v);
+		return sn__err(err, "option %s=%s: expected a size such as 4096, 64k, 1g", key, v);
 	return 0;
 }
 
@@ -150,17 +149,34 @@ int sn_parse_size(const char *s, uint64_t *out)
 
 	if (!s || *s < '0' || *s > '9')
 		return sn__err(-EINVAL, "'%s' is not a size (examples: 4096, 4k, 1M, 2G)",
-			       s ? s : "");
+		               s ? s : "");
 	errno = 0;
 	n = strtoull(s, &end, 10);
 	if (errno)
 		return sn__err(-EINVAL, "size '%s' is too large", s);
 	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	default: break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		end++;
+		break;
+	default:
+		break;
 	}
 	if (shift && (*end == 'i' || *end == 'I'))
 		end++;

@@ -9,10 +9,10 @@
 #include <stdint.h>
 #include <time.h>
 
-#define SN_LIKELY(x)   __builtin_expect(!!(x), 1)
-#define SN_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define SN_LIKELY(x)     __builtin_expect(!!(x), 1)
+#define SN_UNLIKELY(x)   __builtin_expect(!!(x), 0)
 #define SN_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define SN_CACHELINE   64
+#define SN_CACHELINE     64
 
 /* Record why the current call fails; returns err so callers can `return sn__err(...)`. */
 int sn__err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
