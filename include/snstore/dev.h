@@ -247,6 +247,13 @@ int sn_dev_map(struct sn_dev *dev, void **basep);
  */
 int sn_dev_persist(struct sn_dev *dev, const void *addr, size_t len);
 
+/**
+ * Engine-specific controls (SQLite's xFileControl): op is an SN_CTL_* code of the
+ * engine (see snstore/fault.h). Returns what the op returns, or -ENOTSUP when the
+ * engine has no such op. Any thread, unless the op says otherwise.
+ */
+int sn_dev_ctl(struct sn_dev *dev, int op, void *arg);
+
 /** One URI option an engine accepts. */
 struct sn_option {
 	const char *key;  /* "direct" */

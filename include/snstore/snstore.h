@@ -5,6 +5,7 @@
 
 #include <snstore/dev.h>
 #include <snstore/err.h>
+#include <snstore/fault.h>
 
 #define SNSTORE_VERSION_MAJOR 0
 #define SNSTORE_VERSION_MINOR 1

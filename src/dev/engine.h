@@ -55,6 +55,9 @@ struct sn_engine {
 	/* Optional: an engine that stands for another (auto:) opens that one instead and
 	 * says why in the device's note; when set, no other op is called. */
 	int (*resolve)(const struct sn_uri *uri, struct sn_dev **devp);
+
+	/* Optional: sn_dev_ctl(). */
+	int (*ctl)(struct sn_dev *dev, int op, void *arg);
 	/* Version 1 ends here. */
 };
 
@@ -108,6 +111,7 @@ extern const struct sn_engine sn_engine_psync;
 extern const struct sn_engine sn_engine_uring;
 extern const struct sn_engine sn_engine_mmap;
 extern const struct sn_engine sn_engine_auto;
+extern const struct sn_engine sn_engine_fault;
 
 /*
  * file.c: open a regular file or block device for the file-backed engines.
@@ -126,6 +130,10 @@ int64_t sn__file_rw(int fd, int write, void *buf, uint64_t len, uint64_t off);
 
 /* Discard [off, off+len) of fd: BLKDISCARD on block devices, hole punch on files. */
 int sn__file_discard(int fd, int is_blockdev, uint64_t off, uint64_t len);
+
+/* An option table entry with this key accepts any other key (a wrapping engine passes
+ * them to the engine it wraps). */
+#define SN_OPTION_ANY "*"
 
 /* Options every file engine accepts, to splice into an engine's option table. */
 #define SN_FILE_OPTIONS                                                                       \

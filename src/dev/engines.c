@@ -15,5 +15,6 @@ const struct sn_engine *const sn__engines[] = {
 	&sn_engine_mmap,
 	&sn_engine_mem,
 	&sn_engine_null,
+	&sn_engine_fault,
 	NULL,
 };

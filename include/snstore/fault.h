@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * snstore/fault.h — the fault: engine, for testing what a program does when storage
+ * fails. It wraps any other device URI:
+ *
+ *     fault:psync:/dev/shm/f?crash=random&seed=7      power loss drops a random subset
+ *     fault:uring:/data/f?direct=1&eio_at=100         the 100th request fails with EIO
+ *
+ * Writes not yet made durable (by a completed flush, or SN_IO_FUA) are held by the
+ * engine and shown to reads. At a simulated crash (sn_dev_ctl(SN_CTL_FAULT_CRASH), or
+ * crash_at=N) some of them reach the inner device and the rest are lost, as the crash=
+ * mode says; after that every request fails with -EIO until the device is reopened
+ * (open the inner URI to see what survived). docs/engines.md gives the full fault model.
+ *
+ * Caveats:
+ *  - Requests run synchronously under one device-wide lock: this engine is for
+ *    correctness tests, not speed.
+ *  - The held writes cost memory until the next flush.
+ */
+#ifndef SNSTORE_FAULT_H
+#define SNSTORE_FAULT_H
+
+#include <stdint.h>
+
+#include <snstore/dev.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** sn_dev_ctl() ops of the fault: engine. */
+enum {
+	SN_CTL_FAULT_CRASH = 0x100, /* arg NULL: simulate power loss now */
+	SN_CTL_FAULT_STATS = 0x101, /* arg struct sn_fault_stats *: counters so far */
+};
+
+struct sn_fault_stats {
+	uint64_t ios;            /* requests seen (reads, writes, flushes, discards) */
+	uint64_t eio_injected;   /* requests failed with -EIO on purpose */
+	uint64_t enospc_injected;
+	uint64_t bits_flipped;   /* reads returned with one bit flipped */
+	uint64_t pending_writes; /* writes held, not yet durable */
+	uint64_t crashes;        /* 0 or 1 */
+	uint64_t writes_kept;    /* at the crash: held writes that reached the device whole */
+	uint64_t writes_torn;    /* ... that reached it in part (a prefix of blocks) */
+	uint64_t writes_dropped; /* ... that were lost */
+};
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,504 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fault: wraps another device to test what happens when storage fails (SQLite's crash
+ * VFS, FoundationDB's AsyncFileNonDurable). Writes are held in memory until a flush
+ * makes them durable, and reads see them; at a simulated power loss the held writes are
+ * kept, dropped or torn at a block boundary as crash= says, in their original order.
+ * It also injects EIO/ENOSPC at the Nth request or with a probability, flips bits on
+ * reads and adds latency. All choices come from one seeded generator: reproducible.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <snstore/fault.h>
+
+#include "engine.h"
+#include "../util/util.h"
+
+enum crash_mode { CRASH_ALL, CRASH_RANDOM, CRASH_TEAR, CRASH_KEEP };
+
+/* A write since the last flush, in submission order. data NULL means zeros (discard). */
+struct held {
+	uint64_t off;
+	uint64_t len;
+	char *data;
+	int durable; /* FUA: already on the inner device; replayed to keep the order */
+};
+
+struct fault_dev {
+	struct sn_dev dev;
+	struct sn_dev *inner;
+	char inner_uri[4096];
+	pthread_mutex_t lock;
+
+	/* Options. */
+	enum crash_mode mode;
+	uint64_t crash_at, eio_at, enospc_at, delay_us, tear_block;
+	double eio_prob, enospc_prob, flip_prob;
+	unsigned fail_ops; /* 1 << SN_OP_* that error injection applies to */
+
+	/* State, under lock. */
+	uint64_t rng;
+	struct held *held;
+	unsigned nheld, held_cap;
+	int crashed;
+	struct sn_fault_stats st;
+	char *zeros; /* 1 MiB of zeros, aligned, for discards */
+};
+
+struct fault_queue {
+	struct sn_queue q;
+	struct sn_queue *inner;
+};
+
+static const struct sn_option fault_options[] = {
+	{ "seed", "N", "seed of every random choice (default 1)" },
+	{ "crash", "all|random|tear|keep",
+	  "at a crash, held writes are all lost (default), each kept with p=1/2, kept or torn "
+	  "at a block boundary, or all kept" },
+	{ "crash_at", "N", "simulate the crash just before the Nth request" },
+	{ "tear_block", "SIZE", "block size tears happen at (default: the device's block)" },
+	{ "eio_at", "N", "the Nth request fails with EIO" },
+	{ "eio_prob", "P", "each request fails with EIO with probability P" },
+	{ "enospc_at", "N", "the Nth request, if a write, fails with ENOSPC" },
+	{ "enospc_prob", "P", "each write fails with ENOSPC with probability P" },
+	{ "fail_ops", "read,write,flush,discard", "which requests may fail (default all)" },
+	{ "flip_prob", "P", "each read comes back with one bit flipped with probability P" },
+	{ "delay_us", "N", "every request takes N more microseconds" },
+	{ SN_OPTION_ANY, "", "other options go to the wrapped engine" },
+	{ NULL, NULL, NULL },
+};
+
+static const char *const own_keys[] = { "seed",	     "crash",	    "crash_at",	  "tear_block",
+					"eio_at",    "eio_prob",    "enospc_at",  "enospc_prob",
+					"fail_ops",  "flip_prob",   "delay_us" };
+
+/* splitmix64: tiny, seedable, good enough to pick crash states. */
+static uint64_t rnd(struct fault_dev *f)
+{
+	uint64_t z = (f->rng += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static int chance(struct fault_dev *f, double p)
+{
+	return p > 0 && (double)(rnd(f) >> 11) * 0x1.0p-53 < p;
+}
+
+static int parse_prob(const struct sn_uri *uri, const char *key, double *out)
+{
+	const char *v = sn__uri_get(uri, key);
+	char *end;
+
+	if (!v)
+		return 0;
+	*out = strtod(v, &end);
+	if (end == v || *end || *out < 0 || *out > 1)
+		return sn__err(-EINVAL, "option %s=%s: expected a probability from 0 to 1", key, v);
+	return 0;
+}
+
+static int parse_options(struct fault_dev *f, const struct sn_uri *uri)
+{
+	const char *mode = sn__uri_get(uri, "crash"), *ops = sn__uri_get(uri, "fail_ops");
+	uint64_t seed = 1;
+	int err;
+
+	if ((err = sn__uri_uint(uri, "seed", &seed)) ||
+	    (err = sn__uri_uint(uri, "crash_at", &f->crash_at)) ||
+	    (err = sn__uri_size(uri, "tear_block", &f->tear_block)) ||
+	    (err = sn__uri_uint(uri, "eio_at", &f->eio_at)) ||
+	    (err = sn__uri_uint(uri, "enospc_at", &f->enospc_at)) ||
+	    (err = sn__uri_uint(uri, "delay_us", &f->delay_us)) ||
+	    (err = parse_prob(uri, "eio_prob", &f->eio_prob)) ||
+	    (err = parse_prob(uri, "enospc_prob", &f->enospc_prob)) ||
+	    (err = parse_prob(uri, "flip_prob", &f->flip_prob)))
+		return err;
+	f->rng = seed;
+	if (!mode || !strcmp(mode, "all"))
+		f->mode = CRASH_ALL;
+	else if (!strcmp(mode, "random"))
+		f->mode = CRASH_RANDOM;
+	else if (!strcmp(mode, "tear"))
+		f->mode = CRASH_TEAR;
+	else if (!strcmp(mode, "keep"))
+		f->mode = CRASH_KEEP;
+	else
+		return sn__err(-EINVAL, "option crash=%s: expected all, random, tear or keep", mode);
+	f->fail_ops = ~0u;
+	if (ops) {
+		char buf[128], *tok, *save = NULL;
+
+		f->fail_ops = 0;
+		snprintf(buf, sizeof(buf), "%s", ops);
+		for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			static const char *const names[] = { "read", "write", "flush", "discard" };
+			unsigned i;
+
+			for (i = 0; i < SN_ARRAY_SIZE(names) && strcmp(tok, names[i]); i++)
+				;
+			if (i == SN_ARRAY_SIZE(names))
+				return sn__err(-EINVAL, "option fail_ops=%s: '%s' is not one of read, "
+							"write, flush, discard",
+					       ops, tok);
+			f->fail_ops |= 1u << i;
+		}
+	}
+	return 0;
+}
+
+/* The wrapped URI: our path (ENGINE:PATH) plus every option that is not ours. */
+static int inner_uri(struct fault_dev *f, const struct sn_uri *uri)
+{
+	size_t used = (size_t)snprintf(f->inner_uri, sizeof(f->inner_uri), "%s", uri->path);
+	char sep = '?';
+
+	if (!*uri->path)
+		return sn__err(-EINVAL, "fault: wraps another device: fault:ENGINE:PATH?options, "
+					"for example fault:psync:/tmp/f?crash=random");
+	for (unsigned i = 0; i < uri->nkv; i++) {
+		unsigned k;
+
+		for (k = 0; k < SN_ARRAY_SIZE(own_keys) && strcmp(own_keys[k], uri->kv[i].key); k++)
+			;
+		if (k < SN_ARRAY_SIZE(own_keys))
+			continue;
+		used += (size_t)snprintf(f->inner_uri + used, sizeof(f->inner_uri) - used,
+					 "%c%s=%s", sep, uri->kv[i].key, uri->kv[i].value);
+		sep = '&';
+	}
+	if (used >= sizeof(f->inner_uri))
+		return sn__err(-EINVAL, "fault: the wrapped URI is too long");
+	return 0;
+}
+
+static int fault_open(struct sn_dev *dev, const struct sn_uri *uri)
+{
+	struct fault_dev *f = (struct fault_dev *)dev;
+	struct sn_dev_info in;
+	size_t align;
+	int err;
+
+	if ((err = parse_options(f, uri)) || (err = inner_uri(f, uri)))
+		return err;
+	if (!strncmp(f->inner_uri, "fault:", 6) || !strncmp(f->inner_uri, "auto:", 5))
+		return sn__err(-EINVAL, "fault: wraps a concrete engine, not '%.*s'",
+			       (int)strcspn(f->inner_uri, ":"), f->inner_uri);
+	err = sn_dev_open(f->inner_uri, &f->inner);
+	if (err)
+		return err;
+	sn_dev_info(f->inner, &in);
+	dev->info.capacity_bytes = in.capacity_bytes;
+	dev->info.block_size = in.block_size;
+	dev->info.offset_align = in.offset_align;
+	dev->info.mem_align = in.mem_align;
+	dev->info.max_queue_depth = in.max_queue_depth;
+	dev->info.max_transfer_bytes = in.max_transfer_bytes;
+	/* Byte addressing would bypass the held writes; discard is emulated with zeros. */
+	dev->info.caps = (in.caps & ~SN_CAP_BYTE_ADDR) | SN_CAP_FLUSH | SN_CAP_FUA | SN_CAP_DISCARD;
+	dev->info.flush_does = "held writes go to the wrapped device in order, then its flush";
+	dev->readonly = f->inner->readonly;
+	snprintf(dev->features, sizeof(dev->features), "wraps %s (%s)", in.engine, in.features);
+	if (!f->tear_block)
+		f->tear_block = in.block_size > in.offset_align ? in.block_size : in.offset_align;
+	if (f->tear_block % in.offset_align) {
+		sn_dev_close(f->inner);
+		return sn__err(-EINVAL, "tear_block=%llu is not a multiple of the %u-byte alignment",
+			       (unsigned long long)f->tear_block, in.offset_align);
+	}
+	align = in.mem_align > 4096 ? in.mem_align : 4096;
+	if (posix_memalign((void **)&f->zeros, align, 1u << 20)) {
+		sn_dev_close(f->inner);
+		return -ENOMEM;
+	}
+	memset(f->zeros, 0, 1u << 20);
+	pthread_mutex_init(&f->lock, NULL);
+	return 0;
+}
+
+static void drop_held(struct fault_dev *f)
+{
+	for (unsigned i = 0; i < f->nheld; i++)
+		free(f->held[i].data);
+	f->nheld = 0;
+}
+
+static void fault_close(struct sn_dev *dev)
+{
+	struct fault_dev *f = (struct fault_dev *)dev;
+
+	drop_held(f);
+	free(f->held);
+	free(f->zeros);
+	sn_dev_close(f->inner);
+	pthread_mutex_destroy(&f->lock);
+}
+
+static int fault_queue_init(struct sn_queue *q)
+{
+	struct fault_queue *fq = (struct fault_queue *)q;
+
+	return sn_queue_create(((struct fault_dev *)q->dev)->inner, 4, &fq->inner);
+}
+
+static void fault_queue_fini(struct sn_queue *q)
+{
+	sn_queue_destroy(((struct fault_queue *)q)->inner);
+}
+
+/* Write [off, off+len) of h to the inner device, in pieces the device takes. */
+static int apply(struct fault_dev *f, struct sn_queue *iq, const struct held *h, uint64_t off,
+		 uint64_t len)
+{
+	uint64_t max = f->dev.info.max_transfer_bytes < (1u << 20) ? f->dev.info.max_transfer_bytes
+								    : (1u << 20);
+
+	while (len) {
+		uint32_t n = (uint32_t)(len < max ? len : max);
+		const char *src = h->data ? h->data + (off - h->off) : f->zeros;
+		int err = sn_queue_pwrite(iq, src, n, off);
+
+		if (err)
+			return err;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Make every held write reach the inner device, in order, then flush it. */
+static int write_back(struct fault_dev *f, struct sn_queue *iq)
+{
+	int err = 0;
+
+	for (unsigned i = 0; i < f->nheld && !err; i++)
+		if (!f->held[i].durable)
+			err = apply(f, iq, &f->held[i], f->held[i].off, f->held[i].len);
+	if (!err)
+		err = sn_queue_flush(iq);
+	drop_held(f);
+	return err;
+}
+
+/* Power loss: each held write is kept, dropped or torn, in order; then nothing works. */
+static int crash(struct fault_dev *f, struct sn_queue *iq)
+{
+	int err = 0;
+
+	for (unsigned i = 0; i < f->nheld && !err; i++) {
+		struct held *h = &f->held[i];
+		uint64_t blocks = (h->len + f->tear_block - 1) / f->tear_block, cut;
+		int keep = h->durable || f->mode == CRASH_KEEP ||
+			   (f->mode != CRASH_ALL && (rnd(f) & 1));
+
+		if (!keep) {
+			f->st.writes_dropped++;
+			continue;
+		}
+		if (f->mode == CRASH_TEAR && !h->durable && blocks > 1 && (rnd(f) & 1)) {
+			/* Cut at a block boundary; the head or the tail reaches the medium. */
+			cut = (1 + rnd(f) % (blocks - 1)) * f->tear_block;
+			if (rnd(f) & 1)
+				err = apply(f, iq, h, h->off, cut);
+			else
+				err = apply(f, iq, h, h->off + cut, h->len - cut);
+			f->st.writes_torn++;
+			continue;
+		}
+		err = apply(f, iq, h, h->off, h->len);
+		f->st.writes_kept += !h->durable;
+	}
+	if (!err)
+		err = sn_queue_flush(iq);
+	drop_held(f);
+	f->crashed = 1;
+	f->st.crashes = 1;
+	return err;
+}
+
+static int hold(struct fault_dev *f, const struct sn_io *io, int durable)
+{
+	size_t align = f->dev.info.mem_align > 4096 ? f->dev.info.mem_align : 4096;
+	struct held *h;
+
+	if (f->nheld == f->held_cap) {
+		unsigned cap = f->held_cap ? f->held_cap * 2 : 64;
+		struct held *n = realloc(f->held, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		f->held = n;
+		f->held_cap = cap;
+	}
+	h = &f->held[f->nheld];
+	h->off = io->offset;
+	h->len = io->len;
+	h->durable = durable;
+	h->data = NULL;
+	if (io->op == SN_OP_WRITE) {
+		if (posix_memalign((void **)&h->data, align, io->len))
+			return -ENOMEM;
+		memcpy(h->data, io->buf, io->len);
+	}
+	f->nheld++;
+	return 0;
+}
+
+/* Reads see held writes: lay them over what the inner device returned, oldest first. */
+static void overlay(struct fault_dev *f, const struct sn_io *io)
+{
+	uint64_t lo = io->offset, hi = io->offset + io->len;
+
+	for (unsigned i = 0; i < f->nheld; i++) {
+		const struct held *h = &f->held[i];
+		uint64_t a = h->off > lo ? h->off : lo, b = h->off + h->len < hi ? h->off + h->len : hi;
+
+		if (a >= b)
+			continue;
+		if (h->data)
+			memcpy((char *)io->buf + (a - lo), h->data + (a - h->off), b - a);
+		else
+			memset((char *)io->buf + (a - lo), 0, b - a);
+	}
+}
+
+/* The error to inject into request number n, or 0. */
+static int injected(struct fault_dev *f, const struct sn_io *io, uint64_t n)
+{
+	if (!(f->fail_ops & (1u << io->op)))
+		return 0;
+	if (n == f->eio_at || chance(f, f->eio_prob)) {
+		f->st.eio_injected++;
+		return -EIO;
+	}
+	if (io->op == SN_OP_WRITE && (n == f->enospc_at || chance(f, f->enospc_prob))) {
+		f->st.enospc_injected++;
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+static int64_t run_one(struct fault_dev *f, struct sn_queue *iq, const struct sn_io *io)
+{
+	uint64_t n = ++f->st.ios;
+	int err;
+
+	if (f->crash_at && n == f->crash_at && !f->crashed)
+		crash(f, iq);
+	if (f->crashed)
+		return -EIO;
+	err = injected(f, io, n);
+	if (err) {
+		/* Linux marks pages clean after a failed writeback (ATC'20): a failed flush
+		 * loses what it was to make durable. */
+		if (io->op == SN_OP_FLUSH) {
+			f->st.writes_dropped += f->nheld;
+			drop_held(f);
+		}
+		return err;
+	}
+	switch (io->op) {
+	case SN_OP_READ:
+		err = sn_queue_pread(iq, io->buf, io->len, io->offset);
+		if (err)
+			return err;
+		overlay(f, io);
+		if (chance(f, f->flip_prob)) {
+			uint64_t bit = rnd(f) % ((uint64_t)io->len * 8);
+
+			((unsigned char *)io->buf)[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+			f->st.bits_flipped++;
+		}
+		return io->len;
+	case SN_OP_WRITE:
+		if (io->flags & SN_IO_FUA) {
+			struct sn_io w = *io;
+
+			w.user_data = 0;
+			/* Durable now; held too, so replay keeps it after older held writes. */
+			err = sn_queue_pwrite(iq, io->buf, io->len, io->offset);
+			if (!err)
+				err = sn_queue_flush(iq);
+			if (!err)
+				err = hold(f, &w, 1);
+			return err ? err : (int64_t)io->len;
+		}
+		err = hold(f, io, 0);
+		return err ? err : (int64_t)io->len;
+	case SN_OP_DISCARD:
+		err = hold(f, io, 0);
+		return err ? err : (int64_t)io->len;
+	default:
+		return write_back(f, iq);
+	}
+}
+
+static int fault_submit(struct sn_queue *q, const struct sn_io *ios, unsigned n)
+{
+	struct fault_dev *f = (struct fault_dev *)q->dev;
+	struct sn_queue *iq = ((struct fault_queue *)q)->inner;
+
+	for (unsigned i = 0; i < n; i++) {
+		int64_t res;
+
+		if (f->delay_us)
+			usleep((useconds_t)f->delay_us);
+		pthread_mutex_lock(&f->lock);
+		res = run_one(f, iq, &ios[i]);
+		pthread_mutex_unlock(&f->lock);
+		sn__queue_complete(q, ios[i].user_data, res);
+	}
+	return (int)n;
+}
+
+static int fault_ctl(struct sn_dev *dev, int op, void *arg)
+{
+	struct fault_dev *f = (struct fault_dev *)dev;
+	struct sn_queue *iq;
+	int err = 0;
+
+	switch (op) {
+	case SN_CTL_FAULT_CRASH:
+		/* A queue of this thread's own: the caller may own none. */
+		err = sn_queue_create(f->inner, 4, &iq);
+		if (err)
+			return err;
+		pthread_mutex_lock(&f->lock);
+		if (!f->crashed)
+			err = crash(f, iq);
+		pthread_mutex_unlock(&f->lock);
+		sn_queue_destroy(iq);
+		return err;
+	case SN_CTL_FAULT_STATS:
+		pthread_mutex_lock(&f->lock);
+		f->st.pending_writes = f->nheld;
+		*(struct sn_fault_stats *)arg = f->st;
+		pthread_mutex_unlock(&f->lock);
+		return 0;
+	default:
+		return sn__err(-ENOTSUP, "fault: unknown control op 0x%x", op);
+	}
+}
+
+const struct sn_engine sn_engine_fault = {
+	.version = SN_ENGINE_V1,
+	.name = "fault",
+	.summary = "wraps a device: simulated power loss, EIO/ENOSPC, bit flips, latency",
+	.options = fault_options,
+	.dev_size = sizeof(struct fault_dev),
+	.queue_size = sizeof(struct fault_queue),
+	.open = fault_open,
+	.close = fault_close,
+	.queue_init = fault_queue_init,
+	.queue_fini = fault_queue_fini,
+	.submit = fault_submit,
+	.ctl = fault_ctl,
+};
