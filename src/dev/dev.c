@@ -51,7 +51,7 @@ static int check_options(const struct sn_engine *e, const struct sn_uri *uri)
 		size_t used = 0;
 
 		for (; o && o->key; o++)
-			if (strcmp(o->key, uri->kv[i].key) == 0)
+			if (strcmp(o->key, uri->kv[i].key) == 0 || !strcmp(o->key, SN_OPTION_ANY))
 				break;
 		if (o && o->key)
 			continue;
@@ -278,7 +278,9 @@ static inline int check_io(const struct sn_dev *dev, const struct sn_io *io)
 	/* Flush, discard, FUA and writes to a read-only device take the slow path. */
 	if (SN_UNLIKELY(io->op > dev->fast_op_max || io->flags || io->reserved))
 		return refuse_io(dev, io) == 0;
-	return io->len && io->len <= in->max_transfer_bytes &&
+	/* len <= capacity first: capacity - len must not wrap for a request longer than
+	 * the whole device. */
+	return io->len && io->len <= in->max_transfer_bytes && io->len <= in->capacity_bytes &&
 	       io->offset <= in->capacity_bytes - io->len && io->buf &&
 	       !(((uintptr_t)io->buf & (in->mem_align - 1)) |
 	         ((io->offset | io->len) & (in->offset_align - 1)));
@@ -483,6 +485,13 @@ void sn_queue_buf_free(struct sn_queue *q, void *buf)
 		q->bufs[i] = q->bufs[--q->nbufs];
 		return;
 	}
+}
+
+int sn_dev_ctl(struct sn_dev *dev, int op, void *arg)
+{
+	if (!dev->engine->ctl)
+		return sn__err(-ENOTSUP, "engine %s has no control op 0x%x", dev->info.engine, op);
+	return dev->engine->ctl(dev, op, arg);
 }
 
 int sn_dev_map(struct sn_dev *dev, void **basep)

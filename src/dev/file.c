@@ -144,6 +144,12 @@ int sn__file_open(struct sn_dev *dev, const struct sn_uri *uri, const struct sn_
 		dio_align(fd, in, lbs);
 		/* Keep capacity a whole number of aligned blocks. */
 		in->capacity_bytes -= in->capacity_bytes % in->offset_align;
+		if (!in->capacity_bytes) {
+			err = sn__err(-EINVAL, "'%s' has %llu bytes, less than one %u-byte block "
+					       "of direct I/O",
+				      path, (unsigned long long)cap, in->offset_align);
+			goto fail;
+		}
 	}
 	return fd;
 fail:
