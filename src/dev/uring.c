@@ -319,7 +319,8 @@ static void prep_slot(struct uring_queue *uq, struct io_uring_sqe *sqe, unsigned
 	struct uring_slot *s = &uq->slots[idx];
 	const struct sn_io *io = &s->io;
 	int fd = uq->fixed_file ? 0 : u->fd;
-	char *buf = (char *)io->buf + s->done;
+	/* Flushes and discards have no buffer: NULL + 0 is still undefined in C. */
+	char *buf = io->buf ? (char *)io->buf + s->done : NULL;
 	unsigned len = io->len - s->done;
 	uint64_t off = io->offset + s->done;
 
