@@ -9,12 +9,6 @@
 #include "engine.h"
 
 const struct sn_engine *const sn__engines[] = {
-	&sn_engine_auto,
-	&sn_engine_uring,
-	&sn_engine_psync,
-	&sn_engine_mmap,
-	&sn_engine_mem,
-	&sn_engine_null,
-	&sn_engine_fault,
-	NULL,
+	&sn_engine_auto, &sn_engine_uring, &sn_engine_psync, &sn_engine_mmap,
+	&sn_engine_mem,  &sn_engine_null,  &sn_engine_fault, NULL,
 };

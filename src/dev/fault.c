@@ -17,8 +17,8 @@
 
 #include <snstore/fault.h>
 
-#include "engine.h"
 #include "../util/util.h"
+#include "engine.h"
 
 enum crash_mode { CRASH_ALL, CRASH_RANDOM, CRASH_TEAR, CRASH_KEEP };
 
@@ -74,9 +74,9 @@ static const struct sn_option fault_options[] = {
 	{ NULL, NULL, NULL },
 };
 
-static const char *const own_keys[] = { "seed",	     "crash",	    "crash_at",	  "tear_block",
-					"eio_at",    "eio_prob",    "enospc_at",  "enospc_prob",
-					"fail_ops",  "flip_prob",   "delay_us" };
+static const char *const own_keys[] = { "seed",     "crash",     "crash_at",  "tear_block",
+	                                "eio_at",   "eio_prob",  "enospc_at", "enospc_prob",
+	                                "fail_ops", "flip_prob", "delay_us" };
 
 /* splitmix64: tiny, seedable, good enough to pick crash states. */
 static uint64_t rnd(struct fault_dev *f)
@@ -132,7 +132,8 @@ static int parse_options(struct fault_dev *f, const struct sn_uri *uri)
 	else if (!strcmp(mode, "keep"))
 		f->mode = CRASH_KEEP;
 	else
-		return sn__err(-EINVAL, "option crash=%s: expected all, random, tear or keep", mode);
+		return sn__err(-EINVAL, "option crash=%s: expected all, random, tear or keep",
+		               mode);
 	f->fail_ops = ~0u;
 	if (ops) {
 		char buf[128], *tok, *save = NULL;
@@ -146,9 +147,10 @@ static int parse_options(struct fault_dev *f, const struct sn_uri *uri)
 			for (i = 0; i < SN_ARRAY_SIZE(names) && strcmp(tok, names[i]); i++)
 				;
 			if (i == SN_ARRAY_SIZE(names))
-				return sn__err(-EINVAL, "option fail_ops=%s: '%s' is not one of read, "
-							"write, flush, discard",
-					       ops, tok);
+				return sn__err(-EINVAL,
+				               "option fail_ops=%s: '%s' is not one of read, "
+				               "write, flush, discard",
+				               ops, tok);
 			f->fail_ops |= 1u << i;
 		}
 	}
@@ -163,7 +165,7 @@ static int inner_uri(struct fault_dev *f, const struct sn_uri *uri)
 
 	if (!*uri->path)
 		return sn__err(-EINVAL, "fault: wraps another device: fault:ENGINE:PATH?options, "
-					"for example fault:psync:/tmp/f?crash=random");
+		                        "for example fault:psync:/tmp/f?crash=random");
 	for (unsigned i = 0; i < uri->nkv; i++) {
 		unsigned k;
 
@@ -172,7 +174,7 @@ static int inner_uri(struct fault_dev *f, const struct sn_uri *uri)
 		if (k < SN_ARRAY_SIZE(own_keys))
 			continue;
 		used += (size_t)snprintf(f->inner_uri + used, sizeof(f->inner_uri) - used,
-					 "%c%s=%s", sep, uri->kv[i].key, uri->kv[i].value);
+		                         "%c%s=%s", sep, uri->kv[i].key, uri->kv[i].value);
 		sep = '&';
 	}
 	if (used >= sizeof(f->inner_uri))
@@ -191,7 +193,7 @@ static int fault_open(struct sn_dev *dev, const struct sn_uri *uri)
 		return err;
 	if (!strncmp(f->inner_uri, "fault:", 6) || !strncmp(f->inner_uri, "auto:", 5))
 		return sn__err(-EINVAL, "fault: wraps a concrete engine, not '%.*s'",
-			       (int)strcspn(f->inner_uri, ":"), f->inner_uri);
+		               (int)strcspn(f->inner_uri, ":"), f->inner_uri);
 	err = sn_dev_open(f->inner_uri, &f->inner);
 	if (err)
 		return err;
@@ -211,8 +213,9 @@ static int fault_open(struct sn_dev *dev, const struct sn_uri *uri)
 		f->tear_block = in.block_size > in.offset_align ? in.block_size : in.offset_align;
 	if (f->tear_block % in.offset_align) {
 		sn_dev_close(f->inner);
-		return sn__err(-EINVAL, "tear_block=%llu is not a multiple of the %u-byte alignment",
-			       (unsigned long long)f->tear_block, in.offset_align);
+		return sn__err(-EINVAL,
+		               "tear_block=%llu is not a multiple of the %u-byte alignment",
+		               (unsigned long long)f->tear_block, in.offset_align);
 	}
 	align = in.mem_align > 4096 ? in.mem_align : 4096;
 	if (posix_memalign((void **)&f->zeros, align, 1u << 20)) {
@@ -256,10 +259,10 @@ static void fault_queue_fini(struct sn_queue *q)
 
 /* Write [off, off+len) of h to the inner device, in pieces the device takes. */
 static int apply(struct fault_dev *f, struct sn_queue *iq, const struct held *h, uint64_t off,
-		 uint64_t len)
+                 uint64_t len)
 {
 	uint64_t max = f->dev.info.max_transfer_bytes < (1u << 20) ? f->dev.info.max_transfer_bytes
-								    : (1u << 20);
+	                                                           : (1u << 20);
 
 	while (len) {
 		uint32_t n = (uint32_t)(len < max ? len : max);
@@ -297,7 +300,7 @@ static int crash(struct fault_dev *f, struct sn_queue *iq)
 		struct held *h = &f->held[i];
 		uint64_t blocks = (h->len + f->tear_block - 1) / f->tear_block, cut;
 		int keep = h->durable || f->mode == CRASH_KEEP ||
-			   (f->mode != CRASH_ALL && (rnd(f) & 1));
+		           (f->mode != CRASH_ALL && (rnd(f) & 1));
 
 		if (!keep) {
 			f->st.writes_dropped++;
@@ -359,7 +362,8 @@ static void overlay(struct fault_dev *f, const struct sn_io *io)
 
 	for (unsigned i = 0; i < f->nheld; i++) {
 		const struct held *h = &f->held[i];
-		uint64_t a = h->off > lo ? h->off : lo, b = h->off + h->len < hi ? h->off + h->len : hi;
+		uint64_t a = h->off > lo ? h->off : lo,
+		         b = h->off + h->len < hi ? h->off + h->len : hi;
 
 		if (a >= b)
 			continue;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "../util/util.h"
@@ -49,6 +50,37 @@ static int dio_align(int fd, struct sn_dev_info *in, uint32_t lbs)
 	in->offset_align = lbs;
 	in->mem_align = lbs;
 	return 0;
+}
+
+/*
+ * Extend a file from cur to size bytes, reserving the space now so later writes never
+ * hit ENOSPC. A failed fallocate may leave blocks allocated (ext4 allocates until the
+ * disk is full): give them back, and remove a file this open created.
+ */
+static int grow(int fd, const char *path, uint64_t cur, uint64_t size, int created)
+{
+	struct statvfs vfs;
+	int err;
+
+	if (fstatvfs(fd, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < size - cur) {
+		err = sn__err(-ENOSPC,
+		              "cannot grow '%s' to %llu bytes: its filesystem has %llu "
+		              "bytes free",
+		              path, (unsigned long long)size,
+		              (unsigned long long)vfs.f_bavail * vfs.f_frsize);
+		goto undo;
+	}
+	err = posix_fallocate(fd, 0, (off_t)size);
+	if (err == EOPNOTSUPP || err == EINVAL)
+		err = ftruncate(fd, (off_t)size) ? errno : 0;
+	if (!err)
+		return 0;
+	err = sn__err(-err, "cannot grow '%s' to %llu bytes: %s", path, (unsigned long long)size,
+	              sn_strerror(err));
+undo:
+	if (ftruncate(fd, (off_t)cur) == 0 && created)
+		unlink(path);
+	return err;
 }
 
 int sn__file_open(struct sn_dev *dev, const struct sn_uri *uri, const struct sn_file_opts *o)
@@ -114,15 +146,9 @@ int sn__file_open(struct sn_dev *dev, const struct sn_uri *uri, const struct sn_
 				              (unsigned long long)cap);
 				goto fail;
 			}
-			/* Reserve the space now so writes never hit ENOSPC later. */
-			err = posix_fallocate(fd, 0, (off_t)size);
-			if (err == EOPNOTSUPP || err == EINVAL)
-				err = ftruncate(fd, (off_t)size) ? errno : 0;
-			if (err) {
-				err = sn__err(-err, "cannot grow '%s' to %llu bytes: %s", path,
-				              (unsigned long long)size, sn_strerror(err));
+			err = grow(fd, path, cap, size, !exists);
+			if (err)
 				goto fail;
-			}
 			cap = size;
 		}
 	} else {
@@ -145,9 +171,10 @@ int sn__file_open(struct sn_dev *dev, const struct sn_uri *uri, const struct sn_
 		/* Keep capacity a whole number of aligned blocks. */
 		in->capacity_bytes -= in->capacity_bytes % in->offset_align;
 		if (!in->capacity_bytes) {
-			err = sn__err(-EINVAL, "'%s' has %llu bytes, less than one %u-byte block "
-					       "of direct I/O",
-				      path, (unsigned long long)cap, in->offset_align);
+			err = sn__err(-EINVAL,
+			              "'%s' has %llu bytes, less than one %u-byte block "
+			              "of direct I/O",
+			              path, (unsigned long long)cap, in->offset_align);
 			goto fail;
 		}
 	}

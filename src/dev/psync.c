@@ -41,8 +41,8 @@ static int psync_open(struct sn_dev *dev, const struct sn_uri *uri)
 	dev->info.caps |= o.dsync ? SN_CAP_FUA : 0;
 	dev->info.flush_does = "fdatasync(2): data and the metadata needed to read it reach "
 	                       "stable storage";
-	snprintf(dev->features, sizeof(dev->features), "%s%s", o.direct ? "O_DIRECT " : "",
-	         o.dsync ? "O_DSYNC" : "");
+	snprintf(dev->features, sizeof(dev->features), "%s%s", o.direct ? "O_DIRECT" : "",
+	         o.dsync ? (o.direct ? " O_DSYNC" : "O_DSYNC") : "");
 	return 0;
 }
 
