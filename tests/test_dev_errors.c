@@ -128,6 +128,10 @@ static int missing_file(void)
 	ASSERT_TRUE(!exists(path));
 	OPEN_FAILS("psync:%s?create=1&readonly=1&size=1m", path, -EINVAL, "contradict", NULL);
 	ASSERT_TRUE(!exists(path));
+	/* More than the filesystem holds: refused before any block is allocated, and the
+	 * file this open created is gone again (a partial fallocate once filled a disk). */
+	OPEN_FAILS("psync:%s?create=1&size=1024t", path, -ENOSPC, "free", NULL);
+	ASSERT_TRUE(!exists(path));
 	return T_PASS;
 }
 
