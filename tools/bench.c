@@ -136,6 +136,46 @@ static int parse_size_opt(const char *opt, const char *s, uint64_t *out)
 	return 0;
 }
 
+/* "0,2-5" -> {0, 2, 3, 4, 5}. */
+static int parse_cpus(const char *s, struct bench_opts *o)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+	const char *p = s;
+
+	o->ncpus = 0;
+	while (*p) {
+		char *end;
+		unsigned long lo = strtoul(p, &end, 10), hi = lo;
+
+		if (end == p)
+			goto bad;
+		if (*end == '-') {
+			p = end + 1;
+			hi = strtoul(p, &end, 10);
+			if (end == p || hi < lo)
+				goto bad;
+		}
+		for (unsigned long c = lo; c <= hi; c++) {
+			if ((long)c >= ncpu || o->ncpus == sizeof(o->cpus) / sizeof(o->cpus[0]))
+				goto bad;
+			o->cpus[o->ncpus++] = (unsigned)c;
+		}
+		p = end;
+		if (*p == ',')
+			p++;
+		else if (*p)
+			goto bad;
+	}
+	if (o->ncpus)
+		return 0;
+bad:
+	fprintf(stderr,
+	        "snstore bench: --cpus %s: expected a list such as 0,1 or 2-5 of CPUs "
+	        "below %ld\n",
+	        s, ncpu);
+	return -1;
+}
+
 static int parse_args(int argc, char **argv, struct bench_opts *o)
 {
 	enum {
@@ -151,7 +191,8 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		O_RAMP,
 		O_FSYNC,
 		O_SEED,
-		O_FILE
+		O_FILE,
+		O_CPUS
 	};
 	static const struct option longopts[] = {
 		{ "dev", required_argument, NULL, 'd' },
@@ -169,6 +210,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "fsync-every", required_argument, NULL, O_FSYNC },
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "file", required_argument, NULL, O_FILE },
+		{ "cpus", required_argument, NULL, O_CPUS },
 		{ "verify", no_argument, NULL, 'v' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -239,6 +281,9 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			break;
 		case O_FILE:
 			o->file = optarg;
+			break;
+		case O_CPUS:
+			bad = parse_cpus(optarg, o);
 			break;
 		case 'v':
 			o->verify = 1;

@@ -19,6 +19,8 @@ struct bench_opts {
 	unsigned rwmix, qd, batch, jobs;
 	uint64_t bs, size, offset, runtime_s, ios, ramp_s, fsync_every, seed;
 	int verify, json, quiet, compare;
+	unsigned ncpus; /* --cpus: pin job i to cpus[i % ncpus]; 0: no pinning */
+	unsigned cpus[256];
 };
 
 struct bench_job_result {

@@ -54,13 +54,16 @@ static uint64_t seed_for(uint64_t seed, unsigned job)
 	return z ? z : 1;
 }
 
-static void pin(unsigned job)
+/* --cpus: job i runs on the (i mod n)-th CPU of the list; without it the scheduler
+ * places jobs, as fio does by default. */
+static void pin(const struct bench_opts *o, unsigned job)
 {
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	cpu_set_t set;
 
+	if (!o->ncpus)
+		return;
 	CPU_ZERO(&set);
-	CPU_SET((int)(job % (unsigned)(ncpu > 0 ? ncpu : 1)), &set);
+	CPU_SET((int)o->cpus[job % o->ncpus], &set);
 	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
@@ -92,7 +95,7 @@ static void *job_main(void *arg)
 	int measuring, err;
 	char *buf = NULL;
 
-	pin(j->idx);
+	pin(o, j->idx);
 	j->res.cpu = (unsigned)sched_getcpu();
 	sn_hist_init(&j->res.lat);
 	sn_hist_init(&j->res.flush);
@@ -555,7 +558,7 @@ static void *verify_main(void *arg)
 	char *buf, *want;
 	int err;
 
-	pin(v->idx);
+	pin(v->o, v->idx);
 	err = sn_queue_create(v->dev, v->o->qd, &q);
 	if (err) {
 		v->err = err;
