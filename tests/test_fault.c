@@ -178,8 +178,8 @@ static int test_crash_random_seeded(void)
 	unsigned char a[NBLK], b[NBLK], c[NBLK];
 	unsigned kept = 0, differ = 0;
 
-	if (random_outcome("crash=random&seed=42", a) || random_outcome("crash=random&seed=42", b) ||
-	    random_outcome("crash=random&seed=43", c))
+	if (random_outcome("crash=random&seed=42", a) ||
+	    random_outcome("crash=random&seed=42", b) || random_outcome("crash=random&seed=43", c))
 		return T_FAIL;
 	for (unsigned i = 0; i < 32; i++) {
 		ASSERT_EQ(a[i], b[i]);
@@ -266,12 +266,12 @@ static int test_inject_errors(void)
 
 	if (reset() || open_fault("eio_at=2&enospc_at=4", &dev, &q))
 		return T_FAIL;
-	ASSERT_OK(fill_write(q, 0, 1, 'a'));              /* 1 */
-	ASSERT_EQ(sn_queue_pread(q, buf, BLK, 0), -EIO);  /* 2: EIO */
-	ASSERT_OK(sn_queue_pread(q, buf, BLK, 0));        /* 3 */
+	ASSERT_OK(fill_write(q, 0, 1, 'a'));             /* 1 */
+	ASSERT_EQ(sn_queue_pread(q, buf, BLK, 0), -EIO); /* 2: EIO */
+	ASSERT_OK(sn_queue_pread(q, buf, BLK, 0));       /* 3 */
 	ASSERT_EQ(buf[0], 'a');
-	ASSERT_EQ(fill_write(q, 5, 1, 'e'), -ENOSPC);     /* 4: ENOSPC, not held */
-	ASSERT_OK(sn_queue_flush(q));                     /* 5 */
+	ASSERT_EQ(fill_write(q, 5, 1, 'e'), -ENOSPC); /* 4: ENOSPC, not held */
+	ASSERT_OK(sn_queue_flush(q));                 /* 5 */
 	ASSERT_OK(sn_dev_ctl(dev, SN_CTL_FAULT_STATS, &st));
 	ASSERT_EQ(st.eio_injected, 1);
 	ASSERT_EQ(st.enospc_injected, 1);

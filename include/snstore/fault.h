@@ -35,8 +35,8 @@ enum {
 };
 
 struct sn_fault_stats {
-	uint64_t ios;            /* requests seen (reads, writes, flushes, discards) */
-	uint64_t eio_injected;   /* requests failed with -EIO on purpose */
+	uint64_t ios;          /* requests seen (reads, writes, flushes, discards) */
+	uint64_t eio_injected; /* requests failed with -EIO on purpose */
 	uint64_t enospc_injected;
 	uint64_t bits_flipped;   /* reads returned with one bit flipped */
 	uint64_t pending_writes; /* writes held, not yet durable */
