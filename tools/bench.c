@@ -218,7 +218,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	uint64_t v;
+	uint64_t v = 0;
 	int c, bad = 0;
 
 	memset(o, 0, sizeof(*o));

@@ -112,9 +112,9 @@ void bench_report(FILE *f, const struct bench_opts *o, const struct sn_dev_info 
 		return;
 	}
 	fprintf(f, "%s  engine %s (%s)\n", o->dev, in->engine, *in->features ? in->features : "-");
-	fprintf(f, "%s, bs %" PRIu64 ", qd %u, batch %u, %u job%s, region %" PRIu64 " MiB%s\n",
+	fprintf(f, "%s, bs %" PRIu64 ", qd %u, batch %u, %u job%s, region %" PRIu64 " MiB\n",
 	        bench_rw_name(o->rw), o->bs, o->qd, o->batch, o->jobs, o->jobs > 1 ? "s" : "",
-	        o->size >> 20, o->rw == RW_RANDRW ? "" : "");
+	        o->size >> 20);
 	if (r->njobs > 1)
 		for (unsigned i = 0; i < r->njobs; i++) {
 			char label[32];

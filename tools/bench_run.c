@@ -113,10 +113,10 @@ static void *job_main(void *arg)
 		job_fail(j, err, "setup");
 	for (unsigned i = 0; buf && i < qd * o->bs; i++)
 		buf[i] = (char)(next_rand(&j->rng) | 1);
-	for (unsigned i = 0; i < qd; i++)
+	for (unsigned i = 0; free_slots && i < qd; i++)
 		free_slots[i] = qd - 1 - i;
 	pthread_barrier_wait(j->start);
-	if (j->res.err)
+	if (err)
 		goto out;
 
 	t0 = bench_now();
@@ -364,8 +364,12 @@ int bench_layout(struct sn_dev *dev, const struct bench_opts *o, int progress)
 	int err;
 
 	progress = progress && isatty(2);
-	if ((err = sn_queue_create(dev, 8, &q)) ||
-	    (err = sn_queue_buf_alloc(q, 8 * chunk, (void **)&buf))) {
+	if (sn_queue_create(dev, 8, &q)) {
+		fprintf(stderr, "snstore bench: layout: %s\n", sn_errmsg());
+		return -1;
+	}
+	if (sn_queue_buf_alloc(q, 8 * chunk, (void **)&buf)) {
+		sn_queue_destroy(q);
 		fprintf(stderr, "snstore bench: layout: %s\n", sn_errmsg());
 		return -1;
 	}

@@ -144,7 +144,7 @@ static int parse_options(struct fault_dev *f, const struct sn_uri *uri)
 			static const char *const names[] = { "read", "write", "flush", "discard" };
 			unsigned i;
 
-			for (i = 0; i < SN_ARRAY_SIZE(names) && strcmp(tok, names[i]); i++)
+			for (i = 0; i < SN_ARRAY_SIZE(names) && strcmp(tok, names[i]) != 0; i++)
 				;
 			if (i == SN_ARRAY_SIZE(names))
 				return sn__err(-EINVAL,
@@ -169,7 +169,8 @@ static int inner_uri(struct fault_dev *f, const struct sn_uri *uri)
 	for (unsigned i = 0; i < uri->nkv; i++) {
 		unsigned k;
 
-		for (k = 0; k < SN_ARRAY_SIZE(own_keys) && strcmp(own_keys[k], uri->kv[i].key); k++)
+		for (k = 0; k < SN_ARRAY_SIZE(own_keys) && strcmp(own_keys[k], uri->kv[i].key) != 0;
+		     k++)
 			;
 		if (k < SN_ARRAY_SIZE(own_keys))
 			continue;

@@ -106,6 +106,7 @@ static int ring_init(struct uring_dev *u, struct io_uring *ring, unsigned entrie
 	unsigned tries[4], ntries = 0, extra;
 	int err = -EINVAL;
 
+	*flags_out = 0;
 	extra = u->setup_flags & (IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF | IORING_SETUP_IOPOLL);
 	if (u->setup_flags & IORING_SETUP_SQPOLL) {
 		/* DEFER_TASKRUN needs the submitter to reap; sqpoll submits by itself. */

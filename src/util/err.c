@@ -20,6 +20,7 @@ int sn__err(int err, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
+	/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): false positive, va_start above */
 	vsnprintf(t_errmsg, sizeof(t_errmsg), fmt, ap);
 	va_end(ap);
 	return err;
