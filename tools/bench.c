@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench.c — `snstore bench`: a fio-like benchmark of any device URI. Jobs are threads,
- * each pinned to a CPU with its own queue (shared-nothing). Latency is submission to
- * completion per request, from one clock reading per submit call and one per reap call,
- * so the benchmark's own cost stays near the null engine's (docs: README, --help).
+ * bench.c — `snstore bench`: a fio-like benchmark of any device URI. This file parses the
+ * options, opens the device (creating a file when --size asks for room) and hands over to
+ * bench_run.c (timed jobs), bench_verify.c, bench_report.c and bench_compare.c. The option
+ * names and the JSON keys are an interface that scripts use: keep them stable.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,70 +27,137 @@ static volatile int g_stop;
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: snstore bench --dev URI [OPTIONS]\n"
-	        "       snstore bench --compare [--file PATH] [--size SIZE] [--runtime S] "
-	        "[--json]\n"
-	        "\n"
-	        "Measure a storage device: IOPS, bandwidth and per-request latency (submission to\n"
-	        "completion) percentiles. Each job is a thread pinned to a CPU with its own "
-	        "queue,\n"
-	        "as a shared-nothing program would run.\n"
-	        "\n"
-	        "  --dev URI          device to measure, e.g. 'uring:/data/f?direct=1' (quote it:\n"
-	        "                     the shell treats ? and & specially). See snstore probe "
-	        "--engines\n"
-	        "  --rw MODE          read | write | randread | randwrite | randrw (default "
-	        "randread)\n"
-	        "  --rwmix PCT        percentage of reads in randrw (default 50)\n"
-	        "  --bs SIZE          block size of every request (default 4k); a multiple of the\n"
-	        "                     device's direct-I/O alignment\n"
-	        "  --qd N             requests in flight per job (default 32)\n"
-	        "  --batch N          requests per submit call (default 1, as fio's "
-	        "iodepth_batch);\n"
-	        "                     larger batches save syscalls on fast devices\n"
-	        "  --jobs N           threads, each with its own queue, pinned to CPU i mod #CPUs\n"
-	        "                     (default 1). Random jobs share the whole region; sequential\n"
-	        "                     jobs each take their own slice of it\n"
-	        "  --size SIZE        region to use (default: the whole device). If the file is\n"
-	        "                     missing or shorter, it is created or extended and, when the\n"
-	        "                     workload reads, laid out with real writes first, like fio\n"
-	        "  --offset SIZE      start of the region (default 0)\n"
-	        "  --runtime S        seconds to run (default 10 unless --ios is given)\n"
-	        "  --ios N            requests per job, then stop\n"
-	        "  --ramp S           seconds of warm-up before measuring (default 0)\n"
-	        "  --fsync-every N    a flush after every N completed writes per job; flush "
-	        "latency\n"
-	        "                     is reported on its own line\n"
-	        "  --verify           write every block of the region once with a pattern "
-	        "(header:\n"
-	        "                     magic, offset, seed, length), flush, read it all back and\n"
-	        "                     check; exit 1 on any mismatch\n"
-	        "  --seed N           random seed (default 1): same seed, same offsets\n"
-	        "  --json             one JSON object on stdout: iops, bw_bytes, lat_ns{min, "
-	        "mean,\n"
-	        "                     p50, p90, p99, p99.9, p99.99, max}, jobs[...], and more\n"
-	        "  --quiet            no progress line\n"
-	        "  --compare          the seed's comparison: 4 KiB randread and randwrite at QD1 "
-	        "and\n"
-	        "                     QD32 on every engine that works here, on one scratch file\n"
-	        "                     (--file, default ./snstore-bench.dat; --size default 1g;\n"
-	        "                     --runtime default 3 per cell); prints one table\n"
-	        "  -h, --help         this text\n"
-	        "\n"
-	        "SIZE takes k, m, g, t suffixes (powers of 1024). Exit status: 0 success, 1 "
-	        "device\n"
-	        "or I/O error or verify mismatch, 2 bad usage.\n"
-	        "\n"
-	        "Examples:\n"
-	        "  snstore bench --dev 'uring:/data/f?direct=1' --rw randread --qd 32 --runtime "
-	        "10\n"
-	        "  snstore bench --dev 'uring:/data/f?direct=1' --size 2g --rw randwrite --jobs 2 "
-	        "--json\n"
-	        "  snstore bench --dev 'psync:/dev/nvme0n1?direct=1' --rw randrw --rwmix 70 --qd "
-	        "1\n"
-	        "  snstore bench --dev 'null:?size=1g' --qd 32 --runtime 3\n"
-	        "  snstore bench --dev 'uring:/data/f?direct=1' --size 256m --verify --qd 16\n");
+	fputs("usage: snstore bench --dev URI [OPTIONS]\n"
+	      "       snstore bench --compare [--file PATH] [--size SIZE] [--runtime S] [--json]\n"
+	      "\n"
+	      "Measure a storage device, as fio does: IOPS, bandwidth, and the latency of every "
+	      "request\n"
+	      "from submission to completion (percentiles from a log-linear histogram, 1.6% "
+	      "steps).\n"
+	      "Each job is a thread with its own queue (an io_uring ring, ...), as a "
+	      "shared-nothing\n"
+	      "program runs; no queue is ever shared. Latency takes one clock reading per submit "
+	      "call\n"
+	      "and one per reap call, so the benchmark's own cost stays near the null engine's.\n"
+	      "\n"
+	      "Workload\n"
+	      "  --dev URI          the device to measure (required unless --compare). Quote it: "
+	      "the\n"
+	      "                     shell treats ? and & specially. Engines and their keys: "
+	      "snstore\n"
+	      "                     probe --engines. Examples: 'uring:/data/f?direct=1',\n"
+	      "                     'psync:/dev/nvme0n1?direct=1', 'mmap:/data/f', "
+	      "'mem:?size=1G',\n"
+	      "                     'null:?size=1G'\n"
+	      "  --rw MODE          read | write (sequential), randread | randwrite | randrw\n"
+	      "                     (default randread)\n"
+	      "  --rwmix PCT        percentage of reads in randrw (default 50)\n"
+	      "  --bs SIZE          bytes per request (default 4k); must be a multiple of the "
+	      "device's\n"
+	      "                     offset alignment (the logical block size with direct=1)\n"
+	      "  --qd N             requests kept in flight per job (default 32)\n"
+	      "  --batch N          requests handed over per submit call (default 1, as fio's\n"
+	      "                     iodepth_batch); larger batches save syscalls on fast devices\n"
+	      "  --jobs N           threads, each with its own queue (default 1). Random jobs "
+	      "each\n"
+	      "                     cover the whole region with their own random sequence; "
+	      "sequential\n"
+	      "                     jobs each stream through their own slice of it\n"
+	      "  --cpus LIST        pin job i to the (i mod n)-th CPU of LIST, e.g. 0,2 or 0-3\n"
+	      "                     (default: not pinned, the scheduler places jobs, as fio does)\n"
+	      "  --size SIZE        bytes of the device to use (default: all of it from "
+	      "--offset).\n"
+	      "                     If the URI's file is missing or shorter and the URI has no\n"
+	      "                     create= or size= key, the bench adds "
+	      "create=1&size=OFFSET+SIZE;\n"
+	      "                     a file it created or grew is laid out with real 1 MiB writes "
+	      "and\n"
+	      "                     flushed before a workload that reads (like fio's \"Laying out "
+	      "IO\n"
+	      "                     file\"), because reads of never-written extents skip the disk\n"
+	      "  --offset SIZE      where the region starts (default 0)\n"
+	      "  --seed N           seed of the random offsets (default 1): same seed, same "
+	      "offsets\n"
+	      "\n"
+	      "Duration\n"
+	      "  --runtime S        seconds to measure (default 10, unless --ios is given)\n"
+	      "  --ios N            stop each job after N requests\n"
+	      "  --ramp S           seconds of warm-up before measuring; not counted (default 0)\n"
+	      "\n"
+	      "Flushes and checking\n"
+	      "  --fsync-every N    a flush (SN_OP_FLUSH) after every N completed writes of a "
+	      "job;\n"
+	      "                     flushes are counted and timed apart from reads and writes\n"
+	      "  --verify           instead of timing: write every bs block of the region exactly\n"
+	      "                     once (in --rw order; a random permutation for rand*), flush, "
+	      "read\n"
+	      "                     every block back and check it. Each block starts with a "
+	      "32-byte\n"
+	      "                     header (magic, offset, seed, length, payload checksum) "
+	      "followed by\n"
+	      "                     bytes derived from (seed, offset), so a bad block says what "
+	      "it\n"
+	      "                     holds: zeros, another block, an older run, or a corrupt "
+	      "payload.\n"
+	      "                     Jobs each take their own slice. Exit 1 on any mismatch\n"
+	      "\n"
+	      "Output\n"
+	      "  (default)          a table: device, engine and its features; IOPS, MiB/s, and "
+	      "latency\n"
+	      "                     min/mean/p50/p90/p99/p99.9/p99.99/max in microseconds, per "
+	      "job\n"
+	      "                     when --jobs > 1 and in total; flush latency on its own line. "
+	      "A\n"
+	      "                     progress line on stderr once a second when stderr is a "
+	      "terminal\n"
+	      "  --json             one JSON object on stdout: dev, uri (as opened), engine, "
+	      "features,\n"
+	      "                     rw, bs, qd, njobs, runtime_s (measured), ios, errors, iops "
+	      "and\n"
+	      "                     bw_bytes (totals over all jobs), lat_ns {min, mean, p50, p90, "
+	      "p99,\n"
+	      "                     p99.9, p99.99, max}, flushes, flush_lat_ns {...}, and jobs: a\n"
+	      "                     list of the same figures per job\n"
+	      "  --quiet            no progress output\n"
+	      "\n"
+	      "Comparison\n"
+	      "  --compare          the seed's comparison: 4 KiB randread and randwrite at QD1 "
+	      "and\n"
+	      "                     QD32 on every engine, on one scratch file laid out once: uring "
+	      "and\n"
+	      "                     psync with and without direct=1, mmap, mem and null. An "
+	      "engine\n"
+	      "                     that does not work here gets its row with the reason. Each "
+	      "file\n"
+	      "                     cell starts with the file's page cache written back and "
+	      "dropped.\n"
+	      "                     --size defaults to 1g, --runtime to 3 s per cell\n"
+	      "  --file PATH        the scratch file of --compare (default ./snstore-bench.dat)\n"
+	      "\n"
+	      "  -h, --help         this text\n"
+	      "\n"
+	      "SIZE is a byte count with an optional k, m, g or t suffix (powers of 1024).\n"
+	      "\n"
+	      "A request that fails or transfers less than --bs stops its job; the figures so far "
+	      "are\n"
+	      "printed with the first error. Exit status: 0 success; 1 the device failed to open, "
+	      "a\n"
+	      "request failed, or --verify found a mismatch; 2 bad usage (unknown option, bad "
+	      "value,\n"
+	      "or options that do not fit the device, such as --bs off its alignment).\n"
+	      "\n"
+	      "Examples\n"
+	      "  snstore bench --dev 'null:?size=1g' --qd 32 --runtime 3       # the software "
+	      "ceiling\n"
+	      "  snstore bench --dev 'uring:/data/f?direct=1' --size 2g --rw randread --qd 32 "
+	      "--json\n"
+	      "  snstore bench --dev 'uring:/data/f?direct=1' --rw randwrite --jobs 4 --cpus 0-3\n"
+	      "  snstore bench --dev 'psync:/dev/nvme0n1?direct=1' --rw randrw --rwmix 70 --qd 1\n"
+	      "  snstore bench --dev 'psync:/data/f' --rw randwrite --fsync-every 16 --runtime 30\n"
+	      "  snstore bench --dev 'uring:/data/f?direct=1' --size 256m --verify --qd 16 --jobs "
+	      "2\n"
+	      "  snstore bench --compare --file /data/scratch.dat --size 1g\n",
+	      f);
 }
 
 static int parse_rw(const char *s, struct bench_opts *o)
@@ -349,9 +416,25 @@ static int takes_key(const char *uri, const char *key)
 	return 0;
 }
 
+/* Whether the URI's query names key (as "key=" at the start or after '&'). */
+static int has_key(const char *uri, const char *key)
+{
+	const char *p = strchr(uri, '?');
+	size_t n = strlen(key);
+
+	while (p) {
+		p++;
+		if (!strncmp(p, key, n) && p[n] == '=')
+			return 1;
+		p = strchr(p, '&');
+	}
+	return 0;
+}
+
 /*
  * With --size on a file engine, make sure the file holds offset+size bytes. Returns
  * the URI to open (in buf) and whether the file was created or grown (needs layout).
+ * A URI that says size= itself is the user's choice and is left alone.
  */
 static const char *effective_uri(const struct bench_opts *o, char *buf, size_t len, int *grown)
 {
@@ -361,8 +444,8 @@ static const char *effective_uri(const struct bench_opts *o, char *buf, size_t l
 	uint64_t want = o->offset + o->size;
 
 	*grown = 0;
-	if (!o->size || !colon || !takes_key(o->dev, "size") || strstr(o->dev, "size=") ||
-	    !strncmp(o->dev, "fault:", 6))
+	if (!o->size || !colon || !takes_key(o->dev, "size") || !takes_key(o->dev, "create") ||
+	    has_key(o->dev, "size"))
 		return o->dev;
 	path = colon + 1;
 	q = strchr(path, '?');
@@ -370,7 +453,10 @@ static const char *effective_uri(const struct bench_opts *o, char *buf, size_t l
 	if (stat(file, &st) == 0 && (S_ISBLK(st.st_mode) || (uint64_t)st.st_size >= want))
 		return o->dev;
 	*grown = 1;
-	snprintf(buf, len, "%s%ccreate=1&size=%" PRIu64, o->dev, q ? '&' : '?', want);
+	if (has_key(o->dev, "create")) /* the user's create=, but it needs a size */
+		snprintf(buf, len, "%s&size=%" PRIu64, o->dev, want);
+	else
+		snprintf(buf, len, "%s%ccreate=1&size=%" PRIu64, o->dev, q ? '&' : '?', want);
 	return buf;
 }
 
@@ -387,24 +473,30 @@ int cmd_bench(int argc, char **argv)
 		return 2;
 	if (o.compare)
 		return bench_compare(&o);
-	o.dev = effective_uri(&o, uri, sizeof(uri), &grown);
-	err = sn_dev_open(o.dev, &dev);
+	o.uri = effective_uri(&o, uri, sizeof(uri), &grown);
+	err = sn_dev_open(o.uri, &dev);
 	if (err) {
-		fprintf(stderr, "snstore bench: cannot open %s: %s\n", o.dev,
+		fprintf(stderr, "snstore bench: cannot open %s: %s\n", o.uri,
 		        *sn_errmsg() ? sn_errmsg() : sn_strerror(err));
 		return 1;
 	}
 	sn_dev_info(dev, &in);
 	if (!o.size)
 		o.size = in.capacity_bytes > o.offset ? in.capacity_bytes - o.offset : 0;
-	err = bench_check_geometry(&o, &in);
-	if (!err && grown && o.rw != RW_WRITE && o.rw != RW_RANDWRITE && !o.verify)
+	/* Options that do not fit this device are bad usage, like any other bad option. */
+	if (bench_check_geometry(&o, &in)) {
+		sn_dev_close(dev);
+		return 2;
+	}
+	err = 0;
+	if (grown && o.rw != RW_WRITE && o.rw != RW_RANDWRITE && !o.verify)
 		err = bench_layout(dev, &o, !o.quiet && !o.json);
-	if (!err && o.verify)
+	if (!err && o.verify) {
 		err = bench_verify(dev, &o);
-	else if (!err) {
+	} else if (!err) {
+		/* A job that failed part-way still has figures worth printing, with the error. */
 		err = bench_run(dev, &o, &r, !o.quiet && !o.json);
-		if (!err)
+		if (r.jobs)
 			bench_report(stdout, &o, &in, &r);
 		bench_result_free(&r);
 	}

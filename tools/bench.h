@@ -13,7 +13,8 @@
 enum bench_rw { RW_READ, RW_WRITE, RW_RANDREAD, RW_RANDWRITE, RW_RANDRW };
 
 struct bench_opts {
-	const char *dev;
+	const char *dev;  /* --dev as given */
+	const char *uri;  /* what was opened: dev, plus create=1&size= when the bench made room */
 	const char *file; /* --compare scratch file */
 	enum bench_rw rw;
 	unsigned rwmix, qd, batch, jobs;
@@ -26,6 +27,7 @@ struct bench_opts {
 struct bench_job_result {
 	unsigned cpu;
 	uint64_t ios, reads, writes, bytes, flushes;
+	uint64_t errors; /* failed requests (the job stops at the first) */
 	uint64_t elapsed_ns;
 	struct sn_hist lat;   /* reads and writes */
 	struct sn_hist flush; /* flushes */
@@ -40,6 +42,29 @@ struct bench_result {
 	const char *features;
 };
 
+/* xorshift64*: one multiply per random number, fast enough for the hot loop. */
+static inline uint64_t bench_rand(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
+/* splitmix64 of (seed, stream): independent, never-zero xorshift states per job. */
+static inline uint64_t bench_seed(uint64_t seed, uint64_t stream)
+{
+	uint64_t z = seed + 0x9e3779b97f4a7c15ull * (stream + 1);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z ^= z >> 31;
+	return z ? z : 1;
+}
+
 /* bench.c */
 uint64_t bench_now(void);
 int bench_stop_requested(void);
@@ -50,6 +75,9 @@ int bench_check_geometry(const struct bench_opts *o, const struct sn_dev_info *i
 int bench_run(struct sn_dev *dev, const struct bench_opts *o, struct bench_result *r, int progress);
 void bench_result_free(struct bench_result *r);
 int bench_layout(struct sn_dev *dev, const struct bench_opts *o, int progress);
+void bench_pin(const struct bench_opts *o, unsigned job);
+
+/* bench_verify.c: write, flush, read back and check the region; 0, or -1 (printed). */
 int bench_verify(struct sn_dev *dev, const struct bench_opts *o);
 
 /* bench_report.c */

@@ -49,12 +49,17 @@ static void json_job(FILE *f, const struct bench_job_result *j)
 {
 	fprintf(f,
 	        "{\"cpu\": %u, \"ios\": %" PRIu64 ", \"reads\": %" PRIu64 ", \"writes\": %" PRIu64
-	        ", \"iops\": %.1f, \"bw_bytes\": %.0f, \"runtime_s\": %.3f, \"lat_ns\": ",
-	        j->cpu, j->ios, j->reads, j->writes, per_sec(j->ios, j->elapsed_ns),
+	        ", \"errors\": %" PRIu64 ", \"iops\": %.1f, \"bw_bytes\": %.0f, \"runtime_s\": %.3f"
+	        ", \"lat_ns\": ",
+	        j->cpu, j->ios, j->reads, j->writes, j->errors, per_sec(j->ios, j->elapsed_ns),
 	        per_sec(j->bytes, j->elapsed_ns), (double)j->elapsed_ns / 1e9);
 	bench_json_lat(f, &j->lat);
 	fprintf(f, ", \"flushes\": %" PRIu64 ", \"flush_lat_ns\": ", j->flushes);
 	bench_json_lat(f, &j->flush);
+	if (j->err) {
+		fprintf(f, ", \"error\": ");
+		bench_json_str(f, j->errmsg);
+	}
 	fprintf(f, "}");
 }
 
@@ -80,6 +85,9 @@ static void text_job(FILE *f, const char *label, const struct bench_job_result *
 		text_lat(f, "I/O", &j->lat);
 	if (j->flushes)
 		text_lat(f, "flush", &j->flush);
+	if (j->errors)
+		fprintf(f, "  errors: %" PRIu64 " failed request%s, the first: %s\n", j->errors,
+		        j->errors > 1 ? "s" : "", j->errmsg);
 }
 
 void bench_report(FILE *f, const struct bench_opts *o, const struct sn_dev_info *in,
@@ -90,19 +98,27 @@ void bench_report(FILE *f, const struct bench_opts *o, const struct sn_dev_info 
 	if (o->json) {
 		fprintf(f, "{\"dev\": ");
 		bench_json_str(f, o->dev);
+		fprintf(f, ", \"uri\": ");
+		bench_json_str(f, o->uri);
 		fprintf(f, ", \"engine\": \"%s\", \"features\": ", in->engine);
 		bench_json_str(f, in->features);
 		fprintf(f,
 		        ", \"rw\": \"%s\", \"rwmix\": %u, \"bs\": %" PRIu64 ", \"qd\": %u, "
-		        "\"batch\": %u, \"njobs\": %u, \"size\": %" PRIu64 ", \"runtime_s\": %.3f, "
-		        "\"ios\": %" PRIu64 ", \"reads\": %" PRIu64 ", \"writes\": %" PRIu64
-		        ", \"errors\": %d, \"iops\": %.1f, \"bw_bytes\": %.0f, \"lat_ns\": ",
-		        bench_rw_name(o->rw), o->rwmix, o->bs, o->qd, o->batch, o->jobs, o->size,
-		        (double)t->elapsed_ns / 1e9, t->ios, t->reads, t->writes, t->err ? 1 : 0,
-		        per_sec(t->ios, t->elapsed_ns), per_sec(t->bytes, t->elapsed_ns));
+		        "\"batch\": %u, \"njobs\": %u, \"offset\": %" PRIu64 ", \"size\": %" PRIu64
+		        ", \"seed\": %" PRIu64 ", \"runtime_s\": %.3f, \"ios\": %" PRIu64
+		        ", \"reads\": %" PRIu64 ", \"writes\": %" PRIu64 ", \"errors\": %" PRIu64
+		        ", \"iops\": %.1f, \"bw_bytes\": %.0f, \"lat_ns\": ",
+		        bench_rw_name(o->rw), o->rwmix, o->bs, o->qd, o->batch, o->jobs, o->offset,
+		        o->size, o->seed, (double)t->elapsed_ns / 1e9, t->ios, t->reads, t->writes,
+		        t->errors, per_sec(t->ios, t->elapsed_ns),
+		        per_sec(t->bytes, t->elapsed_ns));
 		bench_json_lat(f, &t->lat);
 		fprintf(f, ", \"flushes\": %" PRIu64 ", \"flush_lat_ns\": ", t->flushes);
 		bench_json_lat(f, &t->flush);
+		if (t->err) {
+			fprintf(f, ", \"error\": ");
+			bench_json_str(f, t->errmsg);
+		}
 		fprintf(f, ", \"jobs\": [");
 		for (unsigned i = 0; i < r->njobs; i++) {
 			fprintf(f, i ? ", " : "");
@@ -111,7 +127,7 @@ void bench_report(FILE *f, const struct bench_opts *o, const struct sn_dev_info 
 		fprintf(f, "]}\n");
 		return;
 	}
-	fprintf(f, "%s  engine %s (%s)\n", o->dev, in->engine, *in->features ? in->features : "-");
+	fprintf(f, "%s  engine %s (%s)\n", o->uri, in->engine, *in->features ? in->features : "-");
 	fprintf(f, "%s, bs %" PRIu64 ", qd %u, batch %u, %u job%s, region %" PRIu64 " MiB\n",
 	        bench_rw_name(o->rw), o->bs, o->qd, o->batch, o->jobs, o->jobs > 1 ? "s" : "",
 	        o->size >> 20);
