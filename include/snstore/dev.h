@@ -206,6 +206,15 @@ int sn_queue_reap(struct sn_queue *q, struct sn_cqe *cqes, unsigned max, unsigne
 /** Requests started on q and not yet reaped. Only the owning thread. */
 unsigned sn_queue_inflight(const struct sn_queue *q);
 
+/**
+ * Have q's engine signal the eventfd efd (write 1) whenever a completion becomes ready,
+ * so the owning thread can sleep in poll() with I/O in flight; efd -1 stops it.
+ * Returns 0, or -ENOTSUP when the engine completes requests inside sn_queue_submit()
+ * (their completions are ready at once: nothing to wait for), or the engine's error.
+ * Only the owning thread.
+ */
+int sn_queue_notify(struct sn_queue *q, int efd);
+
 /** The device a queue belongs to. */
 struct sn_dev *sn_queue_dev(const struct sn_queue *q);
 

@@ -19,6 +19,7 @@
 #include "../util/uri.h"
 
 #define SN_ENGINE_V1 1
+#define SN_ENGINE_V2 2 /* adds notify */
 
 struct sn_engine {
 	int version;                     /* SN_ENGINE_V1; fields are only ever appended */
@@ -59,6 +60,10 @@ struct sn_engine {
 	/* Optional: sn_dev_ctl(). */
 	int (*ctl)(struct sn_dev *dev, int op, void *arg);
 	/* Version 1 ends here. */
+
+	/* Optional: signal eventfd efd (-1: stop) whenever a completion becomes ready. NULL
+	 * for engines that complete requests inside submit(). Version 2. */
+	int (*notify)(struct sn_queue *q, int efd);
 };
 
 struct sn_dev {

@@ -465,6 +465,14 @@ static int uring_reap(struct sn_queue *q, struct sn_cqe *out, unsigned max, unsi
 	}
 }
 
+static int uring_notify(struct sn_queue *q, int efd)
+{
+	struct io_uring *ring = &((struct uring_queue *)q)->ring;
+	int r = efd < 0 ? io_uring_unregister_eventfd(ring) : io_uring_register_eventfd(ring, efd);
+
+	return r < 0 ? sn__err(r, "io_uring eventfd registration: %s", sn_strerror(r)) : 0;
+}
+
 static int uring_buf_register(struct sn_queue *q, void *buf, size_t len)
 {
 	struct uring_queue *uq = (struct uring_queue *)q;
@@ -509,7 +517,7 @@ static void uring_buf_unregister(struct sn_queue *q, void *buf, size_t len)
 }
 
 const struct sn_engine sn_engine_uring = {
-	.version = SN_ENGINE_V1,
+	.version = SN_ENGINE_V2,
 	.name = "uring",
 	.summary = "io_uring: batched async I/O, fixed files and buffers; direct=1, sqpoll=1",
 	.options = uring_options,
@@ -523,4 +531,5 @@ const struct sn_engine sn_engine_uring = {
 	.reap = uring_reap,
 	.buf_register = uring_buf_register,
 	.buf_unregister = uring_buf_unregister,
+	.notify = uring_notify,
 };
