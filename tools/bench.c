@@ -34,9 +34,10 @@ static void usage(FILE *f)
 	      "request\n"
 	      "from submission to completion (percentiles from a log-linear histogram, 1.6% "
 	      "steps).\n"
-	      "Each job is a thread with its own queue (an io_uring ring, ...), as a "
-	      "shared-nothing\n"
-	      "program runs; no queue is ever shared. Latency takes one clock reading per submit "
+	      "Each job is a worker of the shared-nothing runtime (snstore/rt.h) with its own "
+	      "queue\n"
+	      "(an io_uring ring, ...), as a snstore program runs; no queue is ever shared. "
+	      "Latency takes one clock reading per submit "
 	      "call\n"
 	      "and one per reap call, so the benchmark's own cost stays near the null engine's.\n"
 	      "\n"
@@ -58,13 +59,16 @@ static void usage(FILE *f)
 	      "  --qd N             requests kept in flight per job (default 32)\n"
 	      "  --batch N          requests handed over per submit call (default 1, as fio's\n"
 	      "                     iodepth_batch); larger batches save syscalls on fast devices\n"
-	      "  --jobs N           threads, each with its own queue (default 1). Random jobs "
-	      "each\n"
+	      "  --jobs N           runtime workers, each with its own queue (default 1). Random "
+	      "jobs each\n"
 	      "                     cover the whole region with their own random sequence; "
 	      "sequential\n"
 	      "                     jobs each stream through their own slice of it\n"
 	      "  --cpus LIST        pin job i to the (i mod n)-th CPU of LIST, e.g. 0,2 or 0-3\n"
 	      "                     (default: not pinned, the scheduler places jobs, as fio does)\n"
+	      "  --rt MODE          how a job's worker waits for completions: poll (spin on the\n"
+	      "                     queue: lowest latency, a busy core) or event (sleep until\n"
+	      "                     the engine signals: no CPU while waiting) (default poll)\n"
 	      "  --size SIZE        bytes of the device to use (default: all of it from "
 	      "--offset).\n"
 	      "                     If the URI's file is missing or shorter and the URI has no\n"
@@ -259,7 +263,8 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		O_FSYNC,
 		O_SEED,
 		O_FILE,
-		O_CPUS
+		O_CPUS,
+		O_RT
 	};
 	static const struct option longopts[] = {
 		{ "dev", required_argument, NULL, 'd' },
@@ -278,6 +283,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "file", required_argument, NULL, O_FILE },
 		{ "cpus", required_argument, NULL, O_CPUS },
+		{ "rt", required_argument, NULL, O_RT },
 		{ "verify", no_argument, NULL, 'v' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -294,6 +300,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 	o->bs = 4096;
 	o->qd = 32;
 	o->batch = 1;
+	o->rt_mode = SN_RT_POLL;
 	o->jobs = 1;
 	o->seed = 1;
 	opterr = 0;
@@ -351,6 +358,15 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			break;
 		case O_CPUS:
 			bad = parse_cpus(optarg, o);
+			break;
+		case O_RT:
+			if (!strcmp(optarg, "poll") || !strcmp(optarg, "event")) {
+				o->rt_mode = optarg[0] == 'p' ? SN_RT_POLL : SN_RT_EVENT;
+			} else {
+				fprintf(stderr, "snstore bench: --rt %s: expected poll or event\n",
+				        optarg);
+				bad = 1;
+			}
 			break;
 		case 'v':
 			o->verify = 1;

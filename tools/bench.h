@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include <snstore/dev.h>
+#include <snstore/rt.h>
 
 #include "util/hist.h"
 
@@ -20,6 +21,7 @@ struct bench_opts {
 	unsigned rwmix, qd, batch, jobs;
 	uint64_t bs, size, offset, runtime_s, ios, ramp_s, fsync_every, seed;
 	int verify, json, quiet, compare;
+	enum sn_rt_mode rt_mode; /* --rt: how job workers wait */
 	unsigned ncpus; /* --cpus: pin job i to cpus[i % ncpus]; 0: no pinning */
 	unsigned cpus[256];
 };

@@ -22,19 +22,30 @@
 #define FLUSH_TAG UINT64_MAX
 
 struct job {
-	const struct bench_opts *o;
+	_Alignas(64) const struct bench_opts *o; /* jobs never share a cache line */
 	struct sn_dev *dev;
 	unsigned idx;
-	pthread_barrier_t *start;
 	uint64_t region_off, region_blocks; /* in bs blocks from o->offset */
 	uint64_t rng;
 	uint64_t done; /* completions, for the progress line (relaxed atomics) */
-	int finished;
+	int finished;  /* release: the result is complete */
+	struct sn_rt_latch *all_done;
 	struct bench_job_result res;
+
+	/* The job's state on its worker. */
+	struct sn_queue *q;
+	struct slot *slots;
+	struct sn_io *batch;
+	unsigned *free_slots, nfree, inflight, flush_inflight;
+	uint64_t seq, issued, writes_since_flush;
+	uint64_t t_measure, t_end, last, flush_t;
+	int measuring, stopping;
+	char *buf;
+	_Alignas(64) char end[0];
 };
 
 /* --cpus: job i runs on the (i mod n)-th CPU of the list; without it the scheduler
- * places jobs, as fio does by default. */
+ * places jobs, as fio does by default. For threads outside the runtime (--verify). */
 void bench_pin(const struct bench_opts *o, unsigned job)
 {
 	cpu_set_t set;
@@ -44,6 +55,18 @@ void bench_pin(const struct bench_opts *o, unsigned job)
 	CPU_ZERO(&set);
 	CPU_SET((int)o->cpus[job % o->ncpus], &set);
 	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+/* The CPU list of --cpus, one per job, for the runtime (NULL: let the scheduler place). */
+static unsigned *job_cpus(const struct bench_opts *o)
+{
+	unsigned *c;
+
+	if (!o->ncpus || !(c = calloc(o->jobs, sizeof(*c))))
+		return NULL;
+	for (unsigned i = 0; i < o->jobs; i++)
+		c[i] = o->cpus[i % o->ncpus];
+	return c;
 }
 
 /* A request in flight: when it was submitted, and what it was, for the error message. */
@@ -84,185 +107,193 @@ static void job_fail_io(struct job *j, int64_t res, const char *what, uint64_t o
 		         j->idx, what, off, res, len);
 }
 
-static void *job_main(void *arg)
+/* Nothing left in flight and nothing more to start: hand the result over. */
+static void job_finish(struct job *j)
 {
-	struct job *j = arg;
+	if (j->q) {
+		sn_rt_queue_unwatch(j->q);
+		sn_queue_destroy(j->q);
+		j->q = NULL;
+	}
+	j->res.elapsed_ns = j->last > j->t_measure ? j->last - j->t_measure : 0;
+	j->res.reads = j->res.ios - j->res.writes;
+	j->res.bytes = j->res.ios * j->o->bs;
+	free(j->slots);
+	free(j->batch);
+	free(j->free_slots);
+	j->slots = NULL;
+	j->batch = NULL;
+	j->free_slots = NULL;
+	__atomic_store_n(&j->finished, 1, __ATOMIC_RELEASE);
+	sn_rt_latch_done(j->all_done);
+}
+
+/* Fill every free slot, handing requests to the device batch by batch; then a flush
+ * when --fsync-every says so. */
+static void job_fill(struct job *j, uint64_t now)
+{
 	const struct bench_opts *o = j->o;
 	const int is_rand = o->rw >= RW_RANDREAD, mixed = o->rw == RW_RANDRW;
 	const int all_write = o->rw == RW_WRITE || o->rw == RW_RANDWRITE;
 	const uint32_t mix = (uint32_t)((uint64_t)o->rwmix * 65536 / 100);
-	const unsigned qd = o->qd;
-	struct slot *slots = NULL;
-	uint64_t seq = 0, issued = 0, writes_since_flush = 0;
-	uint64_t t0, t_measure, t_end, now, last = 0;
-	struct sn_cqe *cqe = NULL;
-	struct sn_io *batch = NULL;
-	unsigned *free_slots = NULL, nfree = qd, inflight = 0, flush_inflight = 0;
-	struct sn_queue *q = NULL;
-	uint64_t flush_t = 0;
-	int measuring, err;
-	char *buf = NULL;
+	unsigned n = 0;
+	int r;
 
-	bench_pin(o, j->idx);
+	j->stopping |= bench_stop_requested() || now >= j->t_end || j->res.err;
+	while (!j->stopping && j->nfree && !(o->ios && j->issued >= o->ios)) {
+		unsigned slot = j->free_slots[--j->nfree];
+		struct sn_io *io = &j->batch[n++];
+		uint64_t blk;
+		int is_write;
+
+		/* Multiply-shift and compare-and-wrap: no division per request. */
+		if (is_rand) {
+			blk = (uint64_t)(((unsigned __int128)bench_rand(&j->rng) * j->region_blocks) >>
+			                 64);
+		} else {
+			blk = j->seq;
+			if (++j->seq == j->region_blocks)
+				j->seq = 0;
+		}
+		is_write = mixed ? (uint32_t)(bench_rand(&j->rng) >> 48) >= mix : all_write;
+		sn_io_prep(io, is_write ? SN_OP_WRITE : SN_OP_READ, j->buf + slot * o->bs,
+		           (uint32_t)o->bs, o->offset + (j->region_off + blk) * o->bs, slot);
+		j->slots[slot].write = (uint8_t)is_write;
+		j->slots[slot].off = io->offset;
+		j->issued++;
+		if (n == o->batch || !j->nfree || (o->ios && j->issued >= o->ios)) {
+			uint64_t t = bench_now();
+			unsigned sent = 0;
+			int full = 0;
+
+			for (unsigned i = 0; i < n; i++)
+				j->slots[j->batch[i].user_data].t_sub = t;
+			while (sent < n) {
+				r = sn_queue_submit(j->q, j->batch + sent, n - sent);
+				/* Full: wait for completions. With nothing in flight it never drains. */
+				if (r == -EAGAIN && j->inflight + sent) {
+					full = 1;
+					break;
+				}
+				if (r < 0) {
+					job_fail(j, r, "submit");
+					j->stopping = 1;
+					break;
+				}
+				sent += (unsigned)r;
+			}
+			j->inflight += sent;
+			/* What the queue did not take is drawn again later. */
+			for (unsigned i = sent; i < n; i++)
+				j->free_slots[j->nfree++] = (unsigned)j->batch[i].user_data;
+			j->issued -= n - sent;
+			n = 0;
+			if (full)
+				break;
+		}
+	}
+	if (o->fsync_every && j->writes_since_flush >= o->fsync_every && !j->flush_inflight &&
+	    !j->res.err) {
+		struct sn_io f;
+
+		sn_io_flush(&f, FLUSH_TAG);
+		j->flush_t = bench_now();
+		r = sn_queue_submit(j->q, &f, 1);
+		if (r >= 0) {
+			j->flush_inflight = 1;
+			j->writes_since_flush = 0;
+		} else if (r != -EAGAIN) { /* full: try again after the next completion */
+			job_fail(j, r, "flush submit");
+		}
+	}
+	if (!j->inflight && !j->flush_inflight)
+		job_finish(j);
+}
+
+/* The worker reaped completions of the job's queue: account for them, start more. */
+static void job_cqes(void *arg, const struct sn_cqe *cqe, unsigned n)
+{
+	struct job *j = arg;
+	uint64_t now = bench_now();
+
+	if (!j->measuring && now >= j->t_measure)
+		j->measuring = 1;
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t ud = cqe[i].user_data;
+
+		if (ud == FLUSH_TAG) {
+			j->flush_inflight = 0;
+			if (cqe[i].res < 0)
+				job_fail_io(j, cqe[i].res, "flush", 0, 0);
+			else if (j->measuring) {
+				sn_hist_add(&j->res.flush, now - j->flush_t);
+				j->res.flushes++;
+			}
+			continue;
+		}
+		j->inflight--;
+		j->free_slots[j->nfree++] = (unsigned)ud;
+		if (cqe[i].res != (int64_t)j->o->bs) {
+			job_fail_io(j, cqe[i].res, j->slots[ud].write ? "write" : "read",
+			            j->slots[ud].off, j->o->bs);
+			continue;
+		}
+		j->writes_since_flush += j->slots[ud].write;
+		if (!j->measuring)
+			continue;
+		sn_hist_add(&j->res.lat, now - j->slots[ud].t_sub);
+		j->res.ios++;
+		j->res.writes += j->slots[ud].write;
+		j->last = now;
+	}
+	__atomic_store_n(&j->done, j->res.ios, __ATOMIC_RELAXED);
+	job_fill(j, now);
+}
+
+/* On the job's worker: its own queue and buffers, then the first requests. */
+static void job_start(void *arg)
+{
+	struct job *j = arg;
+	const struct bench_opts *o = j->o;
+	const unsigned qd = o->qd;
+	size_t len = (size_t)qd * o->bs;
+	uint64_t t0;
+	int err;
+
 	j->res.cpu = (unsigned)sched_getcpu();
 	sn_hist_init(&j->res.lat);
 	sn_hist_init(&j->res.flush);
-	err = sn_queue_create(j->dev, qd + (o->fsync_every ? 1 : 0), &q);
+	err = sn_queue_create(j->dev, qd + (o->fsync_every ? 1 : 0), &j->q);
 	if (!err)
-		err = sn_queue_buf_alloc(q, (size_t)(qd * o->bs), (void **)&buf);
-	slots = calloc(qd, sizeof(*slots));
-	cqe = calloc(qd + 1, sizeof(*cqe));
-	batch = calloc(qd, sizeof(*batch));
-	free_slots = calloc(qd, sizeof(*free_slots));
-	if (!err && (!slots || !cqe || !batch || !free_slots))
+		err = sn_queue_buf_alloc(j->q, len, (void **)&j->buf);
+	if (!err)
+		err = sn_rt_queue_watch(j->q, job_cqes, j);
+	j->slots = calloc(qd, sizeof(*j->slots));
+	j->batch = calloc(qd, sizeof(*j->batch));
+	j->free_slots = calloc(qd, sizeof(*j->free_slots));
+	if (!err && (!j->slots || !j->batch || !j->free_slots))
 		err = -ENOMEM;
-	if (err)
+	if (err) {
 		job_fail(j, err, "setup");
+		job_finish(j);
+		return;
+	}
 	/* Non-zero random bytes, so compressing or deduplicating devices cannot cheat. */
-	for (size_t i = 0; buf && i + 8 <= qd * o->bs; i += 8) {
+	for (size_t i = 0; i + 8 <= len; i += 8) {
 		uint64_t v = bench_rand(&j->rng) | 0x0101010101010101ull;
 
-		memcpy(buf + i, &v, 8);
+		memcpy(j->buf + i, &v, 8);
 	}
-	for (size_t i = qd * o->bs & ~(size_t)7; buf && i < qd * o->bs; i++)
-		buf[i] = (char)(bench_rand(&j->rng) | 1);
-	for (unsigned i = 0; free_slots && i < qd; i++)
-		free_slots[i] = qd - 1 - i;
-	pthread_barrier_wait(j->start);
-	if (err)
-		goto out;
-
+	for (size_t i = len & ~(size_t)7; i < len; i++)
+		j->buf[i] = (char)(bench_rand(&j->rng) | 1);
+	for (unsigned i = 0; i < qd; i++)
+		j->free_slots[i] = qd - 1 - i;
+	j->nfree = qd;
 	t0 = bench_now();
-	t_measure = t0 + o->ramp_s * 1000000000ull;
-	t_end = o->runtime_s ? t_measure + o->runtime_s * 1000000000ull : UINT64_MAX;
-	measuring = o->ramp_s == 0;
-	now = t0;
-	for (;;) {
-		int stop = bench_stop_requested() || now >= t_end || j->res.err ||
-		           (o->ios && issued >= o->ios);
-		unsigned n = 0;
-		int r, full = 0;
-
-		/* Fill every free slot, handing them to the device batch by batch. */
-		while (!stop && nfree && !(o->ios && issued >= o->ios)) {
-			unsigned slot = free_slots[--nfree];
-			struct sn_io *io = &batch[n++];
-			uint64_t blk;
-			int is_write;
-
-			/* Multiply-shift and compare-and-wrap: no division per request. */
-			if (is_rand) {
-				blk = (uint64_t)(((unsigned __int128)bench_rand(&j->rng) *
-				                  j->region_blocks) >>
-				                 64);
-			} else {
-				blk = seq;
-				if (++seq == j->region_blocks)
-					seq = 0;
-			}
-			is_write = mixed ? (uint32_t)(bench_rand(&j->rng) >> 48) >= mix : all_write;
-			sn_io_prep(io, is_write ? SN_OP_WRITE : SN_OP_READ, buf + slot * o->bs,
-			           (uint32_t)o->bs, o->offset + (j->region_off + blk) * o->bs,
-			           slot);
-			slots[slot].write = (uint8_t)is_write;
-			slots[slot].off = io->offset;
-			issued++;
-			if (n == o->batch || !nfree || (o->ios && issued >= o->ios)) {
-				uint64_t t = bench_now();
-				unsigned sent = 0;
-
-				for (unsigned i = 0; i < n; i++)
-					slots[batch[i].user_data].t_sub = t;
-				while (sent < n) {
-					r = sn_queue_submit(q, batch + sent, n - sent);
-					/* Full: reap first. With nothing in flight it never drains. */
-					if (r == -EAGAIN && inflight + sent) {
-						full = 1;
-						break;
-					}
-					if (r < 0) {
-						job_fail(j, r, "submit");
-						stop = 1;
-						break;
-					}
-					sent += (unsigned)r;
-				}
-				inflight += sent;
-				/* What the queue did not take is drawn again later. */
-				for (unsigned i = sent; i < n; i++)
-					free_slots[nfree++] = (unsigned)batch[i].user_data;
-				issued -= n - sent;
-				n = 0;
-				if (full || stop)
-					break;
-			}
-		}
-		if (o->fsync_every && writes_since_flush >= o->fsync_every && !flush_inflight &&
-		    !j->res.err) {
-			struct sn_io f;
-
-			sn_io_flush(&f, FLUSH_TAG);
-			flush_t = bench_now();
-			r = sn_queue_submit(q, &f, 1);
-			if (r >= 0) {
-				flush_inflight = 1;
-				writes_since_flush = 0;
-			} else if (r != -EAGAIN) { /* full: try again after the next reap */
-				job_fail(j, r, "flush submit");
-			}
-		}
-		if (!inflight && !flush_inflight)
-			break;
-		r = sn_queue_reap(q, cqe, qd + 1, 1);
-		now = bench_now();
-		if (r < 0) {
-			job_fail(j, r, "reap");
-			break;
-		}
-		if (!measuring && now >= t_measure)
-			measuring = 1;
-		for (int i = 0; i < r; i++) {
-			uint64_t ud = cqe[i].user_data;
-
-			if (ud == FLUSH_TAG) {
-				flush_inflight = 0;
-				if (cqe[i].res < 0)
-					job_fail_io(j, cqe[i].res, "flush", 0, 0);
-				else if (measuring) {
-					sn_hist_add(&j->res.flush, now - flush_t);
-					j->res.flushes++;
-				}
-				continue;
-			}
-			inflight--;
-			free_slots[nfree++] = (unsigned)ud;
-			if (cqe[i].res != (int64_t)o->bs) {
-				job_fail_io(j, cqe[i].res, slots[ud].write ? "write" : "read",
-				            slots[ud].off, o->bs);
-				continue;
-			}
-			writes_since_flush += slots[ud].write;
-			if (!measuring)
-				continue;
-			sn_hist_add(&j->res.lat, now - slots[ud].t_sub);
-			j->res.ios++;
-			j->res.writes += slots[ud].write;
-			last = now;
-		}
-		__atomic_store_n(&j->done, j->res.ios, __ATOMIC_RELAXED);
-	}
-	j->res.elapsed_ns = last > t_measure ? last - t_measure : 0;
-	j->res.reads = j->res.ios - j->res.writes;
-	j->res.bytes = j->res.ios * o->bs;
-out:
-	if (q)
-		sn_queue_destroy(q);
-	free(slots);
-	free(cqe);
-	free(batch);
-	free(free_slots);
-	__atomic_store_n(&j->finished, 1, __ATOMIC_RELEASE);
-	return NULL;
+	j->t_measure = t0 + o->ramp_s * 1000000000ull;
+	j->t_end = o->runtime_s ? j->t_measure + o->runtime_s * 1000000000ull : UINT64_MAX;
+	j->measuring = o->ramp_s == 0;
+	job_fill(j, t0);
 }
 
 static void progress_line(struct job *jobs, unsigned n, const struct bench_opts *o, uint64_t t0,
@@ -285,36 +316,44 @@ static void progress_line(struct job *jobs, unsigned n, const struct bench_opts 
 	*prev_t = now;
 }
 
+/* Jobs are runtime workers: one per job, each owning its queue. */
 int bench_run(struct sn_dev *dev, const struct bench_opts *o, struct bench_result *r, int progress)
 {
 	uint64_t blocks = o->size / o->bs, t0, prev_done = 0, prev_t, tick;
-	pthread_barrier_t start;
-	pthread_t *tid;
+	struct sn_rt_opts ro = { .workers = o->jobs, .mode = o->rt_mode };
+	struct sn_rt_latch all_done;
+	struct sn_rt *rt = NULL;
+	unsigned *cpus = job_cpus(o);
 	struct job *jobs;
 	unsigned live;
 	int failed = 0;
 
 	memset(r, 0, sizeof(*r));
 	progress = progress && isatty(2);
-	jobs = calloc(o->jobs, sizeof(*jobs));
-	tid = calloc(o->jobs, sizeof(*tid));
+	jobs = aligned_alloc(64, o->jobs * sizeof(*jobs));
+	if (jobs)
+		memset(jobs, 0, o->jobs * sizeof(*jobs));
 	r->jobs = calloc(o->jobs, sizeof(*r->jobs));
-	if (!jobs || !tid || !r->jobs) {
-		fprintf(stderr, "snstore bench: out of memory\n");
+	ro.cpus = cpus;
+	ro.flags = cpus ? 0 : SN_RT_NOPIN;
+	if (!jobs || !r->jobs || sn_rt_create(&ro, &rt)) {
+		fprintf(stderr, "snstore bench: cannot start %u jobs: %s\n", o->jobs,
+		        jobs && r->jobs ? sn_errmsg() : "out of memory");
 		free(jobs);
-		free(tid);
+		free(cpus);
 		return -1;
 	}
+	free(cpus);
 	r->njobs = o->jobs;
-	pthread_barrier_init(&start, NULL, o->jobs + 1);
 	bench_request_stop(0);
+	sn_rt_latch_init(&all_done, o->jobs);
 	for (unsigned i = 0; i < o->jobs; i++) {
 		struct job *j = &jobs[i];
 
 		j->o = o;
 		j->dev = dev;
 		j->idx = i;
-		j->start = &start;
+		j->all_done = &all_done;
 		j->rng = bench_seed(o->seed, i);
 		if (o->rw >= RW_RANDREAD) {
 			j->region_blocks = blocks;
@@ -323,12 +362,9 @@ int bench_run(struct sn_dev *dev, const struct bench_opts *o, struct bench_resul
 			j->region_off = blocks * i / o->jobs;
 			j->region_blocks = blocks * (i + 1) / o->jobs - j->region_off;
 		}
-		if (pthread_create(&tid[i], NULL, job_main, j)) {
-			fprintf(stderr, "snstore bench: cannot start job %u\n", i);
-			exit(1);
-		}
 	}
-	pthread_barrier_wait(&start);
+	for (unsigned i = 0; i < o->jobs; i++)
+		sn_rt_call(rt, i, job_start, &jobs[i]);
 	t0 = prev_t = tick = bench_now();
 	do {
 		usleep(50000);
@@ -340,6 +376,8 @@ int bench_run(struct sn_dev *dev, const struct bench_opts *o, struct bench_resul
 			progress_line(jobs, o->jobs, o, t0, &prev_done, &prev_t);
 		}
 	} while (live);
+	sn_rt_latch_wait(&all_done);
+	sn_rt_destroy(rt);
 	if (progress)
 		fprintf(stderr, "\r%70s\r", "");
 	sn_hist_init(&r->total.lat);
@@ -347,7 +385,6 @@ int bench_run(struct sn_dev *dev, const struct bench_opts *o, struct bench_resul
 	for (unsigned i = 0; i < o->jobs; i++) {
 		struct bench_job_result *jr = &jobs[i].res, *t = &r->total;
 
-		pthread_join(tid[i], NULL);
 		r->jobs[i] = *jr;
 		t->ios += jr->ios;
 		t->reads += jr->reads;
@@ -368,9 +405,7 @@ int bench_run(struct sn_dev *dev, const struct bench_opts *o, struct bench_resul
 			failed = 1;
 		}
 	}
-	pthread_barrier_destroy(&start);
 	free(jobs);
-	free(tid);
 	return failed ? -1 : 0;
 }
 
