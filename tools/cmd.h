@@ -6,5 +6,6 @@
 /* Each returns the process exit status: 0 success, 1 failure, 2 bad usage. */
 int cmd_bench(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
+int cmd_rtbench(int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@ static const struct {
 	const char *summary;
 } cmds[] = {
 	{ "bench", cmd_bench, "measure a device: IOPS, bandwidth, latency percentiles" },
+	{ "rtbench", cmd_rtbench, "measure the runtime's messages: throughput, round trips" },
 	{ "probe", cmd_probe, "show what this machine offers and what auto: would pick" },
 };
 
