@@ -7,6 +7,7 @@
 #include <snstore/err.h>
 #include <snstore/fault.h>
 #include <snstore/rt.h>
+#include <snstore/kv.h>
 
 #define SNSTORE_VERSION_MAJOR 0
 #define SNSTORE_VERSION_MINOR 1

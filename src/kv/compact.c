@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * compact.c — reclaiming space: the owning worker copies the live records of a mostly-dead
+ * sealed segment to the head (as new records) a slice at a time, from a deferred task, so
+ * foreground requests interleave. The segment is freed by later rounds: its header is
+ * cleared once the copies are durable (shard.c).
+ *
+ * A delete record is dropped instead of copied when its segment is the oldest one still
+ * on disk: no older record of the key can come back then. Compaction waits while a batch
+ * is in flight on the shard (records it replaced must survive until it commits).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "../util/crc32c.h"
+#include "../util/util.h"
+#include "kv_impl.h"
+
+#define SLICE 64 /* records per step */
+
+static uint32_t pick_victim(struct kv_shard *sh, int force)
+{
+	unsigned pct = sh->kv->opts.compact_pct;
+	uint32_t best = UINT32_MAX;
+	uint64_t best_live = 0, best_used = 1;
+
+	for (uint32_t i = 0; i < sh->nsegs; i++) {
+		const struct kv_seg *s = &sh->segs[i];
+		uint64_t data = s->used - sizeof(struct sn_kv_seghdr);
+
+		if (s->state != SEG_SEALED || s->durable < s->used || s->nocompact || s->live >= data)
+			continue;
+		if (!force && (uint64_t)s->live * 100 > (uint64_t)pct * data)
+			continue;
+		/* Least live share first. */
+		if (best == UINT32_MAX || (uint64_t)s->live * best_used < best_live * data) {
+			best = i;
+			best_live = s->live;
+			best_used = data;
+		}
+	}
+	return best;
+}
+
+static int oldest_on_disk(const struct kv_shard *sh, uint32_t seg)
+{
+	uint64_t seq = sh->segs[seg].seq;
+
+	for (uint32_t i = 0; i < sh->nsegs; i++)
+		if (sh->segs[i].state != SEG_FREE && sh->segs[i].seq < seq)
+			return 0;
+	return 1;
+}
+
+static void finish(struct kv_shard *sh)
+{
+	struct kv_seg *v = &sh->segs[sh->compact_seg];
+	struct kv_seg *h = &sh->segs[sh->head];
+
+	if (v->live) {
+		/* Some record could not be read back (corrupt): keep the segment. */
+		v->nocompact = 1;
+	} else {
+		v->state = SEG_COMPACTED;
+		v->zero_after_seq = h->seq;
+		v->zero_after_pos = h->used;
+		sh->compactions++;
+	}
+	sh->compact_seg = UINT32_MAX;
+	sh->compacting = 0;
+	kv_shard_round_kick(sh);
+	sn_rt_defer(&sh->compact_task); /* the next victim, if any */
+}
+
+/* Copy (or drop) one live record at v's offset off; returns its length, 0 at the end. */
+static uint32_t one_record(struct kv_shard *sh, uint32_t vi, uint32_t off, int *stop)
+{
+	struct kv_seg *v = &sh->segs[vi];
+	const unsigned char *p = v->img + off;
+	const struct sn_kv_rechdr *r = (const struct sn_kv_rechdr *)p;
+	uint32_t x, len, seg, noff;
+	const unsigned char *key;
+	struct sn_idx_ent *e;
+	unsigned type;
+	int err;
+
+	if (off + sizeof(*r) > v->used || !r->type || r->type > SN_KV_REC_COMMIT)
+		return 0;
+	x = sn_kv_rec_extra(r->type);
+	len = sn_kv_rec_len(r->type, r->klen, r->vlen);
+	if (off + len > v->used ||
+	    sn_crc32c(sn_kv_rec_seed(v->seq), p + 4, sizeof(*r) - 4 + x + r->klen + r->vlen) !=
+	            r->crc) {
+		sh->corrupt++;
+		return 0;
+	}
+	key = p + sizeof(*r) + x;
+	if (r->type == SN_KV_REC_COMMIT) {
+		type = SN_KV_REC_COMMIT;
+		e = NULL;
+	} else {
+		e = sn_idx_find(&sh->idx, sn_kv_hash(key, r->klen), key, r->klen);
+		if (!e || e->seg != vi || e->off != off)
+			return len; /* dead */
+		type = r->type == SN_KV_REC_BPUT ? SN_KV_REC_PUT
+		     : r->type == SN_KV_REC_BDEL ? SN_KV_REC_DEL
+		                                 : r->type;
+		if (type == SN_KV_REC_DEL && oldest_on_disk(sh, vi)) {
+			v->live -= e->len;
+			sn_idx_remove(&sh->idx, e);
+			return len;
+		}
+	}
+	sh->compact_appending = 1;
+	err = kv_shard_append(sh, type, key, r->klen, key + r->klen, r->vlen,
+	                      type == SN_KV_REC_COMMIT ? p + sizeof(*r) : NULL, &seg, &noff);
+	sh->compact_appending = 0;
+	if (err) {
+		*stop = 1;
+		return 0;
+	}
+	sh->compacted_bytes += len;
+	if (e)
+		kv_shard_index_set(sh, e, type, seg, noff, sn_kv_rec_len(type, r->klen, r->vlen));
+	return len;
+}
+
+static void step(void *arg)
+{
+	struct kv_shard *sh = arg;
+	int stop = 0;
+
+	if (sh->closed)
+		return;
+	if (!sh->compacting) {
+		uint32_t v;
+
+		if (sh->batches_inflight || sh->failed)
+			return;
+		v = pick_victim(sh, sh->compact_force);
+		if (v == UINT32_MAX || (!sh->compact_force && sh->nfree * 4 >= sh->nsegs)) {
+			for (uint32_t i = 0; sh->compact_done && i < sh->nsegs; i++)
+				if (sh->segs[i].state == SEG_COMPACTED ||
+				    sh->segs[i].state == SEG_ZEROING) {
+					/* Wait until the rounds have freed them. */
+					kv_shard_round_kick(sh);
+					return;
+				}
+			sh->compact_force = 0;
+			if (sh->compact_done) {
+				sn_rt_latch_done(sh->compact_done);
+				sh->compact_done = NULL;
+			}
+			return;
+		}
+		if (!sh->segs[v].img) {
+			if (kv_shard_load(sh, v)) /* compaction resumes when it is read */
+				sh->segs[v].nocompact = 1;
+			return;
+		}
+		sh->compacting = 1;
+		sh->compact_seg = v;
+		sh->compact_off = sizeof(struct sn_kv_seghdr);
+	}
+	for (int i = 0; i < SLICE && !stop; i++) {
+		uint32_t len = one_record(sh, sh->compact_seg, sh->compact_off, &stop);
+
+		if (!len) {
+			if (stop) { /* no room even for the copies: give up on this one */
+				sh->segs[sh->compact_seg].nocompact = 1;
+				sh->compact_seg = UINT32_MAX;
+				sh->compacting = 0;
+				return;
+			}
+			finish(sh);
+			return;
+		}
+		sh->compact_off += len;
+	}
+	sn_rt_defer(&sh->compact_task);
+}
+
+void kv_compact_init(struct kv_shard *sh)
+{
+	sh->compact_task = (struct sn_rt_task){ step, sh, NULL, 0 };
+}
+
+void kv_compact_maybe(struct kv_shard *sh)
+{
+	if (sh->compact_done || (!sh->compacting && sh->nfree * 4 < sh->nsegs))
+		sn_rt_defer(&sh->compact_task);
+}
+
+void kv_compact_start(struct kv_shard *sh, int force, struct sn_rt_latch *done)
+{
+	sh->compact_force = force;
+	if (sh->compact_done) /* an earlier caller: release it now */
+		sn_rt_latch_done(sh->compact_done);
+	sh->compact_done = done;
+	sn_rt_defer(&sh->compact_task);
+}
+
+/* A segment read for compaction arrived. */
+void kv_compact_loaded(struct kv_shard *sh)
+{
+	sn_rt_defer(&sh->compact_task);
+}

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * format.h — the KV store's on-disk format (docs/format.md is the prose version; keep the
+ * two in step). Everything is little-endian; structs are written as they are laid out
+ * here, with explicit padding, and the build refuses a big-endian host.
+ *
+ *   offset 0            superblock copy A (one format block)
+ *   offset block_size   superblock copy B (identical; either may serve)
+ *   log_offset          shard 0's segments, then shard 1's, ... (shard_segments each)
+ *
+ * A segment starts with a 64-byte header; records follow back to back, each 8-byte
+ * aligned. A record's CRC is seeded from its segment's sequence number, so records left
+ * over from an earlier life of a reused segment fail their check.
+ */
+#ifndef SN_KV_FORMAT_H
+#define SN_KV_FORMAT_H
+
+#include <stdint.h>
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the KV on-disk format is little-endian; this host is not"
+#endif
+
+#define SN_KV_SB_MAGIC       "snstorKV"
+#define SN_KV_FORMAT_VERSION 1u
+#define SN_KV_SEG_MAGIC      0x47455353u /* "SSEG" */
+
+#define SN_KV_MIN_BLOCK  4096u
+#define SN_KV_MIN_SEG    (64u << 10)
+#define SN_KV_MAX_SEG    (1u << 30)
+#define SN_KV_MAX_SHARDS 4096u
+
+struct sn_kv_super {
+	char magic[8];            /* SN_KV_SB_MAGIC */
+	uint32_t version;         /* SN_KV_FORMAT_VERSION: a newer one is refused */
+	uint32_t flags;           /* 0 */
+	uint8_t uuid[16];         /* random, per format: segments of another store are free */
+	uint32_t block_size;      /* alignment of every write, >= the device's block */
+	uint32_t segment_size;    /* power of two */
+	uint64_t capacity;        /* bytes of the device the store uses */
+	uint32_t shards;          /* shard count, fixed at format */
+	uint32_t reserved;        /* 0 */
+	uint64_t log_offset;      /* shard 0's first segment */
+	uint64_t shard_segments;  /* segments per shard; shard s starts at
+	                             log_offset + s * shard_segments * segment_size */
+	uint64_t created_unix_ns; /* wall clock at format */
+	uint8_t pad[40];          /* 0 */
+	uint32_t pad2;            /* 0 */
+	uint32_t crc;             /* CRC-32C of the bytes before it */
+};
+_Static_assert(sizeof(struct sn_kv_super) == 128, "superblock layout");
+
+struct sn_kv_seghdr {
+	uint32_t magic;   /* SN_KV_SEG_MAGIC; zero when the segment is free */
+	uint32_t crc;     /* CRC-32C of the header with this field zero */
+	uint8_t uuid[16]; /* the store's */
+	uint64_t seq;     /* the shard's segment sequence number: higher is newer */
+	uint32_t shard;   /* which shard wrote it */
+	uint32_t version; /* SN_KV_FORMAT_VERSION */
+	uint8_t pad[24];  /* 0 */
+};
+_Static_assert(sizeof(struct sn_kv_seghdr) == 64, "segment header layout");
+
+enum sn_kv_rec_type {
+	SN_KV_REC_PUT = 1,
+	SN_KV_REC_DEL = 2,
+	SN_KV_REC_BPUT = 3,   /* put belonging to a batch: 8-byte batch id before the key */
+	SN_KV_REC_BDEL = 4,   /* delete belonging to a batch */
+	SN_KV_REC_COMMIT = 5, /* batch committed: 8-byte batch id, 4-byte record count, 4 pad */
+};
+
+struct sn_kv_rechdr {
+	uint32_t crc;  /* CRC-32C, seeded by sn_kv_rec_seed(segment seq), of every byte of the
+	                  record after this field (header rest, extra, key, value) */
+	uint8_t type;  /* enum sn_kv_rec_type; 0 never starts a record (end of log) */
+	uint8_t rsvd;  /* 0 */
+	uint16_t klen; /* key bytes (0 only for COMMIT) */
+	uint32_t vlen; /* value bytes (PUT, BPUT) */
+	uint64_t seq;  /* the shard's record sequence number: later writes have larger ones */
+};
+_Static_assert(sizeof(struct sn_kv_rechdr) == 24, "record header layout");
+
+/* Bytes between the header and the key. */
+static inline uint32_t sn_kv_rec_extra(unsigned type)
+{
+	return type == SN_KV_REC_BPUT || type == SN_KV_REC_BDEL ? 8 : type == SN_KV_REC_COMMIT ? 16
+	                                                                                        : 0;
+}
+
+static inline uint32_t sn_kv_rec_len(unsigned type, uint32_t klen, uint32_t vlen)
+{
+	return (uint32_t)((sizeof(struct sn_kv_rechdr) + sn_kv_rec_extra(type) + klen + vlen + 7) &
+	                  ~7ull);
+}
+
+static inline uint32_t sn_kv_rec_seed(uint64_t segseq)
+{
+	return (uint32_t)(segseq ^ (segseq >> 32)) * 0x9e3779b1u;
+}
+
+#endif

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * index.h — a shard's in-memory index: key -> where its newest record is. Open addressing
+ * with linear probing on a 64-bit key hash; keys up to 16 bytes live in the entry, longer
+ * ones in their own allocation, so a lookup never touches the device. Deleted keys stay
+ * as tombstone entries until compaction drops their record. One owner thread.
+ */
+#ifndef SN_KV_INDEX_H
+#define SN_KV_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SN_IDX_INLINE 16
+
+struct sn_idx_ent {
+	uint64_t hash; /* 0 marks an empty slot (real hashes are forced non-zero) */
+	uint32_t seg;  /* segment index in the shard */
+	uint32_t off;  /* record offset in the segment */
+	uint32_t len;  /* record length on disk (8-byte padded) */
+	uint16_t klen;
+	uint8_t tomb;   /* the newest record is a delete */
+	uint8_t batch;  /* the newest record is a batch part (its commit must be kept) */
+	union {
+		uint8_t key[SN_IDX_INLINE];
+		uint8_t *kptr;
+	} k;
+};
+
+struct sn_idx {
+	struct sn_idx_ent *t;
+	uint64_t mask; /* capacity - 1 */
+	uint64_t used; /* entries, tombstones included */
+	uint64_t tombs;
+};
+
+uint64_t sn_kv_hash(const void *key, size_t klen);
+
+int sn_idx_init(struct sn_idx *ix, uint64_t expect);
+void sn_idx_free(struct sn_idx *ix);
+
+static inline const uint8_t *sn_idx_key(const struct sn_idx_ent *e)
+{
+	return e->klen <= SN_IDX_INLINE ? e->k.key : e->k.kptr;
+}
+
+/* The entry for key, or NULL. */
+struct sn_idx_ent *sn_idx_find(struct sn_idx *ix, uint64_t hash, const void *key, size_t klen);
+
+/*
+ * The entry for key, inserting an empty one (seg = UINT32_MAX, len 0) when missing.
+ * *fresh says which. NULL when out of memory. May move entries (growth): pointers from
+ * earlier calls are invalid afterwards.
+ */
+struct sn_idx_ent *sn_idx_upsert(struct sn_idx *ix, uint64_t hash, const void *key,
+                                 size_t klen, int *fresh);
+
+/* Remove e (from find or upsert). */
+void sn_idx_remove(struct sn_idx *ix, struct sn_idx_ent *e);
+
+#endif

@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kv_impl.h — the store's internals, shared by store.c (API, routing), shard.c (log,
+ * cache, group commit), recover.c and compact.c. A shard's state is touched only by its
+ * owning worker; struct kv_worker is one worker's share of the store.
+ */
+#ifndef SN_KV_IMPL_H
+#define SN_KV_IMPL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <snstore/kv.h>
+
+#include "format.h"
+#include "index.h"
+
+struct sn_kv;
+struct kv_shard;
+struct kv_worker;
+
+enum kv_op { KV_PUT, KV_DEL, KV_GET, KV_SYNC, KV_BATCH_PART, KV_BATCH_COMMIT, KV_BATCH_APPLY };
+
+/* Where a batch record landed, for applying it after the commit. */
+struct kv_pos {
+	uint32_t seg, off, len;
+	uint8_t type;
+};
+
+/* One call, from the caller to the owning worker and back. Key and value follow it. */
+struct kv_req {
+	struct sn_kv *kv;
+	uint8_t op;     /* enum kv_op */
+	uint8_t flags;  /* SN_KV_DURABLE */
+	uint16_t klen;
+	uint32_t vlen;
+	uint64_t hash;
+	unsigned shard;
+	unsigned origin; /* the calling worker, or SN_RT_FOREIGN */
+	sn_kv_cb cb;
+	void *arg;
+	int res;
+	void *rval; /* get: the value (malloc), handed to cb */
+	size_t rvlen;
+	uint64_t wait_seg, wait_pos; /* durable once the shard is durable to here */
+	struct kv_req *next;         /* on a waiter or completion list */
+	uint64_t batch;              /* batch id (parts, commit) */
+	uint32_t nops;               /* batch parts: operations in data; commit: records */
+	struct kv_pos *pos;          /* batch parts: where each landed */
+	struct kv_req *part;         /* batch apply: the part it applies */
+	uint8_t single;              /* batch part: the whole batch (commit here too) */
+	uint8_t batch_ok;            /* batch apply: committed (else dropped) */
+	uint8_t keep;                /* the caller frees it after cb (batch requests) */
+	unsigned char data[];        /* key, then value */
+};
+
+enum kv_seg_state {
+	SEG_FREE = 0,
+	SEG_HEAD,      /* being appended to */
+	SEG_SEALED,    /* full (or cut at recovery); may not be durable yet */
+	SEG_COMPACTED, /* its live records were copied; free once the copies are durable */
+	SEG_ZEROING,   /* its header is being cleared */
+};
+
+struct kv_seg {
+	uint64_t seq;      /* 0 when free */
+	uint8_t state;     /* enum kv_seg_state */
+	uint8_t ref;       /* CLOCK bit: read since the hand last passed */
+	uint8_t loading;   /* a read of the whole segment is in flight */
+	uint8_t nocompact; /* compaction could not read it all back: leave it */
+	uint32_t used;     /* bytes holding records (and the header) */
+	uint32_t live;     /* bytes of records the index points at */
+	uint32_t written;  /* bytes handed to the device (block-aligned down when rewritten) */
+	uint32_t durable;  /* bytes known durable */
+	uint64_t zero_after_seq, zero_after_pos; /* SEG_COMPACTED: free after this is durable */
+	unsigned char *img;                      /* the segment's bytes in memory, or NULL */
+};
+
+/* A batch record found by recovery: applied once every shard has been scanned, if its
+ * batch committed. */
+struct kv_part {
+	uint64_t hash, batch;
+	uint32_t seg, off, len;
+	uint16_t klen;
+	uint8_t type;
+	unsigned char *key;
+};
+
+struct kv_shard {
+	struct sn_kv *kv;
+	struct kv_worker *w;
+	unsigned id;
+	uint64_t base; /* device offset of segment 0 */
+	struct kv_seg *segs;
+	uint32_t nsegs, nfree;
+	uint32_t head;      /* index of the head segment */
+	uint64_t next_segseq, next_recseq;
+	struct sn_idx idx;
+	uint64_t cached_bytes, cache_budget;
+	uint32_t clock_hand;
+
+	/* Group commit: one round (writes, then a flush) in flight at a time. */
+	struct kv_req *waiters, **waiters_tail;
+	int round_active, round_ios;
+	int round_err;
+	uint64_t round_seg, round_pos; /* what the round makes durable */
+	uint64_t durable_seg, durable_pos;
+	uint64_t last_flush_ns;
+	int failed; /* a write or flush failed: the shard takes no more writes */
+	int closed; /* closing: deferred tasks and timers do nothing */
+	struct sn_rt_task round_task;
+	struct sn_rt_timer sync_timer;
+
+	/* Reads waiting for the queue, and segments being loaded. */
+	struct kv_req *read_wait;
+
+	/* Compaction. */
+	int compacting;
+	int compact_appending; /* appends may take the reserved segment */
+	unsigned batches_inflight; /* multi-shard batches between their parts and commit */
+	uint32_t compact_seg, compact_off;
+	struct sn_rt_task compact_task;
+	struct sn_rt_latch *compact_done; /* sn_kv_compact() waits */
+	int compact_force;
+
+	struct kv_part *parts; /* recovery only */
+	size_t nparts, parts_cap;
+
+	/* Statistics (read by the owner for sn_kv_stat). */
+	uint64_t batches;
+	uint64_t puts, gets, dels, syncs, flushes, hits, misses, compactions, compacted_bytes;
+	uint64_t recovered, recovery_ns, torn_bytes, corrupt;
+};
+
+/* A worker's share: its queue on the device, and completions to deliver locally. */
+struct kv_worker {
+	struct sn_kv *kv;
+	unsigned idx;
+	struct sn_queue *q;
+	unsigned q_depth, q_used;
+	struct kv_req *done_head, **done_tail; /* callbacks for this worker's own calls */
+	struct kv_req *reply_head, **reply_tail; /* replies that found a ring full */
+	struct sn_rt_task done_task;
+	int err;
+	char errmsg[256];
+};
+
+struct sn_kv {
+	struct sn_kv_opts opts;
+	struct sn_dev *dev;
+	struct sn_dev_info info;
+	struct sn_rt *rt;
+	int own_rt;
+	struct sn_kv_super sb;
+	unsigned nworkers;
+	struct kv_shard *shards;
+	struct kv_worker *workers;
+	uint64_t max_value; /* largest value a segment holds */
+
+	/* Batches: ids, and the commits recovery found. */
+	uint64_t batch_base; /* random per open: batch ids never repeat across opens */
+	_Atomic uint64_t next_batch;
+	pthread_mutex_t batch_lock;
+	uint64_t *commits; /* sorted, after recovery */
+	size_t ncommits, commits_cap;
+	char report[512]; /* what recovery found, for the CLI */
+};
+
+/* The worker that owns shard s. */
+static inline unsigned kv_owner(const struct sn_kv *kv, unsigned s)
+{
+	return s % kv->nworkers;
+}
+
+static inline unsigned kv_shard_of(const struct sn_kv *kv, uint64_t hash)
+{
+	return (unsigned)(((hash >> 32) * kv->sb.shards) >> 32);
+}
+
+static inline uint64_t kv_seg_off(const struct kv_shard *sh, uint32_t seg)
+{
+	return sh->base + (uint64_t)seg * sh->kv->sb.segment_size;
+}
+
+/* shard.c */
+int kv_shard_init(struct kv_shard *sh);
+void kv_shard_fini(struct kv_shard *sh);
+void kv_shard_exec(struct kv_shard *sh, struct kv_req *r);
+void kv_shard_io_done(struct kv_worker *w, const struct sn_cqe *cqe, unsigned n);
+void kv_shard_round_kick(struct kv_shard *sh);
+void kv_shard_wait_durable(struct kv_shard *sh, struct kv_req *r);
+int kv_shard_open_head(struct kv_shard *sh);
+int kv_shard_img(struct kv_shard *sh, uint32_t seg);
+int kv_shard_load(struct kv_shard *sh, uint32_t seg);
+void kv_shard_cache_trim(struct kv_shard *sh, uint32_t keep);
+int kv_shard_append(struct kv_shard *sh, unsigned type, const void *key, uint32_t klen,
+                    const void *val, uint32_t vlen, const void *extra, uint32_t *segp,
+                    uint32_t *offp);
+void kv_shard_index_set(struct kv_shard *sh, struct sn_idx_ent *e, unsigned type, uint32_t seg,
+                        uint32_t off, uint32_t len);
+int kv_shard_scan_keys(struct kv_shard *sh, unsigned char **bufp, size_t *lenp);
+
+/* store.c: hand a finished request back to its caller (on the owning worker). */
+void kv_complete(struct kv_worker *w, struct kv_req *r);
+
+/* recover.c */
+int kv_shard_recover(struct kv_shard *sh);
+int kv_shard_apply_batches(struct kv_shard *sh);
+void kv_commits_sort(struct sn_kv *kv);
+
+/* compact.c */
+void kv_compact_init(struct kv_shard *sh);
+void kv_compact_maybe(struct kv_shard *sh);
+void kv_compact_start(struct kv_shard *sh, int force, struct sn_rt_latch *done);
+void kv_compact_loaded(struct kv_shard *sh);
+
+#endif

@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * recover.c — opening a shard: read every segment header, scan the valid segments in
+ * sequence order and rebuild the index from their records (later records win), stop a
+ * segment at its first record that fails its checksum, and make the newest segment the
+ * head again. Runs on the shard's worker at open, shards in parallel; blocking reads are
+ * fine here because the store serves nothing yet.
+ *
+ * A bad record in the newest segment is a torn tail (writes never made durable: shard.c
+ * makes older segments durable first): the tail is cut, zeroed on disk, and reported.
+ * A bad record in an older segment is corruption: the rest of that segment is skipped and
+ * reported. Batch records wait until every shard is scanned (kv_shard_apply_batches).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/crc32c.h"
+#include "../util/util.h"
+#include "kv_impl.h"
+
+struct order {
+	uint64_t seq;
+	uint32_t idx;
+};
+
+static int cmp_order(const void *a, const void *b)
+{
+	const struct order *x = a, *y = b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int header_valid(const struct kv_shard *sh, const struct sn_kv_seghdr *h)
+{
+	struct sn_kv_seghdr c = *h;
+
+	c.crc = 0;
+	return h->magic == SN_KV_SEG_MAGIC && sn_crc32c(0, &c, sizeof(c)) == h->crc &&
+	       !memcmp(h->uuid, sh->kv->sb.uuid, sizeof(h->uuid)) && h->shard == sh->id &&
+	       h->seq != 0;
+}
+
+static int read_range(struct kv_shard *sh, unsigned char *buf, uint64_t off, uint32_t len)
+{
+	uint32_t chunk = 1u << 20, max = sh->kv->info.max_transfer_bytes;
+
+	if (max && max < chunk)
+		chunk = max & ~(sh->kv->sb.block_size - 1);
+	for (uint32_t o = 0; o < len; o += chunk) {
+		int err = sn_queue_pread(sh->w->q, buf + o, len - o < chunk ? len - o : chunk, off + o);
+
+		if (err)
+			return sn__err(err, "shard %u: reading offset %llu: %s", sh->id,
+			               (unsigned long long)(off + o), sn_strerror(err));
+	}
+	return 0;
+}
+
+static int stash_part(struct kv_shard *sh, const struct sn_kv_rechdr *r, uint32_t seg,
+                      uint32_t off, uint32_t len)
+{
+	const unsigned char *p = (const unsigned char *)r;
+	struct kv_part *k;
+
+	if (sh->nparts == sh->parts_cap) {
+		size_t cap = sh->parts_cap ? 2 * sh->parts_cap : 64;
+		struct kv_part *a = realloc(sh->parts, cap * sizeof(*a));
+
+		if (!a)
+			return -ENOMEM;
+		sh->parts = a;
+		sh->parts_cap = cap;
+	}
+	k = &sh->parts[sh->nparts];
+	k->key = malloc(r->klen ? r->klen : 1);
+	if (!k->key)
+		return -ENOMEM;
+	memcpy(&k->batch, p + sizeof(*r), 8);
+	memcpy(k->key, p + sizeof(*r) + 8, r->klen);
+	k->klen = r->klen;
+	k->hash = sn_kv_hash(k->key, r->klen);
+	k->seg = seg;
+	k->off = off;
+	k->len = len;
+	k->type = r->type;
+	sh->nparts++;
+	return 0;
+}
+
+static int add_commit(struct sn_kv *kv, const unsigned char *extra)
+{
+	uint64_t id;
+	int err = 0;
+
+	memcpy(&id, extra, 8);
+	pthread_mutex_lock(&kv->batch_lock);
+	if (kv->ncommits == kv->commits_cap) {
+		size_t cap = kv->commits_cap ? 2 * kv->commits_cap : 64;
+		uint64_t *a = realloc(kv->commits, cap * sizeof(*a));
+
+		if (a) {
+			kv->commits = a;
+			kv->commits_cap = cap;
+		} else {
+			err = -ENOMEM;
+		}
+	}
+	if (!err)
+		kv->commits[kv->ncommits++] = id;
+	pthread_mutex_unlock(&kv->batch_lock);
+	return err;
+}
+
+/* Scan segment i's image; returns the end of its valid records (*clean: a zero header or
+ * the segment's end stopped the scan, not a bad record). */
+static int scan(struct kv_shard *sh, uint32_t i, uint32_t *endp, int *clean)
+{
+	struct kv_seg *s = &sh->segs[i];
+	uint32_t size = sh->kv->sb.segment_size, off = sizeof(struct sn_kv_seghdr);
+	static const unsigned char zero[sizeof(struct sn_kv_rechdr)];
+
+	*clean = 1;
+	while (off + sizeof(struct sn_kv_rechdr) <= size) {
+		const unsigned char *p = s->img + off;
+		const struct sn_kv_rechdr *r = (const struct sn_kv_rechdr *)p;
+		uint32_t len, x;
+		int err, fresh;
+
+		if (!r->type) {
+			*clean = !memcmp(p, zero, sizeof(zero));
+			break;
+		}
+		x = sn_kv_rec_extra(r->type);
+		len = sn_kv_rec_len(r->type, r->klen, r->vlen);
+		if (r->type > SN_KV_REC_COMMIT || r->vlen > size || len > size - off ||
+		    (r->type != SN_KV_REC_COMMIT && !r->klen) ||
+		    sn_crc32c(sn_kv_rec_seed(s->seq), p + 4, sizeof(*r) - 4 + x + r->klen + r->vlen) !=
+		            r->crc) {
+			*clean = 0;
+			break;
+		}
+		if (r->seq >= sh->next_recseq)
+			sh->next_recseq = r->seq + 1;
+		if (r->type == SN_KV_REC_PUT || r->type == SN_KV_REC_DEL) {
+			const unsigned char *key = p + sizeof(*r);
+			struct sn_idx_ent *e =
+			        sn_idx_upsert(&sh->idx, sn_kv_hash(key, r->klen), key, r->klen, &fresh);
+
+			if (!e)
+				return sn__err(-ENOMEM, "out of memory for the index");
+			kv_shard_index_set(sh, e, r->type, i, off, len);
+		} else if (r->type == SN_KV_REC_COMMIT) {
+			if ((err = add_commit(sh->kv, p + sizeof(*r))))
+				return err;
+		} else if ((err = stash_part(sh, r, i, off, len))) {
+			return err;
+		}
+		sh->recovered++;
+		off += len;
+	}
+	*endp = off;
+	return 0;
+}
+
+int kv_shard_recover(struct kv_shard *sh)
+{
+	struct sn_kv *kv = sh->kv;
+	uint32_t bs = kv->sb.block_size, size = kv->sb.segment_size, n = 0;
+	uint64_t t0 = sn__now_ns();
+	struct order *ord = calloc(sh->nsegs, sizeof(*ord));
+	unsigned char *hb = NULL;
+	int err = 0;
+
+	if (!ord || posix_memalign((void **)&hb, 4096, bs)) {
+		free(ord);
+		return sn__err(-ENOMEM, "out of memory");
+	}
+	for (uint32_t i = 0; i < sh->nsegs && !err; i++) {
+		const struct sn_kv_seghdr *h = (const struct sn_kv_seghdr *)hb;
+
+		if ((err = read_range(sh, hb, kv_seg_off(sh, i), bs)))
+			break;
+		if (!header_valid(sh, h))
+			continue;
+		ord[n].seq = h->seq;
+		ord[n++].idx = i;
+	}
+	free(hb);
+	qsort(ord, n, sizeof(*ord), cmp_order);
+	for (uint32_t k = 0; k < n && !err; k++) {
+		uint32_t i = ord[k].idx, end = 0;
+		struct kv_seg *s = &sh->segs[i];
+		int clean = 1, last = k + 1 == n;
+
+		s->seq = ord[k].seq;
+		s->state = SEG_SEALED;
+		sh->nfree--;
+		if (s->seq >= sh->next_segseq)
+			sh->next_segseq = s->seq + 1;
+		if ((err = kv_shard_img(sh, i)) || (err = read_range(sh, s->img, kv_seg_off(sh, i), size)))
+			break;
+		if ((err = scan(sh, i, &end, &clean)))
+			break;
+		s->used = s->written = s->durable = end;
+		if (!last) {
+			if (!clean)
+				sh->corrupt++; /* the rest of this older segment is lost */
+		} else {
+			/* The newest segment: cut what follows its last valid record, on disk too,
+			 * so that no stale record past the cut can ever be read as valid. */
+			uint32_t tail = end, from = end & ~(bs - 1);
+
+			for (uint32_t o = size; o > end; o--)
+				if (s->img[o - 1]) {
+					tail = o;
+					break;
+				}
+			if (tail > end) {
+				if (!clean)
+					sh->torn_bytes += tail - end;
+				memset(s->img + end, 0, size - end);
+				err = sn_queue_pwrite(sh->w->q, s->img + from,
+				                      ((tail + bs - 1) & ~(bs - 1)) - from,
+				                      kv_seg_off(sh, i) + from);
+				if (!err)
+					err = sn_queue_flush(sh->w->q);
+				if (err)
+					err = sn__err(err, "shard %u: clearing a cut log tail: %s", sh->id,
+					              sn_strerror(err));
+			}
+			if (!err && end + sizeof(struct sn_kv_rechdr) < size) {
+				s->state = SEG_HEAD;
+				sh->head = i;
+			}
+		}
+		/* Keep what the cache budget allows (the head always). */
+		if (sh->cached_bytes > sh->cache_budget && i != sh->head) {
+			free(s->img);
+			s->img = NULL;
+			sh->cached_bytes -= size;
+		}
+	}
+	free(ord);
+	if (!err && sh->head == UINT32_MAX)
+		err = kv_shard_open_head(sh);
+	if (!err) {
+		struct kv_seg *h = &sh->segs[sh->head];
+
+		sh->durable_seg = h->seq;
+		sh->durable_pos = h->durable;
+	}
+	sh->recovery_ns = sn__now_ns() - t0;
+	return err;
+}
+
+/* After every shard was scanned: apply batch records whose batch committed. */
+int kv_shard_apply_batches(struct kv_shard *sh)
+{
+	struct sn_kv *kv = sh->kv;
+
+	for (size_t i = 0; i < sh->nparts; i++) {
+		struct kv_part *k = &sh->parts[i];
+		struct sn_idx_ent *e;
+		int fresh;
+
+		if (!bsearch(&k->batch, kv->commits, kv->ncommits, sizeof(uint64_t), cmp_u64))
+			continue; /* never committed: as if never written */
+		e = sn_idx_upsert(&sh->idx, k->hash, k->key, k->klen, &fresh);
+		if (!e)
+			return sn__err(-ENOMEM, "out of memory for the index");
+		/* Log order decides: only a record written later than the part wins. */
+		if (fresh || sh->segs[e->seg].seq < sh->segs[k->seg].seq ||
+		    (e->seg == k->seg && e->off < k->off))
+			kv_shard_index_set(sh, e, k->type, k->seg, k->off, k->len);
+	}
+	for (size_t i = 0; i < sh->nparts; i++)
+		free(sh->parts[i].key);
+	free(sh->parts);
+	sh->parts = NULL;
+	sh->nparts = sh->parts_cap = 0;
+	return 0;
+}
+
+/* Sort the commits recovery found (once, before kv_shard_apply_batches runs anywhere). */
+void kv_commits_sort(struct sn_kv *kv)
+{
+	qsort(kv->commits, kv->ncommits, sizeof(uint64_t), cmp_u64);
+}

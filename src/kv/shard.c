@@ -1,0 +1,836 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shard.c — one shard: appending records to the head segment's in-memory image, the
+ * group-commit rounds that write images out and flush, the segment cache, and reads.
+ *
+ * Ordering rules the recovery relies on:
+ *  - One round (writes of one segment, then a device flush) is in flight at a time, so a
+ *    block is never written twice concurrently, and segments become durable in sequence
+ *    order: a segment's writes start only after every older segment is durable. A torn
+ *    tail can therefore exist only in the newest segment.
+ *  - A round rewrites the head's last partial block; its durable prefix is rewritten with
+ *    the same bytes, so a sector that lands old or new keeps it.
+ *  - A compacted segment's header is cleared only after its copies are durable, and it
+ *    is reused only after that clearing is durable.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/crc32c.h"
+#include "../util/util.h"
+#include "kv_impl.h"
+
+#define IO_ROUND_WRITE 1
+#define IO_ROUND_FLUSH 2
+#define IO_READ        3
+#define IO_LOAD        4
+#define WRITEBACK      (1u << 20) /* unwritten head bytes that start a round by themselves */
+#define RESERVE_SEGS   1          /* free segments only compaction may take */
+
+/* What a cleared segment header is written from (block sizes up to 64 KiB). */
+static unsigned char zero_block[65536] __attribute__((aligned(4096)));
+
+struct kv_load {
+	unsigned char *buf;
+	unsigned pending;
+	int err;
+};
+
+struct kv_io {
+	int type;
+	struct kv_load *load; /* IO_LOAD */
+	struct kv_shard *sh;
+	struct kv_req *req;
+	uint32_t seg;
+	uint64_t segseq;
+	uint32_t off, len; /* IO_READ: the record within buf */
+	unsigned char *buf;
+};
+
+static int submit(struct kv_worker *w, struct sn_io *io)
+{
+	int r = sn_queue_submit(w->q, io, 1);
+
+	if (r == 1)
+		w->q_used++;
+	return r == 1 ? 0 : r;
+}
+
+static void *img_alloc(size_t len)
+{
+	void *p = NULL;
+
+	if (posix_memalign(&p, 4096, len))
+		return NULL;
+	memset(p, 0, len);
+	return p;
+}
+
+/* ---- cache ---- */
+
+/* Evict durable, idle images (CLOCK) until one more fits the budget; keep `keep`. */
+void kv_shard_cache_trim(struct kv_shard *sh, uint32_t keep)
+{
+	uint32_t seg_size = sh->kv->sb.segment_size, scanned = 0;
+
+	while (sh->cached_bytes + seg_size > sh->cache_budget && scanned < 2 * sh->nsegs) {
+		uint32_t i = sh->clock_hand;
+		struct kv_seg *s = &sh->segs[i];
+
+		sh->clock_hand = (i + 1) % sh->nsegs;
+		scanned++;
+		if (!s->img || i == keep || i == sh->head || s->loading || s->durable < s->used ||
+		    (sh->compacting && i == sh->compact_seg))
+			continue;
+		if (s->ref) {
+			s->ref = 0;
+			continue;
+		}
+		free(s->img);
+		s->img = NULL;
+		sh->cached_bytes -= seg_size;
+	}
+}
+
+/* Give segment seg an image (zeroed), making room in the cache first. */
+int kv_shard_img(struct kv_shard *sh, uint32_t seg)
+{
+	struct kv_seg *s = &sh->segs[seg];
+
+	if (s->img)
+		return 0;
+	kv_shard_cache_trim(sh, seg);
+	s->img = img_alloc(sh->kv->sb.segment_size);
+	if (!s->img)
+		return sn__err(-ENOMEM, "out of memory for a %u-byte segment",
+		               sh->kv->sb.segment_size);
+	sh->cached_bytes += sh->kv->sb.segment_size;
+	return 0;
+}
+
+/* ---- segments ---- */
+
+/* Make a free segment the head: a fresh header with the next sequence number. */
+int kv_shard_open_head(struct kv_shard *sh)
+{
+	struct sn_kv *kv = sh->kv;
+	struct sn_kv_seghdr *h;
+	struct kv_seg *s;
+	uint32_t i;
+	int err;
+
+	for (i = 0; i < sh->nsegs; i++)
+		if (sh->segs[i].state == SEG_FREE)
+			break;
+	if (i == sh->nsegs)
+		return sn__err(-ENOSPC, "shard %u: no free segment", sh->id);
+	s = &sh->segs[i];
+	if ((err = kv_shard_img(sh, i)))
+		return err;
+	memset(s->img, 0, kv->sb.segment_size);
+	h = (struct sn_kv_seghdr *)s->img;
+	h->magic = SN_KV_SEG_MAGIC;
+	memcpy(h->uuid, kv->sb.uuid, sizeof(h->uuid));
+	h->seq = sh->next_segseq++;
+	h->shard = sh->id;
+	h->version = SN_KV_FORMAT_VERSION;
+	h->crc = sn_crc32c(0, h, sizeof(*h));
+	s->seq = h->seq;
+	s->state = SEG_HEAD;
+	s->used = sizeof(*h);
+	s->live = 0;
+	s->written = s->durable = 0;
+	sh->nfree--;
+	sh->head = i;
+	return 0;
+}
+
+/* ---- appending ---- */
+
+int kv_shard_append(struct kv_shard *sh, unsigned type, const void *key, uint32_t klen,
+                    const void *val, uint32_t vlen, const void *extra, uint32_t *segp,
+                    uint32_t *offp)
+{
+	struct sn_kv *kv = sh->kv;
+	uint32_t len = sn_kv_rec_len(type, klen, vlen), xlen = sn_kv_rec_extra(type);
+	struct kv_seg *s = &sh->segs[sh->head];
+	struct sn_kv_rechdr *r;
+	unsigned char *p;
+	int err;
+
+	if (sh->failed)
+		return sn__err(-EIO, "shard %u: an earlier write failed; the store is read-only",
+		               sh->id);
+	if (s->state != SEG_HEAD || s->used + len > kv->sb.segment_size) {
+		/* Normal writes leave the reserve to compaction, which frees space. */
+		if (sh->nfree <= (sh->compact_appending ? 0u : RESERVE_SEGS))
+			return sn__err(-ENOSPC, "shard %u is full (%u segments of %u bytes)", sh->id,
+			               sh->nsegs, kv->sb.segment_size);
+		if (s->state == SEG_HEAD)
+			s->state = SEG_SEALED;
+		if ((err = kv_shard_open_head(sh)))
+			return err;
+		s = &sh->segs[sh->head];
+		kv_shard_round_kick(sh);
+	}
+	p = s->img + s->used;
+	r = (struct sn_kv_rechdr *)p;
+	r->type = (uint8_t)type;
+	r->rsvd = 0;
+	r->klen = (uint16_t)klen;
+	r->vlen = vlen;
+	r->seq = sh->next_recseq++;
+	if (xlen)
+		memcpy(p + sizeof(*r), extra, xlen);
+	memcpy(p + sizeof(*r) + xlen, key, klen);
+	if (vlen)
+		memcpy(p + sizeof(*r) + xlen + klen, val, vlen);
+	r->crc = sn_crc32c(sn_kv_rec_seed(s->seq), p + 4, sizeof(*r) - 4 + xlen + klen + vlen);
+	*segp = sh->head;
+	*offp = s->used;
+	s->used += len;
+	return 0;
+}
+
+/* Point e at a new record, moving the live-byte accounting. */
+void kv_shard_index_set(struct kv_shard *sh, struct sn_idx_ent *e, unsigned type, uint32_t seg,
+                        uint32_t off, uint32_t len)
+{
+	int tomb = type == SN_KV_REC_DEL || type == SN_KV_REC_BDEL;
+
+	if (e->seg != UINT32_MAX)
+		sh->segs[e->seg].live -= e->len;
+	sh->idx.tombs += (uint64_t)tomb - e->tomb;
+	e->seg = seg;
+	e->off = off;
+	e->len = len;
+	e->tomb = (uint8_t)tomb;
+	e->batch = type == SN_KV_REC_BPUT || type == SN_KV_REC_BDEL;
+	sh->segs[seg].live += len;
+}
+
+/* ---- group commit rounds ---- */
+
+static int durable_to(const struct kv_shard *sh, uint64_t seg, uint64_t pos)
+{
+	return seg < sh->durable_seg || (seg == sh->durable_seg && pos <= sh->durable_pos);
+}
+
+static void complete_waiters(struct kv_shard *sh, int err)
+{
+	struct kv_req **pp = &sh->waiters;
+
+	while (*pp) {
+		struct kv_req *r = *pp;
+
+		if (!err && !durable_to(sh, r->wait_seg, r->wait_pos)) {
+			pp = &r->next;
+			continue;
+		}
+		*pp = r->next;
+		if (err)
+			r->res = err;
+		kv_complete(sh->w, r);
+	}
+	sh->waiters_tail = pp;
+}
+
+/* The oldest segment with bytes not yet durable, or UINT32_MAX. */
+static uint32_t oldest_dirty(const struct kv_shard *sh)
+{
+	uint32_t best = UINT32_MAX;
+
+	for (uint32_t i = 0; i < sh->nsegs; i++) {
+		const struct kv_seg *s = &sh->segs[i];
+
+		if ((s->state == SEG_HEAD || s->state == SEG_SEALED) && s->durable < s->used &&
+		    (best == UINT32_MAX || s->seq < sh->segs[best].seq))
+			best = i;
+	}
+	return best;
+}
+
+static void round_write(struct kv_shard *sh, uint64_t off, unsigned char *buf, uint32_t len)
+{
+	struct kv_io *x = malloc(sizeof(*x));
+	struct sn_io io;
+	int err;
+
+	if (!x) {
+		sh->round_err = -ENOMEM;
+		return;
+	}
+	x->type = IO_ROUND_WRITE;
+	x->sh = sh;
+	sn_io_write(&io, buf, len, off, (uintptr_t)x);
+	if ((err = submit(sh->w, &io))) {
+		free(x);
+		sh->round_err = err;
+		return;
+	}
+	sh->round_ios++;
+}
+
+static void round_fail(struct kv_shard *sh, int err)
+{
+	sh->failed = err;
+	complete_waiters(sh, err);
+}
+
+static void round_start(struct kv_shard *sh)
+{
+	struct sn_kv *kv = sh->kv;
+	uint32_t bs = kv->sb.block_size, d = oldest_dirty(sh), max_xfer = 1u << 20;
+	int zeroing = 0;
+
+	if (sh->round_active)
+		return;
+	if (sh->failed) {
+		complete_waiters(sh, sh->failed);
+		return;
+	}
+	if (kv->info.max_transfer_bytes && kv->info.max_transfer_bytes < max_xfer)
+		max_xfer = kv->info.max_transfer_bytes & ~(bs - 1);
+	sh->round_err = 0;
+	sh->round_ios = 0;
+	/* Clear the headers of compacted segments whose copies are durable. */
+	for (uint32_t i = 0; i < sh->nsegs; i++) {
+		struct kv_seg *s = &sh->segs[i];
+
+		if (s->state != SEG_COMPACTED || !durable_to(sh, s->zero_after_seq, s->zero_after_pos))
+			continue;
+		s->state = SEG_ZEROING;
+		round_write(sh, kv_seg_off(sh, i), zero_block, bs);
+		zeroing = 1;
+	}
+	if (d != UINT32_MAX) {
+		struct kv_seg *s = &sh->segs[d];
+		uint32_t from = s->written & ~(bs - 1), to = (s->used + bs - 1) & ~(bs - 1);
+
+		if (to > kv->sb.segment_size)
+			to = kv->sb.segment_size;
+		sh->round_seg = s->seq;
+		sh->round_pos = s->used;
+		for (uint32_t o = from; o < to; o += max_xfer)
+			round_write(sh, kv_seg_off(sh, d) + o, s->img + o,
+			            to - o < max_xfer ? to - o : max_xfer);
+		s->written = s->used;
+	} else if (!zeroing) {
+		/* Nothing to write: everything appended is durable. */
+		complete_waiters(sh, 0);
+		return;
+	} else {
+		sh->round_seg = sh->durable_seg;
+		sh->round_pos = sh->durable_pos;
+	}
+	sh->round_active = 1;
+	if (sh->round_err && !sh->round_ios) {
+		sh->round_active = 0;
+		round_fail(sh, sh->round_err);
+	}
+}
+
+static void round_flush(struct kv_shard *sh)
+{
+	struct kv_io *x = malloc(sizeof(*x));
+	struct sn_io io;
+	int err;
+
+	if (!x) {
+		sh->round_active = 0;
+		round_fail(sh, -ENOMEM);
+		return;
+	}
+	x->type = IO_ROUND_FLUSH;
+	x->sh = sh;
+	sn_io_flush(&io, (uintptr_t)x);
+	if ((err = submit(sh->w, &io))) {
+		free(x);
+		sh->round_active = 0;
+		round_fail(sh, err);
+		return;
+	}
+	sh->round_ios = 1;
+}
+
+static void round_done(struct kv_shard *sh)
+{
+	sh->round_active = 0;
+	sh->flushes++;
+	sh->last_flush_ns = sn__now_ns();
+	if (sh->round_seg > sh->durable_seg ||
+	    (sh->round_seg == sh->durable_seg && sh->round_pos > sh->durable_pos)) {
+		sh->durable_seg = sh->round_seg;
+		sh->durable_pos = sh->round_pos;
+	}
+	for (uint32_t i = 0; i < sh->nsegs; i++) {
+		struct kv_seg *s = &sh->segs[i];
+
+		if (s->seq && s->seq < sh->durable_seg &&
+		    (s->state == SEG_HEAD || s->state == SEG_SEALED))
+			s->durable = s->used;
+		else if (s->seq == sh->durable_seg && s->durable < sh->durable_pos)
+			s->durable = (uint32_t)sh->durable_pos;
+		if (s->state == SEG_ZEROING) {
+			s->state = SEG_FREE;
+			s->seq = 0;
+			s->used = s->live = s->written = s->durable = 0;
+			if (s->img)
+				sh->cached_bytes -= sh->kv->sb.segment_size;
+			free(s->img);
+			s->img = NULL;
+			sh->nfree++;
+		}
+	}
+	complete_waiters(sh, 0);
+	kv_compact_maybe(sh);
+	kv_shard_round_kick(sh);
+}
+
+/* Is there a reason to start a round now? */
+static int round_wanted(struct kv_shard *sh)
+{
+	uint32_t d;
+
+	if (sh->round_active)
+		return 0;
+	if (sh->waiters)
+		return 1;
+	d = oldest_dirty(sh);
+	if (d != UINT32_MAX &&
+	    (d != sh->head || sh->segs[d].used - sh->segs[d].written >= WRITEBACK))
+		return 1;
+	/* Compacted segments: make their copies durable, then clear their headers. */
+	for (uint32_t i = 0; i < sh->nsegs; i++)
+		if (sh->segs[i].state == SEG_COMPACTED)
+			return 1;
+	return 0;
+}
+
+static void round_task(void *arg)
+{
+	struct kv_shard *sh = arg;
+
+	if (!sh->closed && round_wanted(sh))
+		round_start(sh);
+}
+
+void kv_shard_round_kick(struct kv_shard *sh)
+{
+	sn_rt_defer(&sh->round_task);
+}
+
+static void sync_tick(void *arg)
+{
+	struct kv_shard *sh = arg;
+
+	if (!sh->round_active && oldest_dirty(sh) != UINT32_MAX)
+		round_start(sh);
+	sn_rt_timer_arm(&sh->sync_timer, (uint64_t)sh->kv->opts.sync_interval_us * 1000,
+	                sync_tick, sh);
+}
+
+/* ---- requests ---- */
+
+/* Wait for durability of everything appended so far, then complete r. */
+void kv_shard_wait_durable(struct kv_shard *sh, struct kv_req *r)
+{
+	struct kv_seg *h = &sh->segs[sh->head];
+
+	r->wait_seg = h->seq;
+	r->wait_pos = h->used;
+	if (durable_to(sh, r->wait_seg, r->wait_pos) && !sh->failed) {
+		kv_complete(sh->w, r);
+		return;
+	}
+	r->next = NULL;
+	*sh->waiters_tail = r;
+	sh->waiters_tail = &r->next;
+	kv_shard_round_kick(sh);
+}
+
+static void exec_write(struct kv_shard *sh, struct kv_req *r)
+{
+	int del = r->op == KV_DEL, fresh;
+	unsigned type = del ? SN_KV_REC_DEL : SN_KV_REC_PUT;
+	struct sn_idx_ent *e;
+	uint32_t seg, off;
+	int err;
+
+	if (del) {
+		sh->dels++;
+		e = sn_idx_find(&sh->idx, r->hash, r->data, r->klen);
+		if (!e || e->tomb) /* nothing to delete: nothing to write */
+			goto done;
+	} else {
+		sh->puts++;
+	}
+	err = kv_shard_append(sh, type, r->data, r->klen, r->data + r->klen, r->vlen, NULL, &seg,
+	                      &off);
+	if (!err) {
+		e = sn_idx_upsert(&sh->idx, r->hash, r->data, r->klen, &fresh);
+		if (!e)
+			err = sn__err(-ENOMEM, "out of memory for the index");
+		else
+			kv_shard_index_set(sh, e, type, seg, off, sn_kv_rec_len(type, r->klen, r->vlen));
+	}
+	if (err) {
+		r->res = err;
+		kv_complete(sh->w, r);
+		return;
+	}
+	if (sh->segs[sh->head].used - sh->segs[sh->head].written >= WRITEBACK)
+		kv_shard_round_kick(sh);
+done:
+	if ((r->flags & SN_KV_DURABLE) || sh->kv->opts.sync == SN_KV_SYNC_ALWAYS)
+		kv_shard_wait_durable(sh, r);
+	else
+		kv_complete(sh->w, r);
+}
+
+/* The value of the record at p (already checked), into r. */
+static void take_value(struct kv_req *r, const unsigned char *p)
+{
+	const struct sn_kv_rechdr *h = (const struct sn_kv_rechdr *)p;
+
+	r->rvlen = h->vlen;
+	r->rval = malloc(h->vlen ? h->vlen : 1);
+	if (!r->rval) {
+		r->res = -ENOMEM;
+		return;
+	}
+	memcpy(r->rval, p + sizeof(*h) + sn_kv_rec_extra(h->type) + h->klen, h->vlen);
+	r->res = 0;
+}
+
+static int check_record(const struct kv_shard *sh, uint64_t segseq, const unsigned char *p,
+                        uint32_t len, const struct kv_req *r)
+{
+	const struct sn_kv_rechdr *h = (const struct sn_kv_rechdr *)p;
+	uint32_t x = sn_kv_rec_extra(h->type);
+
+	(void)sh;
+	if (sn_kv_rec_len(h->type, h->klen, h->vlen) != len || h->klen != r->klen ||
+	    sn_crc32c(sn_kv_rec_seed(segseq), p + 4, sizeof(*h) - 4 + x + h->klen + h->vlen) !=
+	            h->crc ||
+	    memcmp(p + sizeof(*h) + x, r->data, r->klen))
+		return SN_ECORRUPT;
+	return 0;
+}
+
+static void read_record(struct kv_shard *sh, struct kv_req *r, struct sn_idx_ent *e)
+{
+	struct sn_kv *kv = sh->kv;
+	uint32_t bs = kv->sb.block_size, from = e->off & ~(bs - 1);
+	uint32_t to = (e->off + e->len + bs - 1) & ~(bs - 1);
+	struct kv_io *x;
+	struct sn_io io;
+	int err;
+
+	if (sh->w->q_used + 32 >= sh->w->q_depth) { /* keep room for rounds */
+		r->next = sh->read_wait;
+		sh->read_wait = r;
+		return;
+	}
+	x = calloc(1, sizeof(*x));
+	if (!x || !(x->buf = img_alloc(to - from))) {
+		free(x);
+		r->res = -ENOMEM;
+		kv_complete(sh->w, r);
+		return;
+	}
+	x->type = IO_READ;
+	x->sh = sh;
+	x->req = r;
+	x->seg = e->seg;
+	x->segseq = sh->segs[e->seg].seq;
+	x->off = e->off - from;
+	x->len = e->len;
+	sn_io_read(&io, x->buf, to - from, kv_seg_off(sh, e->seg) + from, (uintptr_t)x);
+	if ((err = submit(sh->w, &io))) {
+		free(x->buf);
+		free(x);
+		r->res = err;
+		kv_complete(sh->w, r);
+	}
+}
+
+static void exec_get(struct kv_shard *sh, struct kv_req *r)
+{
+	struct sn_idx_ent *e = sn_idx_find(&sh->idx, r->hash, r->data, r->klen);
+	struct kv_seg *s;
+
+	sh->gets++;
+	if (!e || e->tomb) {
+		r->res = -ENOENT;
+		kv_complete(sh->w, r);
+		return;
+	}
+	s = &sh->segs[e->seg];
+	if (s->img) {
+		s->ref = 1;
+		sh->hits++;
+		take_value(r, s->img + e->off);
+		kv_complete(sh->w, r);
+		return;
+	}
+	sh->misses++;
+	read_record(sh, r, e);
+}
+
+void kv_shard_exec(struct kv_shard *sh, struct kv_req *r)
+{
+	switch (r->op) {
+	case KV_PUT:
+	case KV_DEL:
+		exec_write(sh, r);
+		break;
+	case KV_GET:
+		exec_get(sh, r);
+		break;
+	case KV_SYNC:
+		sh->syncs++;
+		kv_shard_wait_durable(sh, r);
+		break;
+	default:
+		r->res = -EINVAL;
+		kv_complete(sh->w, r);
+	}
+}
+
+/* ---- completions of the worker's queue ---- */
+
+static void read_done(struct kv_io *x, int64_t res)
+{
+	struct kv_shard *sh = x->sh;
+	struct kv_req *r = x->req;
+	struct sn_idx_ent *e = sn_idx_find(&sh->idx, r->hash, r->data, r->klen);
+
+	if (res < 0) {
+		r->res = (int)res;
+	} else if (!e || e->seg != x->seg || sh->segs[x->seg].seq != x->segseq) {
+		/* The key moved (overwritten, compacted) while we read: look again. */
+		kv_shard_exec(sh, r);
+		sh->gets--;
+		return;
+	} else if ((r->res = check_record(sh, x->segseq, x->buf + x->off, x->len, r))) {
+		sh->corrupt++;
+		sn__err(r->res, "shard %u: record at segment %u offset %u fails its checksum",
+		        sh->id, x->seg, e->off);
+	} else {
+		take_value(r, x->buf + x->off);
+	}
+	kv_complete(sh->w, r);
+}
+
+/* One piece of a whole-segment read arrived; the last one installs the image. */
+static void load_done(struct kv_io *x, int64_t res)
+{
+	struct kv_shard *sh = x->sh;
+	struct kv_seg *s = &sh->segs[x->seg];
+	struct kv_load *l = x->load;
+
+	if (res < 0 && !l->err)
+		l->err = (int)res;
+	if (--l->pending)
+		return;
+	s->loading = 0;
+	if (!l->err && s->seq == x->segseq && !s->img) {
+		s->img = l->buf;
+		sh->cached_bytes += sh->kv->sb.segment_size;
+		kv_compact_loaded(sh);
+	} else {
+		if (l->err)
+			s->nocompact = 1;
+		free(l->buf);
+	}
+	free(l);
+}
+
+/* Read segment seg whole into the cache, asynchronously (for compaction). */
+int kv_shard_load(struct kv_shard *sh, uint32_t seg)
+{
+	struct sn_kv *kv = sh->kv;
+	uint32_t size = kv->sb.segment_size, chunk = 1u << 20;
+	struct kv_seg *s = &sh->segs[seg];
+	struct kv_load *l;
+
+	if (s->loading || s->img)
+		return 0;
+	if (kv->info.max_transfer_bytes && kv->info.max_transfer_bytes < chunk)
+		chunk = kv->info.max_transfer_bytes & ~(kv->sb.block_size - 1);
+	if (sh->w->q_used + size / chunk + 32 >= sh->w->q_depth)
+		return 0; /* the queue is busy: a later step tries again */
+	kv_shard_cache_trim(sh, seg);
+	l = calloc(1, sizeof(*l));
+	if (!l || !(l->buf = img_alloc(size))) {
+		free(l);
+		return -ENOMEM;
+	}
+	s->loading = 1;
+	for (uint32_t o = 0; o < size; o += chunk) {
+		struct kv_io *x = calloc(1, sizeof(*x));
+		struct sn_io io;
+
+		if (!x) {
+			l->err = -ENOMEM;
+			break;
+		}
+		x->type = IO_LOAD;
+		x->sh = sh;
+		x->seg = seg;
+		x->segseq = s->seq;
+		x->load = l;
+		sn_io_read(&io, l->buf + o, size - o < chunk ? size - o : chunk,
+		           kv_seg_off(sh, seg) + o, (uintptr_t)x);
+		if (submit(sh->w, &io)) {
+			free(x);
+			l->err = -EIO;
+			break;
+		}
+		l->pending++;
+	}
+	if (!l->pending) {
+		s->loading = 0;
+		free(l->buf);
+		free(l);
+		return -EIO;
+	}
+	return 0;
+}
+
+void kv_shard_io_done(struct kv_worker *w, const struct sn_cqe *cqe, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct kv_io *x = (struct kv_io *)(uintptr_t)cqe[i].user_data;
+		struct kv_shard *sh = x->sh;
+
+		w->q_used--;
+		switch (x->type) {
+		case IO_ROUND_WRITE:
+			if (cqe[i].res < 0 && !sh->round_err)
+				sh->round_err = (int)cqe[i].res;
+			if (--sh->round_ios == 0) {
+				if (sh->round_err) {
+					sh->round_active = 0;
+					round_fail(sh, sh->round_err);
+				} else {
+					round_flush(sh);
+				}
+			}
+			break;
+		case IO_ROUND_FLUSH:
+			sh->round_ios = 0;
+			if (cqe[i].res < 0) {
+				sh->round_active = 0;
+				round_fail(sh, (int)cqe[i].res);
+			} else {
+				round_done(sh);
+			}
+			break;
+		case IO_READ:
+			read_done(x, cqe[i].res);
+			free(x->buf);
+			break;
+		case IO_LOAD:
+			load_done(x, cqe[i].res);
+			break;
+		}
+		free(x);
+	}
+	/* Reads that waited for queue room. */
+	for (unsigned s = w->idx; s < w->kv->sb.shards; s += w->kv->nworkers) {
+		struct kv_shard *sh = &w->kv->shards[s];
+		struct kv_req *r = sh->read_wait;
+
+		sh->read_wait = NULL;
+		while (r) {
+			struct kv_req *next = r->next;
+
+			kv_shard_exec(sh, r);
+			sh->gets--;
+			r = next;
+		}
+	}
+}
+
+/* ---- lifecycle ---- */
+
+static void round_task_fn(void *arg)
+{
+	round_task(arg);
+}
+
+int kv_shard_init(struct kv_shard *sh)
+{
+	struct sn_kv *kv = sh->kv;
+
+	sh->segs = calloc(sh->nsegs, sizeof(*sh->segs));
+	if (!sh->segs)
+		return sn__err(-ENOMEM, "out of memory");
+	sh->nfree = sh->nsegs;
+	sh->waiters_tail = &sh->waiters;
+	sh->round_task = (struct sn_rt_task){ round_task_fn, sh, NULL, 0 };
+	sh->next_segseq = 1;
+	sh->next_recseq = 1;
+	sh->head = UINT32_MAX;
+	sh->compact_seg = UINT32_MAX;
+	kv_compact_init(sh);
+	sh->cache_budget = kv->opts.cache_bytes / kv->sb.shards;
+	if (sh->cache_budget < 2ull * kv->sb.segment_size)
+		sh->cache_budget = 2ull * kv->sb.segment_size;
+	if (sn_idx_init(&sh->idx, 1024))
+		return sn__err(-ENOMEM, "out of memory");
+	if (kv->opts.sync == SN_KV_SYNC_INTERVAL)
+		sn_rt_timer_arm(&sh->sync_timer, (uint64_t)kv->opts.sync_interval_us * 1000,
+		                sync_tick, sh);
+	return 0;
+}
+
+void kv_shard_fini(struct kv_shard *sh)
+{
+	sn_rt_timer_cancel(&sh->sync_timer);
+	for (uint32_t i = 0; sh->segs && i < sh->nsegs; i++)
+		free(sh->segs[i].img);
+	free(sh->segs);
+	sh->segs = NULL;
+	sn_idx_free(&sh->idx);
+}
+
+/*
+ * Every live key of the shard with its record length, for sn_kv_scan: a buffer of
+ * (uint16 klen, key) entries. The caller then fetches values by key.
+ */
+int kv_shard_scan_keys(struct kv_shard *sh, unsigned char **bufp, size_t *lenp)
+{
+	size_t len = 0, cap = 4096;
+	unsigned char *buf = malloc(cap);
+
+	if (!buf)
+		return -ENOMEM;
+	for (uint64_t i = 0; i <= sh->idx.mask; i++) {
+		const struct sn_idx_ent *e = &sh->idx.t[i];
+		uint16_t kl = e->klen;
+
+		if (!e->hash || e->tomb)
+			continue;
+		if (len + 2 + kl > cap) {
+			unsigned char *nb = realloc(buf, cap * 2);
+
+			if (!nb) {
+				free(buf);
+				return -ENOMEM;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		memcpy(buf + len, &kl, 2);
+		memcpy(buf + len + 2, sn_idx_key(e), kl);
+		len += 2 + kl;
+	}
+	*bufp = buf;
+	*lenp = len;
+	return 0;
+}

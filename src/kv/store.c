@@ -1,0 +1,1351 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store.c — the KV store's API: format and open (superblock, runtime, per-worker queues,
+ * parallel recovery), routing each call to the worker that owns its key's shard, handing
+ * results back (inline, by a reply message, or on the owner for foreign callers), the
+ * blocking wrappers, batches, scan, stats and close.
+ *
+ * Batches: the operations of each shard are appended as batch records (not yet in the
+ * index); with more than one shard they are made durable, then a commit record is
+ * appended to the first shard, and then each shard applies its records to the index.
+ * Recovery applies batch records only when it finds their commit (recover.c).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../util/crc32c.h"
+#include "../util/util.h"
+#include "kv_impl.h"
+
+#define DEFAULT_SEGMENT  (4u << 20)
+#define DEFAULT_NEW_SIZE (1ull << 30)
+#define QUEUE_DEPTH      256
+#define BATCH_OP_HDR     7 /* type u8, klen u16, vlen u32 */
+
+struct sn_kv_batch {
+	unsigned char *buf;
+	size_t len, cap;
+	uint32_t nops;
+};
+
+struct sn_rt *sn_kv_rt(const struct sn_kv *kv)
+{
+	return kv->rt;
+}
+
+/* ---- completion delivery ---- */
+
+static void deliver(struct kv_req *r)
+{
+	if (r->keep) { /* the caller frees it */
+		r->cb(r->arg, r->res, NULL, 0);
+		return;
+	}
+	if (r->cb)
+		r->cb(r->arg, r->res, r->rval, r->rvlen);
+	free(r->rval);
+	free(r->pos);
+	free(r);
+}
+
+static void reply_msg(void *arg)
+{
+	deliver(arg);
+}
+
+/* Local completions and replies that found a ring full, at the end of the iteration. */
+static void done_task(void *arg)
+{
+	struct kv_worker *w = arg;
+	struct kv_req *r = w->done_head, *rep = w->reply_head;
+
+	w->done_head = NULL;
+	w->done_tail = &w->done_head;
+	w->reply_head = NULL;
+	w->reply_tail = &w->reply_head;
+	while (r) {
+		struct kv_req *next = r->next;
+
+		deliver(r);
+		r = next;
+	}
+	while (rep) {
+		struct kv_req *next = rep->next;
+
+		if (sn_rt_send(w->kv->rt, rep->origin, reply_msg, rep)) {
+			rep->next = NULL;
+			*w->reply_tail = rep;
+			w->reply_tail = &rep->next;
+		}
+		rep = next;
+	}
+	if (w->reply_head)
+		sn_rt_defer(&w->done_task);
+}
+
+void kv_complete(struct kv_worker *w, struct kv_req *r)
+{
+	if (r->origin == SN_RT_FOREIGN) {
+		deliver(r); /* on the owner: the caller was told */
+		return;
+	}
+	r->next = NULL;
+	if (r->origin == w->idx) {
+		*w->done_tail = r;
+		w->done_tail = &r->next;
+	} else if (!w->reply_head && !sn_rt_send(w->kv->rt, r->origin, reply_msg, r)) {
+		return;
+	} else {
+		*w->reply_tail = r;
+		w->reply_tail = &r->next;
+	}
+	sn_rt_defer(&w->done_task);
+}
+
+/* ---- routing ---- */
+
+static void exec_msg(void *arg)
+{
+	struct kv_req *r = arg;
+
+	kv_shard_exec(&r->kv->shards[r->shard], r);
+}
+
+static int on_worker(const struct sn_kv *kv)
+{
+	return sn_rt_current() == kv->rt;
+}
+
+static int on_worker_any(void)
+{
+	return sn_rt_self() != SN_RT_FOREIGN;
+}
+
+static int check_kv(size_t klen, size_t vlen, const struct sn_kv *kv)
+{
+	if (!klen || klen > SN_KV_MAX_KEY)
+		return sn__err(-EINVAL, "key of %zu bytes: keys are 1..%u bytes", klen,
+		               SN_KV_MAX_KEY);
+	if (vlen > kv->max_value)
+		return sn__err(-EINVAL, "value of %zu bytes: values are at most %llu bytes", vlen,
+		               (unsigned long long)kv->max_value);
+	return 0;
+}
+
+static struct kv_req *req_new(struct sn_kv *kv, enum kv_op op, const void *key, size_t klen,
+                              const void *val, size_t vlen, unsigned flags, sn_kv_cb cb,
+                              void *arg)
+{
+	struct kv_req *r = malloc(sizeof(*r) + klen + vlen);
+
+	if (!r)
+		return NULL;
+	memset(r, 0, sizeof(*r));
+	r->kv = kv;
+	r->op = (uint8_t)op;
+	r->flags = (uint8_t)flags;
+	r->klen = (uint16_t)klen;
+	r->vlen = (uint32_t)vlen;
+	if (klen) {
+		memcpy(r->data, key, klen);
+		r->hash = sn_kv_hash(key, klen);
+		r->shard = kv_shard_of(kv, r->hash);
+	}
+	if (vlen)
+		memcpy(r->data + klen, val, vlen);
+	r->cb = cb;
+	r->arg = arg;
+	return r;
+}
+
+/* Send r to the owner of its shard (or run it here, when this worker owns it). */
+static int route(struct sn_kv *kv, struct kv_req *r)
+{
+	unsigned owner = kv_owner(kv, r->shard);
+	int err;
+
+	r->origin = on_worker(kv) ? sn_rt_self() : SN_RT_FOREIGN;
+	if (r->origin == owner) {
+		kv_shard_exec(&kv->shards[r->shard], r);
+		return 0;
+	}
+	err = sn_rt_send(kv->rt, owner, exec_msg, r);
+	if (err) {
+		free(r);
+		return err;
+	}
+	return 0;
+}
+
+static int submit_op(struct sn_kv *kv, enum kv_op op, const void *key, size_t klen,
+                     const void *val, size_t vlen, unsigned flags, sn_kv_cb cb, void *arg)
+{
+	struct kv_req *r;
+	int err;
+
+	if ((err = check_kv(klen, vlen, kv)))
+		return err;
+	if (flags & ~SN_KV_DURABLE)
+		return sn__err(-EINVAL, "unknown flags 0x%x", flags & ~SN_KV_DURABLE);
+	if (!(r = req_new(kv, op, key, klen, val, vlen, flags, cb, arg)))
+		return sn__err(-ENOMEM, "out of memory");
+	return route(kv, r);
+}
+
+int sn_kv_put_async(struct sn_kv *kv, const void *key, size_t klen, const void *val,
+                    size_t vlen, unsigned flags, sn_kv_cb cb, void *arg)
+{
+	return submit_op(kv, KV_PUT, key, klen, val, vlen, flags, cb, arg);
+}
+
+int sn_kv_get_async(struct sn_kv *kv, const void *key, size_t klen, sn_kv_cb cb, void *arg)
+{
+	return submit_op(kv, KV_GET, key, klen, NULL, 0, 0, cb, arg);
+}
+
+int sn_kv_del_async(struct sn_kv *kv, const void *key, size_t klen, unsigned flags, sn_kv_cb cb,
+                    void *arg)
+{
+	return submit_op(kv, KV_DEL, key, klen, NULL, 0, flags, cb, arg);
+}
+
+/* sync: one request per shard; cb runs when all are done, with the first error. */
+struct multi {
+	_Atomic unsigned left;
+	_Atomic int err;
+	sn_kv_cb cb;
+	void *arg;
+};
+
+static void multi_one(void *arg, int res, const void *val, size_t vlen)
+{
+	struct multi *m = arg;
+	int zero = 0;
+
+	(void)val;
+	(void)vlen;
+	if (res)
+		atomic_compare_exchange_strong(&m->err, &zero, res);
+	if (atomic_fetch_sub(&m->left, 1) == 1) {
+		m->cb(m->arg, atomic_load(&m->err), NULL, 0);
+		free(m);
+	}
+}
+
+int sn_kv_sync_async(struct sn_kv *kv, sn_kv_cb cb, void *arg)
+{
+	struct multi *m = malloc(sizeof(*m));
+	unsigned n = kv->sb.shards;
+
+	if (!m)
+		return sn__err(-ENOMEM, "out of memory");
+	atomic_init(&m->left, n);
+	atomic_init(&m->err, 0);
+	m->cb = cb;
+	m->arg = arg;
+	for (unsigned s = 0; s < n; s++) {
+		struct kv_req *r = req_new(kv, KV_SYNC, NULL, 0, NULL, 0, 0, multi_one, m);
+		int err;
+
+		if (!r) {
+			err = sn__err(-ENOMEM, "out of memory");
+		} else {
+			r->shard = s;
+			while ((err = route(kv, r)) == -EAGAIN && !on_worker(kv) &&
+			       (r = req_new(kv, KV_SYNC, NULL, 0, NULL, 0, 0, multi_one, m)))
+				r->shard = s, sched_yield();
+		}
+		if (err) /* count it as done, failed: the callback still runs once */
+			multi_one(m, err, NULL, 0);
+	}
+	return 0;
+}
+
+/* ---- blocking calls ---- */
+
+struct waiter {
+	struct sn_rt_latch done;
+	int res;
+	void *val;
+	size_t vlen;
+	int want_val;
+};
+
+static void waiter_cb(void *arg, int res, const void *val, size_t vlen)
+{
+	struct waiter *w = arg;
+
+	w->res = res;
+	if (!res && w->want_val) {
+		w->val = malloc(vlen ? vlen : 1);
+		if (w->val) {
+			memcpy(w->val, val, vlen);
+			w->vlen = vlen;
+		} else {
+			w->res = -ENOMEM;
+		}
+	}
+	sn_rt_latch_done(&w->done);
+}
+
+static int not_on_worker(const struct sn_kv *kv, const char *what)
+{
+	if (on_worker(kv))
+		return sn__err(-EDEADLK, "%s would block a worker of the store: use %s_async", what,
+		               what);
+	return 0;
+}
+
+/* Send until the inbox takes it (a blocking caller may wait for room). */
+static int blocking(struct sn_kv *kv, enum kv_op op, const void *key, size_t klen,
+                    const void *val, size_t vlen, unsigned flags, struct waiter *w)
+{
+	int err;
+
+	sn_rt_latch_init(&w->done, 1);
+	while ((err = submit_op(kv, op, key, klen, val, vlen, flags, waiter_cb, w)) == -EAGAIN)
+		sched_yield();
+	if (err)
+		return err;
+	sn_rt_latch_wait(&w->done);
+	return w->res;
+}
+
+int sn_kv_put(struct sn_kv *kv, const void *key, size_t klen, const void *val, size_t vlen,
+              unsigned flags)
+{
+	struct waiter w = { 0 };
+	int err = not_on_worker(kv, "sn_kv_put");
+
+	return err ? err : blocking(kv, KV_PUT, key, klen, val, vlen, flags, &w);
+}
+
+int sn_kv_del(struct sn_kv *kv, const void *key, size_t klen, unsigned flags)
+{
+	struct waiter w = { 0 };
+	int err = not_on_worker(kv, "sn_kv_del");
+
+	return err ? err : blocking(kv, KV_DEL, key, klen, NULL, 0, flags, &w);
+}
+
+int sn_kv_get(struct sn_kv *kv, const void *key, size_t klen, void **valp, size_t *vlenp)
+{
+	struct waiter w = { .want_val = 1 };
+	int err = not_on_worker(kv, "sn_kv_get");
+
+	*valp = NULL;
+	*vlenp = 0;
+	if (err || (err = blocking(kv, KV_GET, key, klen, NULL, 0, 0, &w)))
+		return err;
+	*valp = w.val;
+	*vlenp = w.vlen;
+	return 0;
+}
+
+int sn_kv_sync(struct sn_kv *kv)
+{
+	struct waiter w = { 0 };
+	int err = not_on_worker(kv, "sn_kv_sync");
+
+	if (err)
+		return err;
+	sn_rt_latch_init(&w.done, 1);
+	sn_kv_sync_async(kv, waiter_cb, &w);
+	sn_rt_latch_wait(&w.done);
+	return w.res;
+}
+
+/* ---- batches ---- */
+
+struct sn_kv_batch *sn_kv_batch_new(void)
+{
+	return calloc(1, sizeof(struct sn_kv_batch));
+}
+
+static int batch_add(struct sn_kv_batch *b, unsigned type, const void *key, size_t klen,
+                     const void *val, size_t vlen)
+{
+	size_t need = BATCH_OP_HDR + klen + vlen;
+	uint16_t kl = (uint16_t)klen;
+	uint32_t vl = (uint32_t)vlen;
+	uint8_t t = (uint8_t)type;
+
+	if (!klen || klen > SN_KV_MAX_KEY || vlen > SN_KV_MAX_VALUE)
+		return sn__err(-EINVAL, "batch: key of %zu or value of %zu bytes out of range "
+		                        "(keys 1..%u, values up to %u bytes)",
+		               klen, vlen, SN_KV_MAX_KEY, SN_KV_MAX_VALUE);
+	if (b->len + need > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		unsigned char *nb;
+
+		while (cap < b->len + need)
+			cap *= 2;
+		if (!(nb = realloc(b->buf, cap)))
+			return sn__err(-ENOMEM, "out of memory");
+		b->buf = nb;
+		b->cap = cap;
+	}
+	memcpy(b->buf + b->len, &t, 1);
+	memcpy(b->buf + b->len + 1, &kl, 2);
+	memcpy(b->buf + b->len + 3, &vl, 4);
+	memcpy(b->buf + b->len + BATCH_OP_HDR, key, klen);
+	if (vlen)
+		memcpy(b->buf + b->len + BATCH_OP_HDR + klen, val, vlen);
+	b->len += need;
+	b->nops++;
+	return 0;
+}
+
+int sn_kv_batch_put(struct sn_kv_batch *b, const void *key, size_t klen, const void *val,
+                    size_t vlen)
+{
+	return batch_add(b, SN_KV_REC_BPUT, key, klen, val, vlen);
+}
+
+int sn_kv_batch_del(struct sn_kv_batch *b, const void *key, size_t klen)
+{
+	return batch_add(b, SN_KV_REC_BDEL, key, klen, NULL, 0);
+}
+
+void sn_kv_batch_clear(struct sn_kv_batch *b)
+{
+	b->len = 0;
+	b->nops = 0;
+}
+
+void sn_kv_batch_free(struct sn_kv_batch *b)
+{
+	if (b) {
+		free(b->buf);
+		free(b);
+	}
+}
+
+/* Walk the operations packed in a buffer. */
+struct bop {
+	uint8_t type;
+	uint16_t klen;
+	uint32_t vlen;
+	const unsigned char *key, *val;
+};
+
+static size_t bop_next(const unsigned char *p, struct bop *o)
+{
+	memcpy(&o->type, p, 1);
+	memcpy(&o->klen, p + 1, 2);
+	memcpy(&o->vlen, p + 3, 4);
+	o->key = p + BATCH_OP_HDR;
+	o->val = o->key + o->klen;
+	return BATCH_OP_HDR + o->klen + o->vlen;
+}
+
+/* On the owner: apply the records of a committed batch part to the index. */
+static void batch_apply(struct kv_shard *sh, struct kv_req *r)
+{
+	const unsigned char *p = r->data;
+
+	for (uint32_t i = 0; i < r->nops; i++) {
+		struct kv_pos *ps = &r->pos[i];
+		struct sn_idx_ent *e;
+		struct bop o;
+		int fresh;
+
+		p += bop_next(p, &o);
+		e = sn_idx_upsert(&sh->idx, sn_kv_hash(o.key, o.klen), o.key, o.klen, &fresh);
+		if (!e) {
+			r->res = sn__err(-ENOMEM, "out of memory for the index");
+			break;
+		}
+		/* A write that landed after the part wins, as it would have in the log. */
+		if (fresh || sh->segs[e->seg].seq < sh->segs[ps->seg].seq ||
+		    (e->seg == ps->seg && e->off < ps->off))
+			kv_shard_index_set(sh, e, ps->type, ps->seg, ps->off, ps->len);
+		if (o.type == SN_KV_REC_BPUT)
+			sh->puts++;
+		else
+			sh->dels++;
+	}
+}
+
+static int append_commit(struct kv_shard *sh, uint64_t id, uint32_t nrec)
+{
+	unsigned char extra[16] = { 0 };
+	uint32_t seg, off;
+
+	memcpy(extra, &id, 8);
+	memcpy(extra + 8, &nrec, 4);
+	return kv_shard_append(sh, SN_KV_REC_COMMIT, NULL, 0, NULL, 0, extra, &seg, &off);
+}
+
+/* Complete r once durable if asked (or always, for parts of multi-shard batches). */
+static void finish_write(struct kv_shard *sh, struct kv_req *r, int force_durable)
+{
+	if (force_durable || (r->flags & SN_KV_DURABLE) || sh->kv->opts.sync == SN_KV_SYNC_ALWAYS)
+		kv_shard_wait_durable(sh, r);
+	else
+		kv_complete(sh->w, r);
+}
+
+/* On the owner: append the part's records; a single-shard batch also commits here. */
+static void exec_batch_part(struct kv_shard *sh, struct kv_req *r)
+{
+	const unsigned char *p = r->data;
+	uint32_t seg, off;
+	int err = 0;
+
+	r->pos = calloc(r->nops, sizeof(*r->pos));
+	if (!r->pos)
+		err = sn__err(-ENOMEM, "out of memory");
+	for (uint32_t i = 0; !err && i < r->nops; i++) {
+		struct bop o;
+
+		p += bop_next(p, &o);
+		err = kv_shard_append(sh, o.type, o.key, o.klen, o.val, o.vlen, &r->batch, &seg,
+		                      &off);
+		if (!err)
+			r->pos[i] = (struct kv_pos){ seg, off, sn_kv_rec_len(o.type, o.klen, o.vlen),
+				                     o.type };
+	}
+	if (!err && r->single)
+		err = append_commit(sh, r->batch, r->nops);
+	if (err) {
+		/* What was appended stays as uncommitted records: recovery ignores them. */
+		r->res = err;
+		kv_complete(sh->w, r);
+		return;
+	}
+	sh->batches++;
+	if (r->single)
+		batch_apply(sh, r);
+	else
+		sh->batches_inflight++; /* compaction waits for the outcome */
+	finish_write(sh, r, !r->single);
+}
+
+static void batch_msg(void *arg)
+{
+	struct kv_req *r = arg;
+	struct kv_shard *sh = &r->kv->shards[r->shard];
+	int err;
+
+	switch (r->op) {
+	case KV_BATCH_PART:
+		exec_batch_part(sh, r);
+		break;
+	case KV_BATCH_COMMIT:
+		if ((err = append_commit(sh, r->batch, r->nops))) {
+			r->res = err;
+			kv_complete(sh->w, r);
+		} else {
+			finish_write(sh, r, 0);
+		}
+		break;
+	case KV_BATCH_APPLY:
+		if (r->batch_ok)
+			batch_apply(sh, r->part);
+		sh->batches_inflight--;
+		kv_compact_maybe(sh);
+		kv_complete(sh->w, r);
+		break;
+	}
+}
+
+static void latch_cb(void *arg, int res, const void *val, size_t vlen)
+{
+	(void)res;
+	(void)val;
+	(void)vlen;
+	sn_rt_latch_done(arg);
+}
+
+/* Send r to its shard's owner from a foreign thread, waiting while the inbox is full. */
+static int send_wait(struct sn_kv *kv, struct kv_req *r)
+{
+	int err;
+
+	r->origin = SN_RT_FOREIGN;
+	while ((err = sn_rt_send(kv->rt, kv_owner(kv, r->shard), batch_msg, r)) == -EAGAIN)
+		sched_yield();
+	return err;
+}
+
+/* Send one request per shard that has a part, and wait for all (r->res is kept). */
+static int fan_out(struct sn_kv *kv, struct kv_req **reqs, unsigned n, unsigned count)
+{
+	struct sn_rt_latch latch;
+	int err = 0;
+
+	sn_rt_latch_init(&latch, count);
+	for (unsigned s = 0; s < n; s++) {
+		if (!reqs[s])
+			continue;
+		reqs[s]->keep = 1;
+		reqs[s]->cb = latch_cb;
+		reqs[s]->arg = &latch;
+		if (send_wait(kv, reqs[s])) {
+			reqs[s]->res = -ESHUTDOWN;
+			sn_rt_latch_done(&latch);
+		}
+	}
+	sn_rt_latch_wait(&latch);
+	for (unsigned s = 0; s < n; s++)
+		if (reqs[s] && reqs[s]->res && !err)
+			err = reqs[s]->res;
+	return err;
+}
+
+static void free_reqs(struct kv_req **reqs, unsigned n)
+{
+	for (unsigned s = 0; reqs && s < n; s++)
+		if (reqs[s]) {
+			free(reqs[s]->pos);
+			free(reqs[s]);
+		}
+	free(reqs);
+}
+
+int sn_kv_write(struct sn_kv *kv, struct sn_kv_batch *b, unsigned flags)
+{
+	unsigned n = kv->sb.shards, involved = 0, first = UINT32_MAX;
+	struct kv_req **parts = NULL, **apply = NULL, *commit[1] = { NULL };
+	size_t *len = NULL;
+	uint64_t id;
+	int err = not_on_worker(kv, "sn_kv_write");
+
+	if (err)
+		return err;
+	if (!b->nops)
+		return sn__err(-EINVAL, "the batch is empty");
+	if (flags & ~SN_KV_DURABLE)
+		return sn__err(-EINVAL, "unknown flags 0x%x", flags & ~SN_KV_DURABLE);
+	parts = calloc(n, sizeof(*parts));
+	apply = calloc(n, sizeof(*apply));
+	len = calloc(n, sizeof(*len));
+	if (!parts || !apply || !len) {
+		err = sn__err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	/* Split by shard: sizes first, then copies. */
+	for (size_t o = 0; o < b->len;) {
+		struct bop op;
+		size_t l = bop_next(b->buf + o, &op);
+
+		if ((err = check_kv(op.klen, op.vlen, kv)))
+			goto out;
+		len[kv_shard_of(kv, sn_kv_hash(op.key, op.klen))] += l;
+		o += l;
+	}
+	id = kv->batch_base ^ (atomic_fetch_add(&kv->next_batch, 1) * 0x9e3779b97f4a7c15ull);
+	for (unsigned s = 0; s < n; s++) {
+		if (!len[s])
+			continue;
+		if (!(parts[s] = req_new(kv, KV_BATCH_PART, NULL, 0, NULL, len[s], flags, NULL,
+		                         NULL))) {
+			err = sn__err(-ENOMEM, "out of memory");
+			goto out;
+		}
+		parts[s]->vlen = 0;
+		parts[s]->shard = s;
+		parts[s]->batch = id;
+		involved++;
+		if (first == UINT32_MAX)
+			first = s;
+		len[s] = 0;
+	}
+	for (size_t o = 0; o < b->len;) {
+		struct bop op;
+		size_t l = bop_next(b->buf + o, &op);
+		unsigned s = kv_shard_of(kv, sn_kv_hash(op.key, op.klen));
+
+		memcpy(parts[s]->data + len[s], b->buf + o, l);
+		len[s] += l;
+		parts[s]->nops++;
+		o += l;
+	}
+	for (unsigned s = 0; s < n; s++)
+		if (parts[s])
+			parts[s]->single = involved == 1;
+
+	/* Phase 1: every shard appends its part (durable first when several shards). */
+	err = fan_out(kv, parts, n, involved);
+	if (involved == 1)
+		goto out;
+	/* Phase 2: the commit record, on the first shard involved. */
+	if (!err) {
+		if (!(commit[0] = req_new(kv, KV_BATCH_COMMIT, NULL, 0, NULL, 0, flags, NULL, NULL))) {
+			err = sn__err(-ENOMEM, "out of memory");
+		} else {
+			commit[0]->shard = first;
+			commit[0]->batch = id;
+			commit[0]->nops = b->nops;
+			err = fan_out(kv, commit, 1, 1);
+		}
+	}
+	/* Phase 3: apply the parts everywhere, or drop them after a failure. */
+	for (unsigned s = 0; s < n; s++) {
+		if (!parts[s] || parts[s]->res) /* a failed part never waits for the outcome */
+			continue;
+		if (!(apply[s] = req_new(kv, KV_BATCH_APPLY, NULL, 0, NULL, 0, 0, NULL, NULL))) {
+			err = sn__err(-ENOMEM, "out of memory"); /* shard keeps waiting: leak-free
+			                                            but compaction stays paused */
+			continue;
+		}
+		apply[s]->shard = s;
+		apply[s]->part = parts[s];
+		apply[s]->batch_ok = !err && parts[s]->res == 0;
+	}
+	{
+		unsigned napply = 0;
+
+		for (unsigned s = 0; s < n; s++)
+			napply += apply[s] != NULL;
+		if (napply)
+			fan_out(kv, apply, n, napply);
+	}
+out:
+	free_reqs(parts, n);
+	free_reqs(apply, n);
+	if (commit[0])
+		free(commit[0]);
+	free(len);
+	return err;
+}
+
+/* ---- format ---- */
+
+static int default_shards(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return 1;
+	return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
+}
+
+/* A plain path means auto:PATH; a missing file is created with `size` bytes. */
+static char *device_uri(const char *uri, uint64_t size)
+{
+	const char *colon = strchr(uri, ':'), *slash = strchr(uri, '/');
+	char *out = NULL;
+	struct stat st;
+	const char *path;
+	int r;
+
+	if (!colon || (slash && slash < colon))
+		r = asprintf(&out, "auto:%s", uri);
+	else
+		r = asprintf(&out, "%s", uri);
+	if (r < 0)
+		return NULL;
+	path = strchr(out, ':') + 1;
+	if (*path && !strchr(out, '?') && stat(path, &st) && errno == ENOENT) {
+		char *with = NULL;
+
+		if (asprintf(&with, "%s?create=1&size=%llu", out, (unsigned long long)size) < 0)
+			with = NULL;
+		free(out);
+		out = with;
+	}
+	return out;
+}
+
+static uint32_t format_block(const struct sn_dev_info *in)
+{
+	uint32_t bs = SN_KV_MIN_BLOCK;
+
+	while (bs < in->block_size || bs < in->mem_align)
+		bs *= 2;
+	return bs;
+}
+
+static int write_super(struct sn_dev *dev, const struct sn_kv_super *sb)
+{
+	struct sn_queue *q;
+	unsigned char *buf;
+	int err;
+
+	if ((err = sn_queue_create(dev, 4, &q)))
+		return err;
+	if ((err = sn_queue_buf_alloc(q, 2 * sb->block_size, (void **)&buf))) {
+		sn_queue_destroy(q);
+		return err;
+	}
+	memcpy(buf, sb, sizeof(*sb));
+	memcpy(buf + sb->block_size, sb, sizeof(*sb));
+	err = sn_queue_pwrite(q, buf, 2 * sb->block_size, 0);
+	if (!err)
+		err = sn_queue_flush(q);
+	if (err)
+		err = sn__err(err, "writing the superblock: %s", sn_strerror(err));
+	sn_queue_destroy(q);
+	return err;
+}
+
+static int do_format(struct sn_dev *dev, const struct sn_kv_opts *o, struct sn_kv_super *sb)
+{
+	struct sn_dev_info in;
+	uint64_t cap, segs;
+	uint32_t seg = o->segment_size ? o->segment_size : DEFAULT_SEGMENT;
+	unsigned shards = o->shards ? o->shards : (unsigned)default_shards();
+	struct timespec ts;
+
+	sn_dev_info(dev, &in);
+	cap = o->capacity ? o->capacity : in.capacity_bytes;
+	if (cap > in.capacity_bytes)
+		return sn__err(-EINVAL, "capacity %llu is larger than the device (%llu bytes)",
+		               (unsigned long long)cap, (unsigned long long)in.capacity_bytes);
+	if (!sn__is_pow2(seg) || seg < SN_KV_MIN_SEG || seg > SN_KV_MAX_SEG)
+		return sn__err(-EINVAL, "segment size %u: a power of two from 64 KiB to 1 GiB", seg);
+	if (shards > SN_KV_MAX_SHARDS)
+		return sn__err(-EINVAL, "%u shards: at most %u", shards, SN_KV_MAX_SHARDS);
+	memset(sb, 0, sizeof(*sb));
+	memcpy(sb->magic, SN_KV_SB_MAGIC, 8);
+	sb->version = SN_KV_FORMAT_VERSION;
+	if (getrandom(sb->uuid, sizeof(sb->uuid), 0) != sizeof(sb->uuid))
+		return sn__err(-EIO, "no random bytes for the store's uuid");
+	sb->block_size = format_block(&in);
+	if (sb->block_size > 65536)
+		return sn__err(-EINVAL, "device block size %u: at most 64 KiB", in.block_size);
+	sb->log_offset = 1u << 20;
+	if (sb->log_offset < 2ull * sb->block_size)
+		sb->log_offset = 2ull * sb->block_size;
+	/* Shrink segments on small devices: every shard needs a head, a spare for
+	 * compaction, and room to move. */
+	if (!o->segment_size)
+		while (seg > SN_KV_MIN_SEG && cap > sb->log_offset &&
+		       (cap - sb->log_offset) / seg / shards < 8)
+			seg /= 2;
+	segs = cap > sb->log_offset ? (cap - sb->log_offset) / seg / shards : 0;
+	if (segs < 4)
+		return sn__err(-EINVAL,
+		               "%llu bytes hold %llu segments of %u bytes per shard for %u shards: "
+		               "each shard needs at least 4; use a larger device, fewer shards or "
+		               "smaller segments",
+		               (unsigned long long)cap, (unsigned long long)segs, seg, shards);
+	sb->segment_size = seg;
+	sb->capacity = cap;
+	sb->shards = shards;
+	sb->shard_segments = segs;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	sb->created_unix_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	sb->crc = sn_crc32c(0, sb, offsetof(struct sn_kv_super, crc));
+	return write_super(dev, sb);
+}
+
+static int open_dev(const char *uri, const struct sn_kv_opts *o, struct sn_dev **devp)
+{
+	char *u = device_uri(uri, o && o->capacity ? o->capacity : DEFAULT_NEW_SIZE);
+	int err;
+
+	if (!u)
+		return sn__err(-ENOMEM, "out of memory");
+	err = sn_dev_open(u, devp);
+	free(u);
+	return err;
+}
+
+int sn_kv_format(const char *uri, const struct sn_kv_opts *opts)
+{
+	struct sn_kv_opts o = opts ? *opts : (struct sn_kv_opts){ 0 };
+	struct sn_kv_super sb;
+	struct sn_dev *dev;
+	int err;
+
+	if (on_worker_any())
+		return sn__err(-EDEADLK, "sn_kv_format on a worker");
+	if ((err = open_dev(uri, &o, &dev)))
+		return err;
+	err = do_format(dev, &o, &sb);
+	sn_dev_close(dev);
+	return err;
+}
+
+/* ---- open ---- */
+
+static int all_zero(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/* 0 and *sb; -ENOENT when the device holds zeros (no store); SN_EFORMAT otherwise. */
+static int read_super(struct sn_dev *dev, struct sn_kv_super *sb)
+{
+	struct sn_dev_info in;
+	uint32_t bs;
+	struct sn_queue *q;
+	unsigned char *buf;
+	int err, newer = 0;
+
+	sn_dev_info(dev, &in);
+	bs = format_block(&in);
+	if (in.capacity_bytes < 2ull * bs)
+		return sn__err(-ENOENT, "the device is too small to hold a store");
+	if ((err = sn_queue_create(dev, 2, &q)))
+		return err;
+	if ((err = sn_queue_buf_alloc(q, 2 * bs, (void **)&buf)) ||
+	    (err = sn_queue_pread(q, buf, 2 * bs, 0))) {
+		sn_queue_destroy(q);
+		return sn__err(err, "reading the superblock: %s", sn_strerror(err));
+	}
+	err = SN_EFORMAT;
+	for (int c = 0; c < 2 && err; c++) {
+		const struct sn_kv_super *s = (const struct sn_kv_super *)(buf + c * bs);
+
+		if (memcmp(s->magic, SN_KV_SB_MAGIC, 8) ||
+		    sn_crc32c(0, s, offsetof(struct sn_kv_super, crc)) != s->crc)
+			continue;
+		if (s->version > SN_KV_FORMAT_VERSION) {
+			newer = (int)s->version;
+			continue;
+		}
+		*sb = *s;
+		err = 0;
+	}
+	if (err && newer)
+		err = sn__err(SN_EFORMAT, "the store has format version %d; this snstore reads "
+		                          "version %u and older: upgrade snstore",
+		              newer, SN_KV_FORMAT_VERSION);
+	else if (err && all_zero(buf, 2 * bs))
+		err = sn__err(-ENOENT, "the device holds no store");
+	else if (err && !memcmp(buf, SN_KV_SB_MAGIC, 8))
+		err = sn__err(SN_ECORRUPT, "both superblock copies fail their checksum");
+	else if (err)
+		err = sn__err(SN_EFORMAT, "the device holds something that is not an snstore KV "
+		                          "store (use 'snstore kv format' to overwrite it)");
+	sn_queue_destroy(q);
+	if (err)
+		return err;
+	/* Checked fields: a damaged but checksummed superblock must not crash us. */
+	if (!sn__is_pow2(sb->block_size) || sb->block_size < bs || sb->block_size > 65536 ||
+	    !sn__is_pow2(sb->segment_size) || sb->segment_size < SN_KV_MIN_SEG ||
+	    sb->segment_size > SN_KV_MAX_SEG || !sb->shards || sb->shards > SN_KV_MAX_SHARDS ||
+	    sb->shard_segments < 4 || sb->shard_segments > (1ull << 32) ||
+	    sb->log_offset % sb->block_size || sb->capacity > in.capacity_bytes ||
+	    sb->log_offset + sb->shard_segments * sb->segment_size * sb->shards > sb->capacity)
+		return sn__err(SN_EFORMAT, "the superblock describes an impossible layout (capacity "
+		                           "%llu, %u shards of %llu segments of %u bytes, device %llu "
+		                           "bytes)",
+		               (unsigned long long)sb->capacity, sb->shards,
+		               (unsigned long long)sb->shard_segments, sb->segment_size,
+		               (unsigned long long)in.capacity_bytes);
+	return 0;
+}
+
+static void worker_io(void *arg, const struct sn_cqe *cqe, unsigned n)
+{
+	kv_shard_io_done(arg, cqe, n);
+}
+
+static void worker_setup(void *arg)
+{
+	struct kv_worker *w = arg;
+	struct sn_kv *kv = w->kv;
+	int err;
+
+	w->done_tail = &w->done_head;
+	w->reply_tail = &w->reply_head;
+	w->done_task = (struct sn_rt_task){ done_task, w, NULL, 0 };
+	w->q_depth = kv->info.max_queue_depth < QUEUE_DEPTH ? kv->info.max_queue_depth
+	                                                    : QUEUE_DEPTH;
+	err = sn_queue_create(kv->dev, w->q_depth, &w->q);
+	if (!err)
+		err = sn_rt_queue_watch(w->q, worker_io, w);
+	for (unsigned s = w->idx; !err && s < kv->sb.shards; s += kv->nworkers)
+		err = kv_shard_init(&kv->shards[s]);
+	if (err) {
+		w->err = err;
+		snprintf(w->errmsg, sizeof(w->errmsg), "%s", sn_errmsg());
+	}
+}
+
+struct recover_ctx {
+	struct kv_worker *w;
+	struct sn_rt_latch *done;
+	int apply;
+};
+
+static void worker_recover(void *arg)
+{
+	struct recover_ctx *c = arg;
+	struct kv_worker *w = c->w;
+	struct sn_kv *kv = w->kv;
+
+	for (unsigned s = w->idx; !w->err && s < kv->sb.shards; s += kv->nworkers) {
+		int err = c->apply ? kv_shard_apply_batches(&kv->shards[s])
+		                   : kv_shard_recover(&kv->shards[s]);
+
+		if (err) {
+			w->err = err;
+			snprintf(w->errmsg, sizeof(w->errmsg), "%s", sn_errmsg());
+		}
+	}
+	sn_rt_latch_done(c->done);
+}
+
+/* Run recovery (or batch application) on every worker at once. */
+static int recover_all(struct sn_kv *kv, int apply)
+{
+	struct recover_ctx *c = calloc(kv->nworkers, sizeof(*c));
+	struct sn_rt_latch done;
+	int err = 0;
+
+	if (!c)
+		return sn__err(-ENOMEM, "out of memory");
+	sn_rt_latch_init(&done, kv->nworkers);
+	for (unsigned i = 0; i < kv->nworkers; i++) {
+		c[i] = (struct recover_ctx){ &kv->workers[i], &done, apply };
+		while (sn_rt_send(kv->rt, i, worker_recover, &c[i]) == -EAGAIN)
+			sched_yield();
+	}
+	sn_rt_latch_wait(&done);
+	free(c);
+	for (unsigned i = 0; i < kv->nworkers && !err; i++)
+		if (kv->workers[i].err)
+			err = sn__err(kv->workers[i].err, "%s", kv->workers[i].errmsg);
+	return err;
+}
+
+static void worker_close(void *arg)
+{
+	struct kv_worker *w = arg;
+	struct sn_kv *kv = w->kv;
+	struct sn_cqe cqe[64];
+
+	for (unsigned s = w->idx; s < kv->sb.shards; s += kv->nworkers)
+		kv->shards[s].closed = 1;
+	if (w->q) {
+		/* Let reads and loads still in flight finish into their owners. */
+		while (w->q_used) {
+			int n = sn_queue_reap(w->q, cqe, 64, 1);
+
+			if (n <= 0)
+				break;
+			kv_shard_io_done(w, cqe, (unsigned)n);
+		}
+		sn_rt_queue_unwatch(w->q);
+		sn_queue_destroy(w->q);
+		w->q = NULL;
+	}
+	for (unsigned s = w->idx; s < kv->sb.shards; s += kv->nworkers)
+		kv_shard_fini(&kv->shards[s]);
+}
+
+/* One more message to each worker: deferred tasks of earlier iterations have run. */
+static void nop(void *arg)
+{
+	(void)arg;
+}
+
+static void kv_free(struct sn_kv *kv)
+{
+	if (kv->rt && kv->workers) {
+		for (unsigned i = 0; i < kv->nworkers; i++)
+			sn_rt_call(kv->rt, i, worker_close, &kv->workers[i]);
+		for (unsigned i = 0; i < kv->nworkers; i++)
+			sn_rt_call(kv->rt, i, nop, NULL);
+	}
+	if (kv->own_rt)
+		sn_rt_destroy(kv->rt);
+	if (kv->dev)
+		sn_dev_close(kv->dev);
+	pthread_mutex_destroy(&kv->batch_lock);
+	free(kv->commits);
+	free(kv->shards);
+	free(kv->workers);
+	free(kv);
+}
+
+int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kvp)
+{
+	struct sn_kv *kv;
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	uint64_t seg_over;
+	int err;
+
+	*kvp = NULL;
+	if (on_worker_any())
+		return sn__err(-EDEADLK, "sn_kv_open on a worker");
+	kv = calloc(1, sizeof(*kv));
+	if (!kv)
+		return sn__err(-ENOMEM, "out of memory");
+	pthread_mutex_init(&kv->batch_lock, NULL);
+	kv->opts = opts ? *opts : (struct sn_kv_opts){ 0 };
+	if (!kv->opts.sync_interval_us)
+		kv->opts.sync_interval_us = 1000;
+	if (!kv->opts.compact_pct)
+		kv->opts.compact_pct = 50;
+	if (!kv->opts.cache_bytes)
+		kv->opts.cache_bytes = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 4
+		                                            : 1ull << 30;
+	if (kv->opts.sync > SN_KV_SYNC_ALWAYS || kv->opts.compact_pct > 100) {
+		err = sn__err(-EINVAL, "bad sync mode or compact_pct");
+		goto fail;
+	}
+	if ((err = open_dev(uri, &kv->opts, &kv->dev)))
+		goto fail;
+	sn_dev_info(kv->dev, &kv->info);
+	err = read_super(kv->dev, &kv->sb);
+	if (err == -ENOENT && !kv->opts.no_create)
+		err = do_format(kv->dev, &kv->opts, &kv->sb);
+	if (err)
+		goto fail;
+	if (kv->opts.rt) {
+		kv->rt = kv->opts.rt;
+	} else {
+		struct sn_rt_opts ro = { 0 };
+		unsigned cpus = (unsigned)default_shards();
+
+		ro.workers = kv->sb.shards < cpus ? kv->sb.shards : cpus;
+		if ((err = sn_rt_create(&ro, &kv->rt)))
+			goto fail;
+		kv->own_rt = 1;
+	}
+	kv->nworkers = sn_rt_workers(kv->rt);
+	if (kv->nworkers > kv->sb.shards)
+		kv->nworkers = kv->sb.shards; /* extra workers own nothing */
+	seg_over = sizeof(struct sn_kv_seghdr) + sn_kv_rec_len(SN_KV_REC_BPUT, SN_KV_MAX_KEY, 0);
+	kv->max_value = kv->sb.segment_size - seg_over - 8;
+	if (kv->max_value > SN_KV_MAX_VALUE)
+		kv->max_value = SN_KV_MAX_VALUE;
+	kv->shards = calloc(kv->sb.shards, sizeof(*kv->shards));
+	kv->workers = calloc(kv->nworkers, sizeof(*kv->workers));
+	if (!kv->shards || !kv->workers) {
+		err = sn__err(-ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (unsigned s = 0; s < kv->sb.shards; s++) {
+		struct kv_shard *sh = &kv->shards[s];
+
+		sh->kv = kv;
+		sh->id = s;
+		sh->w = &kv->workers[kv_owner(kv, s)];
+		sh->nsegs = (uint32_t)kv->sb.shard_segments;
+		sh->base = kv->sb.log_offset +
+		           (uint64_t)s * kv->sb.shard_segments * kv->sb.segment_size;
+	}
+	for (unsigned i = 0; i < kv->nworkers; i++) {
+		kv->workers[i].kv = kv;
+		kv->workers[i].idx = i;
+		sn_rt_call(kv->rt, i, worker_setup, &kv->workers[i]);
+		if (kv->workers[i].err) {
+			err = sn__err(kv->workers[i].err, "%s", kv->workers[i].errmsg);
+			goto fail;
+		}
+	}
+	if ((err = recover_all(kv, 0)))
+		goto fail;
+	kv_commits_sort(kv);
+	if ((err = recover_all(kv, 1)))
+		goto fail;
+	if (getrandom(&kv->batch_base, sizeof(kv->batch_base), 0) != sizeof(kv->batch_base))
+		kv->batch_base = sn__now_ns() * 0x9e3779b97f4a7c15ull;
+	*kvp = kv;
+	return 0;
+fail:
+	if (kv->workers && kv->rt)
+		for (unsigned i = 0; i < kv->nworkers; i++)
+			if (!kv->workers[i].kv)
+				kv->workers[i].kv = kv, kv->workers[i].idx = i;
+	{
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "%s", sn_errmsg());
+		kv_free(kv);
+		sn__err(err, "%s", msg);
+	}
+	return err;
+}
+
+int sn_kv_close(struct sn_kv *kv)
+{
+	int err;
+
+	if (!kv)
+		return 0;
+	if ((err = not_on_worker(kv, "sn_kv_close")))
+		return err;
+	err = sn_kv_sync(kv);
+	kv_free(kv);
+	return err;
+}
+
+/* ---- stats, scan, compaction ---- */
+
+struct stat_ctx {
+	struct sn_kv *kv;
+	unsigned w;
+	struct sn_kv_stats st;
+};
+
+static void worker_stat(void *arg)
+{
+	struct stat_ctx *c = arg;
+	struct sn_kv *kv = c->kv;
+	struct sn_kv_stats *st = &c->st;
+
+	for (unsigned s = c->w; s < kv->sb.shards; s += kv->nworkers) {
+		const struct kv_shard *sh = &kv->shards[s];
+
+		st->keys += sh->idx.used - sh->idx.tombs;
+		for (uint32_t i = 0; i < sh->nsegs; i++) {
+			const struct kv_seg *g = &sh->segs[i];
+
+			if (g->state == SEG_FREE)
+				continue;
+			st->segments_used++;
+			st->live_bytes += g->live;
+			if (g->state != SEG_COMPACTED && g->state != SEG_ZEROING)
+				st->dead_bytes += g->used - sizeof(struct sn_kv_seghdr) - g->live;
+		}
+		st->puts += sh->puts;
+		st->gets += sh->gets;
+		st->dels += sh->dels;
+		st->batches += sh->batches;
+		st->syncs += sh->syncs;
+		st->flushes += sh->flushes;
+		st->cache_hits += sh->hits;
+		st->cache_misses += sh->misses;
+		st->cache_bytes += sh->cached_bytes;
+		st->compactions += sh->compactions;
+		st->compacted_bytes += sh->compacted_bytes;
+		st->recovered_records += sh->recovered;
+		if (sh->recovery_ns > st->recovery_ns)
+			st->recovery_ns = sh->recovery_ns;
+		st->torn_bytes += sh->torn_bytes;
+		st->corrupt_records += sh->corrupt;
+	}
+}
+
+int sn_kv_stat(struct sn_kv *kv, struct sn_kv_stats *st)
+{
+	int err = not_on_worker(kv, "sn_kv_stat");
+
+	if (err)
+		return err;
+	memset(st, 0, sizeof(*st));
+	for (unsigned i = 0; i < kv->nworkers; i++) {
+		struct stat_ctx c = { kv, i, { 0 } };
+
+		if ((err = sn_rt_call(kv->rt, i, worker_stat, &c)))
+			return err;
+		st->keys += c.st.keys;
+		st->live_bytes += c.st.live_bytes;
+		st->dead_bytes += c.st.dead_bytes;
+		st->segments_used += c.st.segments_used;
+		st->puts += c.st.puts;
+		st->gets += c.st.gets;
+		st->dels += c.st.dels;
+		st->batches += c.st.batches;
+		st->syncs += c.st.syncs;
+		st->flushes += c.st.flushes;
+		st->cache_hits += c.st.cache_hits;
+		st->cache_misses += c.st.cache_misses;
+		st->cache_bytes += c.st.cache_bytes;
+		st->compactions += c.st.compactions;
+		st->compacted_bytes += c.st.compacted_bytes;
+		st->recovered_records += c.st.recovered_records;
+		if (c.st.recovery_ns > st->recovery_ns)
+			st->recovery_ns = c.st.recovery_ns;
+		st->torn_bytes += c.st.torn_bytes;
+		st->corrupt_records += c.st.corrupt_records;
+	}
+	st->shards = kv->sb.shards;
+	st->workers = kv->nworkers;
+	st->segment_size = kv->sb.segment_size;
+	st->block_size = kv->sb.block_size;
+	st->segments_total = kv->sb.shard_segments * kv->sb.shards;
+	st->capacity_bytes = st->segments_total * kv->sb.segment_size;
+	return 0;
+}
+
+struct keys_ctx {
+	struct kv_shard *sh;
+	unsigned char *buf;
+	size_t len;
+	int err;
+};
+
+static void shard_keys(void *arg)
+{
+	struct keys_ctx *c = arg;
+
+	c->err = kv_shard_scan_keys(c->sh, &c->buf, &c->len);
+}
+
+int sn_kv_scan(struct sn_kv *kv,
+               int (*fn)(void *arg, const void *key, size_t klen, const void *val, size_t vlen),
+               void *arg)
+{
+	int err = not_on_worker(kv, "sn_kv_scan");
+
+	for (unsigned s = 0; !err && s < kv->sb.shards; s++) {
+		struct keys_ctx c = { &kv->shards[s], NULL, 0, 0 };
+
+		if ((err = sn_rt_call(kv->rt, kv_owner(kv, s), shard_keys, &c)) || (err = c.err))
+			break;
+		for (size_t o = 0; !err && o < c.len;) {
+			uint16_t kl;
+			void *v;
+			size_t vl;
+
+			memcpy(&kl, c.buf + o, 2);
+			err = sn_kv_get(kv, c.buf + o + 2, kl, &v, &vl);
+			if (err == -ENOENT) { /* deleted since: skip */
+				err = 0;
+			} else if (!err) {
+				err = fn(arg, c.buf + o + 2, kl, v, vl);
+				free(v);
+			}
+			o += 2u + kl;
+		}
+		free(c.buf);
+	}
+	return err;
+}
+
+struct compact_ctx {
+	struct kv_shard *sh;
+	int force;
+	struct sn_rt_latch *done;
+};
+
+static void shard_compact(void *arg)
+{
+	struct compact_ctx *c = arg;
+
+	kv_compact_start(c->sh, c->force, c->done);
+}
+
+int sn_kv_compact(struct sn_kv *kv, int force)
+{
+	struct compact_ctx *c;
+	struct sn_rt_latch done;
+	int err = not_on_worker(kv, "sn_kv_compact");
+
+	if (err)
+		return err;
+	if (!(c = calloc(kv->sb.shards, sizeof(*c))))
+		return sn__err(-ENOMEM, "out of memory");
+	sn_rt_latch_init(&done, kv->sb.shards);
+	for (unsigned s = 0; s < kv->sb.shards; s++) {
+		c[s] = (struct compact_ctx){ &kv->shards[s], force, &done };
+		while (sn_rt_send(kv->rt, kv_owner(kv, s), shard_compact, &c[s]) == -EAGAIN)
+			sched_yield();
+	}
+	sn_rt_latch_wait(&done);
+	free(c);
+	return 0;
+}
