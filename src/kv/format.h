@@ -76,6 +76,7 @@ struct sn_kv_rechdr {
 	uint8_t rsvd;  /* 0 */
 	uint16_t klen; /* key bytes (0 only for COMMIT) */
 	uint32_t vlen; /* value bytes (PUT, BPUT) */
+	uint32_t pad;  /* 0 */
 	uint64_t seq;  /* the shard's record sequence number: later writes have larger ones */
 };
 _Static_assert(sizeof(struct sn_kv_rechdr) == 24, "record header layout");

@@ -181,6 +181,7 @@ int kv_shard_append(struct kv_shard *sh, unsigned type, const void *key, uint32_
 	r->rsvd = 0;
 	r->klen = (uint16_t)klen;
 	r->vlen = vlen;
+	r->pad = 0;
 	r->seq = sh->next_recseq++;
 	if (xlen)
 		memcpy(p + sizeof(*r), extra, xlen);

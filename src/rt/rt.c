@@ -26,7 +26,7 @@
 #define DEFAULT_INBOX_SIZE 4096
 #define DEFAULT_IDLE_SPIN  50 /* µs: about two context switches */
 #define LATCH_WAITERS      0x80000000u
-#define LATCH_SPINS        2000 /* polls of the count before sleeping (~10-20 µs) */
+#define LATCH_SPINS        200 /* polls of the count before sleeping */
 
 unsigned sn_rt_workers(const struct sn_rt *rt)
 {
@@ -337,12 +337,18 @@ void sn_rt_latch_wait(struct sn_rt_latch *l)
 	uint32_t v;
 	int i;
 
+	/* Spin a little (the answer of a polling worker takes about a microsecond), then
+	 * yield for a while (the worker may need this CPU), then sleep. */
 	for (i = 0; i < LATCH_SPINS; i++) {
 		if (!atomic_load_explicit(c, memory_order_acquire))
 			return;
+		if (i < 64) {
 #if defined(__x86_64__) || defined(__i386__)
-		__builtin_ia32_pause();
+			__builtin_ia32_pause();
 #endif
+		} else {
+			sched_yield();
+		}
 	}
 	while ((v = atomic_load(c)) != 0) {
 		if (!(v & LATCH_WAITERS) && !atomic_compare_exchange_weak(c, &v, v | LATCH_WAITERS))

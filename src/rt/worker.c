@@ -411,7 +411,9 @@ static void idle_wait(struct sn__worker *w, int stopping)
 	if (!w->idle_since)
 		w->idle_since = now;
 	if (now - w->idle_since < (uint64_t)o->idle_spin_us * 1000u) {
-		cpu_relax();
+		/* Yield, not pause: a thread sharing this CPU (a client of the worker, on an
+		 * oversubscribed machine) runs now instead of after our spin. */
+		sched_yield();
 		return;
 	}
 	/* While stopping, look again now and then: quietness is decided by others too. */
