@@ -3,6 +3,10 @@
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
+BUILD_FUZZ ?= build-fuzz
+BUILD_VALGRIND ?= build-valgrind
+FUZZ_SECONDS ?= 60
+FUZZ_MERGE ?= 0
 JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -11,7 +15,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS      := cmake ninja-build gcc clang pkg-config liburing-dev fio util-linux python3
 LINT_DEBS := clang-format clang-tidy cppcheck
 
-.PHONY: all deps build run test test-asan test-tsan format lint install bench-fio clean
+.PHONY: all deps build run test test-asan test-tsan fuzz valgrind format lint install bench-fio clean
 
 all: build
 
@@ -50,6 +54,44 @@ test-tsan: deps
 	cmake --build $(BUILD_TSAN) -j $(JOBS)
 	cd $(BUILD_TSAN) && ctest --output-on-failure -j $(JOBS)
 
+# Every libFuzzer target fuzz/fuzz_NAME.c for FUZZ_SECONDS from fuzz/corpus/NAME/; new
+# inputs stay in $(BUILD_FUZZ) unless FUZZ_MERGE=1. Fails when a target crashes.
+fuzz:
+	@$(MAKE) --no-print-directory deps EXTRA_DEBS="clang libclang-rt-dev"
+	CC=clang cmake -S . -B $(BUILD_FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DSN_FUZZ=ON -DBUILD_TESTING=OFF
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_all
+	sh fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_SECONDS) $(FUZZ_MERGE)
+
+# The CLI under memcheck: any memory error or definite/indirect leak fails. The bad-URI
+# case must fail by itself (exit 1 or 2), not through valgrind (99).
+VALGRIND = valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	--error-exitcode=1
+valgrind:
+	@$(MAKE) --no-print-directory deps EXTRA_DEBS=valgrind
+	cmake -S . -B $(BUILD_VALGRIND) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DBUILD_TESTING=OFF
+	cmake --build $(BUILD_VALGRIND) -j $(JOBS) --target snstore_cli
+	$(VALGRIND) $(BUILD_VALGRIND)/snstore --help >/dev/null
+	$(VALGRIND) $(BUILD_VALGRIND)/snstore probe >/dev/null
+	$(VALGRIND) $(BUILD_VALGRIND)/snstore probe $(BUILD_VALGRIND) >/dev/null
+	$(VALGRIND) $(BUILD_VALGRIND)/snstore probe --engines >/dev/null
+	$(VALGRIND) $(BUILD_VALGRIND)/snstore bench --dev 'null:?size=64m' --runtime 1
+	$(VALGRIND) $(BUILD_VALGRIND)/snstore bench --dev 'mem:?size=64m' --rw randrw --runtime 1
+	rm -f $(BUILD_VALGRIND)/valgrind.dat
+	$(VALGRIND) $(BUILD_VALGRIND)/snstore bench --dev 'uring:$(BUILD_VALGRIND)/valgrind.dat' \
+		--size 64m --verify
+	$(VALGRIND) $(BUILD_VALGRIND)/snstore bench --dev 'uring:$(BUILD_VALGRIND)/valgrind.dat' \
+		--rw randrw --jobs 2 --fsync-every 16 --runtime 1
+	rm -f $(BUILD_VALGRIND)/valgrind.dat
+	@for uri in 'nosuch:/x?size=1' 'mem:?size=64q' 'null:?size=1m&size=2m'; do \
+		echo "bench --dev '$$uri' (must fail, valgrind-clean)"; rc=0; \
+		$(VALGRIND) --error-exitcode=99 $(BUILD_VALGRIND)/snstore bench --dev "$$uri" \
+			--runtime 1 || rc=$$?; \
+		if [ $$rc = 0 ] || [ $$rc = 99 ]; then echo "exit $$rc"; exit 1; fi; \
+	done
+	@echo "valgrind: every command clean"
+
 format:
 	@$(MAKE) --no-print-directory deps EXTRA_DEBS="$(LINT_DEBS)"
 	git ls-files '*.c' '*.h' | xargs clang-format -i
@@ -70,4 +112,4 @@ bench-fio: build
 	bench/vs-fio.sh
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_FUZZ) $(BUILD_VALGRIND)

@@ -62,6 +62,7 @@ static void finish(struct kv_shard *sh)
 		v->nocompact = 1;
 	} else {
 		v->state = SEG_COMPACTED;
+		sh->ncompacted++;
 		v->zero_after_seq = h->seq;
 		v->zero_after_pos = h->used;
 		sh->compactions++;

@@ -106,6 +106,8 @@ struct kv_shard {
 	uint64_t round_seg, round_pos; /* what the round makes durable */
 	uint64_t durable_seg, durable_pos;
 	uint64_t last_flush_ns;
+	uint32_t unsynced_seals; /* sealed segments not yet durable */
+	uint32_t ncompacted;     /* segments in SEG_COMPACTED */
 	int failed; /* a write or flush failed: the shard takes no more writes */
 	int closed; /* closing: deferred tasks and timers do nothing */
 	struct sn_rt_task round_task;

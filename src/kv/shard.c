@@ -168,8 +168,10 @@ int kv_shard_append(struct kv_shard *sh, unsigned type, const void *key, uint32_
 		if (sh->nfree <= (sh->compact_appending ? 0u : RESERVE_SEGS))
 			return sn__err(-ENOSPC, "shard %u is full (%u segments of %u bytes)", sh->id,
 			               sh->nsegs, kv->sb.segment_size);
-		if (s->state == SEG_HEAD)
+		if (s->state == SEG_HEAD) {
 			s->state = SEG_SEALED;
+			sh->unsynced_seals += s->durable < s->used;
+		}
 		if ((err = kv_shard_open_head(sh)))
 			return err;
 		s = &sh->segs[sh->head];
@@ -303,6 +305,7 @@ static void round_start(struct kv_shard *sh)
 		if (s->state != SEG_COMPACTED || !durable_to(sh, s->zero_after_seq, s->zero_after_pos))
 			continue;
 		s->state = SEG_ZEROING;
+		sh->ncompacted--;
 		round_write(sh, kv_seg_off(sh, i), zero_block, bs);
 		zeroing = 1;
 	}
@@ -369,11 +372,15 @@ static void round_done(struct kv_shard *sh)
 	for (uint32_t i = 0; i < sh->nsegs; i++) {
 		struct kv_seg *s = &sh->segs[i];
 
+		uint32_t was = s->durable;
+
 		if (s->seq && s->seq < sh->durable_seg &&
 		    (s->state == SEG_HEAD || s->state == SEG_SEALED))
 			s->durable = s->used;
 		else if (s->seq == sh->durable_seg && s->durable < sh->durable_pos)
 			s->durable = (uint32_t)sh->durable_pos;
+		if (s->state == SEG_SEALED && was < s->used && s->durable >= s->used)
+			sh->unsynced_seals--;
 		if (s->state == SEG_ZEROING) {
 			s->state = SEG_FREE;
 			s->seq = 0;
@@ -390,24 +397,17 @@ static void round_done(struct kv_shard *sh)
 	kv_shard_round_kick(sh);
 }
 
-/* Is there a reason to start a round now? */
+/* Is there a reason to start a round now? (Cheap: runs after every iteration with puts.) */
 static int round_wanted(struct kv_shard *sh)
 {
-	uint32_t d;
+	const struct kv_seg *h = &sh->segs[sh->head];
 
 	if (sh->round_active)
 		return 0;
-	if (sh->waiters)
-		return 1;
-	d = oldest_dirty(sh);
-	if (d != UINT32_MAX &&
-	    (d != sh->head || sh->segs[d].used - sh->segs[d].written >= WRITEBACK))
-		return 1;
-	/* Compacted segments: make their copies durable, then clear their headers. */
-	for (uint32_t i = 0; i < sh->nsegs; i++)
-		if (sh->segs[i].state == SEG_COMPACTED)
-			return 1;
-	return 0;
+	/* Waiters; sealed segments not yet durable (they hold back the head); a head with
+	 * a lot unwritten; compacted segments (make the copies durable, clear headers). */
+	return sh->waiters || sh->unsynced_seals || h->used - h->written >= WRITEBACK ||
+	       sh->ncompacted;
 }
 
 static void round_task(void *arg)
