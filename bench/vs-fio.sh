@@ -8,7 +8,8 @@
 #
 # Environment: BUILD (build dir, default build), FILE (default $BUILD/vs-fio.dat),
 # SIZE (default 2g), RUNTIME (seconds per run, default 5), RUNS (default 3),
-# QDS (default "1 32 128"), RWS (default "randread randwrite").
+# QDS (default "1 32 128"), RWS (default "randread randwrite"), JOBS (default 1: fio
+# --numjobs with --group_reporting against snstore --jobs, i.e. runtime workers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,7 @@ RUNTIME=${RUNTIME:-5}
 RUNS=${RUNS:-3}
 QDS=${QDS:-"1 32 128"}
 RWS=${RWS:-"randread randwrite"}
+JOBS=${JOBS:-1}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
@@ -35,10 +37,10 @@ fio_run() { # rw qd -> json file
 	fio --name=t --filename="$FILE" --size="$SIZE" --ioengine=io_uring --fixedbufs=1 \
 		--registerfiles=1 --direct=1 --rw="$1" --bs=4k --iodepth="$2" \
 		--runtime="$RUNTIME" --time_based --lat_percentiles=1 --randrepeat=0 \
-		--output-format=json --output="$3"
+		--numjobs="$JOBS" --group_reporting --output-format=json --output="$3"
 }
 sn_run() {
-	"$SN" bench --dev "uring:$FILE?direct=1" --rw "$1" --bs 4k --qd "$2" \
+	"$SN" bench --dev "uring:$FILE?direct=1" --rw "$1" --bs 4k --qd "$2" --jobs "$JOBS" \
 		--runtime "$RUNTIME" --json --quiet >"$3"
 }
 
@@ -54,13 +56,14 @@ done
 for run in $(seq "$RUNS"); do
 	echo "  null qd=32 run $run/$RUNS: fio, snstore" >&2
 	fio --name=n --ioengine=null --size=1G --rw=randread --bs=4k --iodepth=32 \
-		--runtime="$RUNTIME" --time_based --output-format=json \
-		--output="$OUT/fio-null-$run.json"
-	"$SN" bench --dev "null:?size=1G" --rw randread --bs 4k --qd 32 --runtime "$RUNTIME" \
+		--runtime="$RUNTIME" --time_based --numjobs="$JOBS" --group_reporting \
+		--output-format=json --output="$OUT/fio-null-$run.json"
+	"$SN" bench --dev "null:?size=1G" --rw randread --bs 4k --qd 32 --jobs "$JOBS" \
+		--runtime "$RUNTIME" \
 		--json --quiet >"$OUT/sn-null-$run.json"
 done
 
-python3 - "$OUT" "$RUNS" "$QDS" "$RWS" <<'PY'
+python3 - "$OUT" "$RUNS" "$QDS" "$RWS" "$JOBS" <<'PY'
 import json, statistics, sys
 out, runs, qds, rws = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4].split()
 def fio(path):
@@ -87,5 +90,6 @@ fi = med(json.load(open(f"{out}/fio-null-{r}.json"))["jobs"][0]["read"]["iops"]
 si = med(json.load(open(f"{out}/sn-null-{r}.json"))["iops"] for r in range(1, runs + 1))
 print(f"{'null qd32':<18}{fi:>11.0f}{si:>11.0f}{si / fi:>7.2f}   (software cost: "
       f"{1e9 / si:.0f} ns per I/O for snstore)")
-print(f"medians of {runs} runs each, interleaved; ratio = snstore / fio")
+print(f"medians of {runs} runs each, interleaved; ratio = snstore / fio; "
+      f"{sys.argv[5]} job(s) on each side")
 PY
