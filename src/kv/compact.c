@@ -18,6 +18,13 @@
 
 #define SLICE 64 /* records per step */
 
+/* Background compaction starts when a quarter or less of the segments are free, or only
+ * the reserve (and one more) is left on small shards. */
+static int low_on_space(const struct kv_shard *sh)
+{
+	return sh->nfree * 4 <= sh->nsegs || sh->nfree <= 3;
+}
+
 static uint32_t pick_victim(struct kv_shard *sh, int force)
 {
 	unsigned pct = sh->kv->opts.compact_pct;
@@ -90,7 +97,7 @@ static uint32_t one_record(struct kv_shard *sh, uint32_t vi, uint32_t off, int *
 	x = sn_kv_rec_extra(r->type);
 	len = sn_kv_rec_len(r->type, r->klen, r->vlen);
 	if (off + len > v->used ||
-	    sn_crc32c(sn_kv_rec_seed(v->seq), p + 4, sizeof(*r) - 4 + x + r->klen + r->vlen) !=
+	    sn_crc32c(v->seed, p + 4, sizeof(*r) - 4 + x + r->klen + r->vlen) !=
 	            r->crc) {
 		sh->corrupt++;
 		return 0;
@@ -136,10 +143,17 @@ static void step(void *arg)
 	if (!sh->compacting) {
 		uint32_t v;
 
-		if (sh->batches_inflight || sh->failed)
+		if (sh->batches_inflight)
+			return; /* kv_compact_maybe() runs again when the batch is decided */
+		if (sh->failed) {
+			if (sh->compact_done) {
+				sn_rt_latch_done(sh->compact_done);
+				sh->compact_done = NULL;
+			}
 			return;
+		}
 		v = pick_victim(sh, sh->compact_force);
-		if (v == UINT32_MAX || (!sh->compact_force && sh->nfree * 4 >= sh->nsegs)) {
+		if (v == UINT32_MAX || (!sh->compact_force && !low_on_space(sh))) {
 			for (uint32_t i = 0; sh->compact_done && i < sh->nsegs; i++)
 				if (sh->segs[i].state == SEG_COMPACTED ||
 				    sh->segs[i].state == SEG_ZEROING) {
@@ -188,7 +202,7 @@ void kv_compact_init(struct kv_shard *sh)
 
 void kv_compact_maybe(struct kv_shard *sh)
 {
-	if (sh->compact_done || (!sh->compacting && sh->nfree * 4 < sh->nsegs))
+	if (sh->compact_done || (!sh->compacting && low_on_space(sh)))
 		sn_rt_defer(&sh->compact_task);
 }
 

@@ -12,6 +12,7 @@
 
 #include <snstore/kv.h>
 
+#include "../util/crc32c.h"
 #include "format.h"
 #include "index.h"
 
@@ -51,6 +52,7 @@ struct kv_req {
 	uint8_t single;              /* batch part: the whole batch (commit here too) */
 	uint8_t batch_ok;            /* batch apply: committed (else dropped) */
 	uint8_t keep;                /* the caller frees it after cb (batch requests) */
+	char *msg;                   /* sn_errmsg() of a failure, carried to the caller */
 	unsigned char data[];        /* key, then value */
 };
 
@@ -64,6 +66,7 @@ enum kv_seg_state {
 
 struct kv_seg {
 	uint64_t seq;      /* 0 when free */
+	uint32_t seed;     /* CRC seed of its records: from seq and the store's uuid */
 	uint8_t state;     /* enum kv_seg_state */
 	uint8_t ref;       /* CLOCK bit: read since the hand last passed */
 	uint8_t loading;   /* a read of the whole segment is in flight */
@@ -179,9 +182,18 @@ static inline unsigned kv_shard_of(const struct sn_kv *kv, uint64_t hash)
 	return (unsigned)(((hash >> 32) * kv->sb.shards) >> 32);
 }
 
+/* The CRC seed of records in the segment with sequence number seq: a record from another
+ * store (a reformatted device) or another life of the segment fails its check. */
+static inline uint32_t kv_rec_seed(const struct sn_kv *kv, uint64_t seq);
+
 static inline uint64_t kv_seg_off(const struct kv_shard *sh, uint32_t seg)
 {
 	return sh->base + (uint64_t)seg * sh->kv->sb.segment_size;
+}
+
+static inline uint32_t kv_rec_seed(const struct sn_kv *kv, uint64_t seq)
+{
+	return sn_crc32c(sn_kv_rec_seed(seq), kv->sb.uuid, sizeof(kv->sb.uuid));
 }
 
 /* shard.c */

@@ -142,7 +142,7 @@ static int scan(struct kv_shard *sh, uint32_t i, uint32_t *endp, int *clean)
 		len = sn_kv_rec_len(r->type, r->klen, r->vlen);
 		if (r->type > SN_KV_REC_COMMIT || r->vlen > size || len > size - off ||
 		    (r->type != SN_KV_REC_COMMIT && !r->klen) ||
-		    sn_crc32c(sn_kv_rec_seed(s->seq), p + 4, sizeof(*r) - 4 + x + r->klen + r->vlen) !=
+		    sn_crc32c(s->seed, p + 4, sizeof(*r) - 4 + x + r->klen + r->vlen) !=
 		            r->crc) {
 			*clean = 0;
 			break;
@@ -194,13 +194,15 @@ int kv_shard_recover(struct kv_shard *sh)
 		ord[n++].idx = i;
 	}
 	free(hb);
-	qsort(ord, n, sizeof(*ord), cmp_order);
+	if (n)
+		qsort(ord, n, sizeof(*ord), cmp_order);
 	for (uint32_t k = 0; k < n && !err; k++) {
 		uint32_t i = ord[k].idx, end = 0;
 		struct kv_seg *s = &sh->segs[i];
 		int clean = 1, last = k + 1 == n;
 
 		s->seq = ord[k].seq;
+		s->seed = kv_rec_seed(kv, s->seq);
 		s->state = SEG_SEALED;
 		sh->nfree--;
 		if (s->seq >= sh->next_segseq)
@@ -271,7 +273,8 @@ int kv_shard_apply_batches(struct kv_shard *sh)
 		struct sn_idx_ent *e;
 		int fresh;
 
-		if (!bsearch(&k->batch, kv->commits, kv->ncommits, sizeof(uint64_t), cmp_u64))
+		if (!kv->ncommits ||
+		    !bsearch(&k->batch, kv->commits, kv->ncommits, sizeof(uint64_t), cmp_u64))
 			continue; /* never committed: as if never written */
 		e = sn_idx_upsert(&sh->idx, k->hash, k->key, k->klen, &fresh);
 		if (!e)
@@ -292,5 +295,6 @@ int kv_shard_apply_batches(struct kv_shard *sh)
 /* Sort the commits recovery found (once, before kv_shard_apply_batches runs anywhere). */
 void kv_commits_sort(struct sn_kv *kv)
 {
-	qsort(kv->commits, kv->ncommits, sizeof(uint64_t), cmp_u64);
+	if (kv->ncommits)
+		qsort(kv->commits, kv->ncommits, sizeof(uint64_t), cmp_u64);
 }

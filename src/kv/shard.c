@@ -27,7 +27,7 @@
 #define IO_READ        3
 #define IO_LOAD        4
 #define WRITEBACK      (1u << 20) /* unwritten head bytes that start a round by themselves */
-#define RESERVE_SEGS   1          /* free segments only compaction may take */
+#define RESERVE_SEGS   2 /* free segments plain puts leave: one for deletes, one compaction */
 
 /* What a cleared segment header is written from (block sizes up to 64 KiB). */
 static unsigned char zero_block[65536] __attribute__((aligned(4096)));
@@ -138,6 +138,7 @@ int kv_shard_open_head(struct kv_shard *sh)
 	h->version = SN_KV_FORMAT_VERSION;
 	h->crc = sn_crc32c(0, h, sizeof(*h));
 	s->seq = h->seq;
+	s->seed = kv_rec_seed(kv, s->seq);
 	s->state = SEG_HEAD;
 	s->used = sizeof(*h);
 	s->live = 0;
@@ -165,9 +166,15 @@ int kv_shard_append(struct kv_shard *sh, unsigned type, const void *key, uint32_
 		               sh->id);
 	if (s->state != SEG_HEAD || s->used + len > kv->sb.segment_size) {
 		/* Normal writes leave the reserve to compaction, which frees space. */
-		if (sh->nfree <= (sh->compact_appending ? 0u : RESERVE_SEGS))
+		unsigned keep = sh->compact_appending ? 0u
+		              : type == SN_KV_REC_DEL || type == SN_KV_REC_BDEL ? RESERVE_SEGS - 1
+		                                                                  : RESERVE_SEGS;
+
+		if (sh->nfree <= keep) {
+			kv_compact_maybe(sh); /* free what can be freed for the next attempt */
 			return sn__err(-ENOSPC, "shard %u is full (%u segments of %u bytes)", sh->id,
 			               sh->nsegs, kv->sb.segment_size);
+		}
 		if (s->state == SEG_HEAD) {
 			s->state = SEG_SEALED;
 			sh->unsynced_seals += s->durable < s->used;
@@ -187,10 +194,11 @@ int kv_shard_append(struct kv_shard *sh, unsigned type, const void *key, uint32_
 	r->seq = sh->next_recseq++;
 	if (xlen)
 		memcpy(p + sizeof(*r), extra, xlen);
-	memcpy(p + sizeof(*r) + xlen, key, klen);
+	if (klen)
+		memcpy(p + sizeof(*r) + xlen, key, klen);
 	if (vlen)
 		memcpy(p + sizeof(*r) + xlen + klen, val, vlen);
-	r->crc = sn_crc32c(sn_kv_rec_seed(s->seq), p + 4, sizeof(*r) - 4 + xlen + klen + vlen);
+	r->crc = sn_crc32c(s->seed, p + 4, sizeof(*r) - 4 + xlen + klen + vlen);
 	*segp = sh->head;
 	*offp = s->used;
 	s->used += len;
@@ -278,6 +286,8 @@ static void round_write(struct kv_shard *sh, uint64_t off, unsigned char *buf, u
 
 static void round_fail(struct kv_shard *sh, int err)
 {
+	sn__err(err, "shard %u: a write or flush failed (%s): the shard takes no more writes",
+	        sh->id, sn_strerror(err));
 	sh->failed = err;
 	complete_waiters(sh, err);
 }
@@ -291,6 +301,9 @@ static void round_start(struct kv_shard *sh)
 	if (sh->round_active)
 		return;
 	if (sh->failed) {
+		sn__err(sh->failed, "shard %u: an earlier write or flush failed (%s): the shard "
+		                    "takes no more writes",
+		        sh->id, sn_strerror(sh->failed));
 		complete_waiters(sh, sh->failed);
 		return;
 	}
@@ -514,7 +527,7 @@ static int check_record(const struct kv_shard *sh, uint64_t segseq, const unsign
 
 	(void)sh;
 	if (sn_kv_rec_len(h->type, h->klen, h->vlen) != len || h->klen != r->klen ||
-	    sn_crc32c(sn_kv_rec_seed(segseq), p + 4, sizeof(*h) - 4 + x + h->klen + h->vlen) !=
+	    sn_crc32c(kv_rec_seed(sh->kv, segseq), p + 4, sizeof(*h) - 4 + x + h->klen + h->vlen) !=
 	            h->crc ||
 	    memcmp(p + sizeof(*h) + x, r->data, r->klen))
 		return SN_ECORRUPT;
@@ -610,7 +623,8 @@ static void read_done(struct kv_io *x, int64_t res)
 	struct sn_idx_ent *e = sn_idx_find(&sh->idx, r->hash, r->data, r->klen);
 
 	if (res < 0) {
-		r->res = (int)res;
+		r->res = sn__err((int)res, "shard %u: reading a record: %s", sh->id,
+		                 sn_strerror((int)res));
 	} else if (!e || e->seg != x->seg || sh->segs[x->seg].seq != x->segseq) {
 		/* The key moved (overwritten, compacted) while we read: look again. */
 		kv_shard_exec(sh, r);

@@ -47,6 +47,11 @@ struct sn_rt *sn_kv_rt(const struct sn_kv *kv)
 
 static void deliver(struct kv_req *r)
 {
+	/* The reason for a failure, on the thread that runs the callback. */
+	if (r->res < 0 && r->msg)
+		sn__err(r->res, "%s", r->msg);
+	free(r->msg);
+	r->msg = NULL;
 	if (r->keep) { /* the caller frees it */
 		r->cb(r->arg, r->res, NULL, 0);
 		return;
@@ -95,6 +100,8 @@ static void done_task(void *arg)
 
 void kv_complete(struct kv_worker *w, struct kv_req *r)
 {
+	if (r->res < 0 && !r->msg && *sn_errmsg())
+		r->msg = strdup(sn_errmsg());
 	if (r->origin == SN_RT_FOREIGN) {
 		deliver(r); /* on the owner: the caller was told */
 		return;
@@ -161,7 +168,7 @@ static struct kv_req *req_new(struct sn_kv *kv, enum kv_op op, const void *key, 
 		r->hash = sn_kv_hash(key, klen);
 		r->shard = kv_shard_of(kv, r->hash);
 	}
-	if (vlen)
+	if (vlen && val) /* (no val: room for the caller to fill) */
 		memcpy(r->data + klen, val, vlen);
 	r->cb = cb;
 	r->arg = arg;
@@ -279,6 +286,7 @@ struct waiter {
 	void *val;
 	size_t vlen;
 	int want_val;
+	char msg[256]; /* sn_errmsg() of the failure, from the worker */
 };
 
 static void waiter_cb(void *arg, int res, const void *val, size_t vlen)
@@ -286,6 +294,8 @@ static void waiter_cb(void *arg, int res, const void *val, size_t vlen)
 	struct waiter *w = arg;
 
 	w->res = res;
+	if (res < 0)
+		snprintf(w->msg, sizeof(w->msg), "%s", *sn_errmsg() ? sn_errmsg() : sn_strerror(res));
 	if (!res && w->want_val) {
 		w->val = malloc(vlen ? vlen : 1);
 		if (w->val) {
@@ -318,6 +328,8 @@ static int blocking(struct sn_kv *kv, enum kv_op op, const void *key, size_t kle
 	if (err)
 		return err;
 	sn_rt_latch_wait(&w->done);
+	if (w->res < 0)
+		sn__err(w->res, "%s", w->msg);
 	return w->res;
 }
 
@@ -362,6 +374,8 @@ int sn_kv_sync(struct sn_kv *kv)
 	sn_rt_latch_init(&w.done, 1);
 	sn_kv_sync_async(kv, waiter_cb, &w);
 	sn_rt_latch_wait(&w.done);
+	if (w.res < 0)
+		sn__err(w.res, "%s", w.msg);
 	return w.res;
 }
 
@@ -599,8 +613,11 @@ static int fan_out(struct sn_kv *kv, struct kv_req **reqs, unsigned n, unsigned 
 	}
 	sn_rt_latch_wait(&latch);
 	for (unsigned s = 0; s < n; s++)
-		if (reqs[s] && reqs[s]->res && !err)
+		if (reqs[s] && reqs[s]->res && !err) {
 			err = reqs[s]->res;
+			if (reqs[s]->msg)
+				sn__err(err, "%s", reqs[s]->msg);
+		}
 	return err;
 }
 
@@ -608,6 +625,7 @@ static void free_reqs(struct kv_req **reqs, unsigned n)
 {
 	for (unsigned s = 0; reqs && s < n; s++)
 		if (reqs[s]) {
+			free(reqs[s]->msg);
 			free(reqs[s]->pos);
 			free(reqs[s]);
 		}

@@ -230,6 +230,7 @@ int sn_rt_queue_watch(struct sn_queue *q, sn_rt_cqe_fn cb, void *arg)
 	*e = (struct sn__watch){ q, cb, arg, 0 };
 	if (w->rt->opts.mode == SN_RT_EVENT)
 		e->notify = sn_queue_notify(q, w->efd) == 0;
+	sn__err_clear(); /* -ENOTSUP from notify is an answer, not an error */
 	return 0;
 }
 
