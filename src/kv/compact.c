@@ -59,6 +59,14 @@ static int oldest_on_disk(const struct kv_shard *sh, uint32_t seg)
 	return 1;
 }
 
+/* Will a round or a compaction free a segment soon? (Then a full shard makes writers
+ * wait instead of failing.) */
+int kv_space_coming(struct kv_shard *sh)
+{
+	return !sh->failed && (sh->round_active || sh->unsynced_seals || sh->compacting ||
+	                       sh->ncompacted || pick_victim(sh, 1) != UINT32_MAX);
+}
+
 static void finish(struct kv_shard *sh)
 {
 	struct kv_seg *v = &sh->segs[sh->compact_seg];
@@ -78,6 +86,13 @@ static void finish(struct kv_shard *sh)
 	sh->compacting = 0;
 	kv_shard_round_kick(sh);
 	sn_rt_defer(&sh->compact_task); /* the next victim, if any */
+}
+
+/* Compaction gave up on a segment: parked writes may have to fail now. */
+static void gave_up(struct kv_shard *sh)
+{
+	if (sh->space_head && !kv_space_coming(sh))
+		kv_shard_space_retry(sh);
 }
 
 /* Copy (or drop) one live record at v's offset off; returns its length, 0 at the end. */
@@ -152,7 +167,12 @@ static void step(void *arg)
 			}
 			return;
 		}
-		v = pick_victim(sh, sh->compact_force);
+		v = pick_victim(sh, sh->compact_force || sh->space_head);
+		if (v == UINT32_MAX && sh->space_head && !sh->round_active && !sh->ncompacted &&
+		    !sh->unsynced_seals) {
+			kv_shard_space_retry(sh); /* nothing will free space: they fail */
+			return;
+		}
 		if (v == UINT32_MAX || (!sh->compact_force && !low_on_space(sh))) {
 			for (uint32_t i = 0; sh->compact_done && i < sh->nsegs; i++)
 				if (sh->segs[i].state == SEG_COMPACTED ||
@@ -169,8 +189,10 @@ static void step(void *arg)
 			return;
 		}
 		if (!sh->segs[v].img) {
-			if (kv_shard_load(sh, v)) /* compaction resumes when it is read */
+			if (kv_shard_load(sh, v)) { /* compaction resumes when it is read */
 				sh->segs[v].nocompact = 1;
+				gave_up(sh);
+			}
 			return;
 		}
 		sh->compacting = 1;
@@ -185,6 +207,7 @@ static void step(void *arg)
 				sh->segs[sh->compact_seg].nocompact = 1;
 				sh->compact_seg = UINT32_MAX;
 				sh->compacting = 0;
+				gave_up(sh);
 				return;
 			}
 			finish(sh);

@@ -116,6 +116,9 @@ struct kv_shard {
 	struct sn_rt_task round_task;
 	struct sn_rt_timer sync_timer;
 
+	/* Writes waiting for space that a round or compaction is about to free. */
+	struct kv_req *space_head, **space_tail;
+
 	/* Reads waiting for the queue, and segments being loaded. */
 	struct kv_req *read_wait;
 
@@ -203,6 +206,7 @@ void kv_shard_exec(struct kv_shard *sh, struct kv_req *r);
 void kv_shard_io_done(struct kv_worker *w, const struct sn_cqe *cqe, unsigned n);
 void kv_shard_round_kick(struct kv_shard *sh);
 void kv_shard_wait_durable(struct kv_shard *sh, struct kv_req *r);
+void kv_shard_space_retry(struct kv_shard *sh);
 int kv_shard_open_head(struct kv_shard *sh);
 int kv_shard_img(struct kv_shard *sh, uint32_t seg);
 int kv_shard_load(struct kv_shard *sh, uint32_t seg);
@@ -227,5 +231,6 @@ void kv_compact_init(struct kv_shard *sh);
 void kv_compact_maybe(struct kv_shard *sh);
 void kv_compact_start(struct kv_shard *sh, int force, struct sn_rt_latch *done);
 void kv_compact_loaded(struct kv_shard *sh);
+int kv_space_coming(struct kv_shard *sh);
 
 #endif

@@ -290,6 +290,7 @@ static void round_fail(struct kv_shard *sh, int err)
 	        sh->id, sn_strerror(err));
 	sh->failed = err;
 	complete_waiters(sh, err);
+	kv_shard_space_retry(sh); /* they fail now (the shard is read-only) */
 }
 
 static void round_start(struct kv_shard *sh)
@@ -408,6 +409,8 @@ static void round_done(struct kv_shard *sh)
 	complete_waiters(sh, 0);
 	kv_compact_maybe(sh);
 	kv_shard_round_kick(sh);
+	if (sh->space_head)
+		kv_shard_space_retry(sh);
 }
 
 /* Is there a reason to start a round now? (Cheap: runs after every iteration with puts.) */
@@ -465,6 +468,31 @@ void kv_shard_wait_durable(struct kv_shard *sh, struct kv_req *r)
 	kv_shard_round_kick(sh);
 }
 
+/* Park r until a round or compaction frees space (writes keep their order). */
+static void space_wait(struct kv_shard *sh, struct kv_req *r)
+{
+	r->next = NULL;
+	*sh->space_tail = r;
+	sh->space_tail = &r->next;
+	kv_compact_maybe(sh);
+	kv_shard_round_kick(sh);
+}
+
+/* Space was (or may have been) freed: run the parked writes again, in order. */
+void kv_shard_space_retry(struct kv_shard *sh)
+{
+	struct kv_req *r = sh->space_head;
+
+	sh->space_head = NULL;
+	sh->space_tail = &sh->space_head;
+	while (r) {
+		struct kv_req *next = r->next;
+
+		kv_shard_exec(sh, r);
+		r = next;
+	}
+}
+
 static void exec_write(struct kv_shard *sh, struct kv_req *r)
 {
 	int del = r->op == KV_DEL, fresh;
@@ -473,6 +501,10 @@ static void exec_write(struct kv_shard *sh, struct kv_req *r)
 	uint32_t seg, off;
 	int err;
 
+	if (sh->space_head) { /* earlier writes wait for space: stay behind them */
+		space_wait(sh, r);
+		return;
+	}
 	if (del) {
 		sh->dels++;
 		e = sn_idx_find(&sh->idx, r->hash, r->data, r->klen);
@@ -489,6 +521,16 @@ static void exec_write(struct kv_shard *sh, struct kv_req *r)
 			err = sn__err(-ENOMEM, "out of memory for the index");
 		else
 			kv_shard_index_set(sh, e, type, seg, off, sn_kv_rec_len(type, r->klen, r->vlen));
+	}
+	if (err == -ENOSPC && kv_space_coming(sh)) {
+		/* A round or compaction in progress will free space: wait instead of failing
+		 * (a write stall, not an error). */
+		if (del)
+			sh->dels--;
+		else
+			sh->puts--;
+		space_wait(sh, r);
+		return;
 	}
 	if (err) {
 		r->res = err;
@@ -755,10 +797,13 @@ void kv_shard_io_done(struct kv_worker *w, const struct sn_cqe *cqe, unsigned n)
 		}
 		free(x);
 	}
-	/* Reads that waited for queue room. */
+	/* Reads that waited for queue room; compaction steps that did. */
 	for (unsigned s = w->idx; s < w->kv->sb.shards; s += w->kv->nworkers) {
 		struct kv_shard *sh = &w->kv->shards[s];
 		struct kv_req *r = sh->read_wait;
+
+		if (sh->space_head && !sh->compacting)
+			kv_compact_maybe(sh);
 
 		sh->read_wait = NULL;
 		while (r) {
@@ -787,6 +832,7 @@ int kv_shard_init(struct kv_shard *sh)
 		return sn__err(-ENOMEM, "out of memory");
 	sh->nfree = sh->nsegs;
 	sh->waiters_tail = &sh->waiters;
+	sh->space_tail = &sh->space_head;
 	sh->round_task = (struct sn_rt_task){ round_task_fn, sh, NULL, 0 };
 	sh->next_segseq = 1;
 	sh->next_recseq = 1;
