@@ -28,6 +28,8 @@ struct kv_pos {
 	uint8_t type;
 };
 
+#define KV_GET_INLINE 256 /* a get carries room for a value this small */
+
 /* One call, from the caller to the owning worker and back. Key and value follow it. */
 struct kv_req {
 	struct sn_kv *kv;

@@ -552,7 +552,8 @@ static void take_value(struct kv_req *r, const unsigned char *p)
 	const struct sn_kv_rechdr *h = (const struct sn_kv_rechdr *)p;
 
 	r->rvlen = h->vlen;
-	r->rval = malloc(h->vlen ? h->vlen : 1);
+	/* Small values go in the room a get request carries after its key. */
+	r->rval = h->vlen <= KV_GET_INLINE ? r->data + r->klen : malloc(h->vlen ? h->vlen : 1);
 	if (!r->rval) {
 		r->res = -ENOMEM;
 		return;

@@ -58,7 +58,8 @@ static void deliver(struct kv_req *r)
 	}
 	if (r->cb)
 		r->cb(r->arg, r->res, r->rval, r->rvlen);
-	free(r->rval);
+	if (r->rval != (void *)(r->data + r->klen))
+		free(r->rval);
 	free(r->pos);
 	free(r);
 }
@@ -153,7 +154,7 @@ static struct kv_req *req_new(struct sn_kv *kv, enum kv_op op, const void *key, 
                               const void *val, size_t vlen, unsigned flags, sn_kv_cb cb,
                               void *arg)
 {
-	struct kv_req *r = malloc(sizeof(*r) + klen + vlen);
+	struct kv_req *r = malloc(sizeof(*r) + klen + (op == KV_GET ? KV_GET_INLINE : vlen));
 
 	if (!r)
 		return NULL;
