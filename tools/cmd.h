@@ -7,5 +7,7 @@
 int cmd_bench(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_rtbench(int argc, char **argv);
+int cmd_kv(int argc, char **argv);
+int cmd_kvbench(int argc, char **argv);
 
 #endif

@@ -17,6 +17,8 @@ static const struct {
 	{ "bench", cmd_bench, "measure a device: IOPS, bandwidth, latency percentiles" },
 	{ "rtbench", cmd_rtbench, "measure the runtime's messages: throughput, round trips" },
 	{ "probe", cmd_probe, "show what this machine offers and what auto: would pick" },
+	{ "kv", cmd_kv, "the key-value store: format, put, get, del, scan, stat, check, compact" },
+	{ "kvbench", cmd_kvbench, "db_bench/YCSB-shaped benchmarks of the key-value store" },
 };
 
 static void usage(FILE *f)

@@ -173,7 +173,9 @@ static void step(void *arg)
 			kv_shard_space_retry(sh); /* nothing will free space: they fail */
 			return;
 		}
-		if (v == UINT32_MAX || (!sh->compact_force && !low_on_space(sh))) {
+		/* Background passes stop once space is no longer short; sn_kv_compact()
+		 * (compact_done set) goes through every segment under compact_pct. */
+		if (v == UINT32_MAX || (!sh->compact_force && !sh->compact_done && !low_on_space(sh))) {
 			for (uint32_t i = 0; sh->compact_done && i < sh->nsegs; i++)
 				if (sh->segs[i].state == SEG_COMPACTED ||
 				    sh->segs[i].state == SEG_ZEROING) {

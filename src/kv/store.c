@@ -767,7 +767,7 @@ static char *device_uri(const char *uri, uint64_t size)
 	if (r < 0)
 		return NULL;
 	path = strchr(out, ':') + 1;
-	if (*path && !strchr(out, '?') && stat(path, &st) && errno == ENOENT) {
+	if (size && *path && !strchr(out, '?') && stat(path, &st) && errno == ENOENT) {
 		char *with = NULL;
 
 		if (asprintf(&with, "%s?create=1&size=%llu", out, (unsigned long long)size) < 0)
@@ -863,7 +863,10 @@ static int do_format(struct sn_dev *dev, const struct sn_kv_opts *o, struct sn_k
 
 static int open_dev(const char *uri, const struct sn_kv_opts *o, struct sn_dev **devp)
 {
-	char *u = device_uri(uri, o && o->capacity ? o->capacity : DEFAULT_NEW_SIZE);
+	/* size 0: never create a missing file (no_create). */
+	char *u = device_uri(uri, o && o->no_create ? 0
+	                          : o && o->capacity ? o->capacity
+	                                             : DEFAULT_NEW_SIZE);
 	int err;
 
 	if (!u)

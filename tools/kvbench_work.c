@@ -1,0 +1,733 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvbench_work.c — the clients of `snstore kvbench` and their workloads. A client either
+ * runs ON a worker of the store's runtime and keeps up to --depth asynchronous calls in
+ * flight, issuing the next one from each completion (callbacks run on the calling worker,
+ * never inside the call), or (--foreign) is a plain thread making blocking calls. Each
+ * client owns its counters and latency histogram: nothing is shared on the hot path but
+ * the key counter of YCSB inserts.
+ *
+ * db_bench facts (LevelDB benchmarks/db_bench.cc, as bench/kvref.c): keys are the key
+ * number in zero-padded decimal ("%016llu"); random keys are uniform over [0, num) from
+ * one splitmix64 stream per client, seeded from --seed and the benchmark's name exactly as
+ * kvref does, so both drivers write and read the same keys; values are consecutive slices
+ * of db_bench's RandomGenerator pool (1 MiB of 100-byte pieces, each 50 random printable
+ * bytes twice). YCSB facts (core workloads A-F): request keys follow a scrambled zipfian
+ * (theta 0.99, Gray et al.'s generator, rank hashed with FNV-1a over the key space); D
+ * reads the latest inserts (zipfian over recency); inserts take fresh key numbers after
+ * num; the load phase inserts every key once in a scrambled ("hashed") order.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kvbench.h"
+
+#define ZIPF_THETA 0.99
+
+enum role { R_SEQ_WRITE, R_RAND_WRITE, R_WRITE_UNTIL_STOP, R_READ, R_LOAD, R_YCSB };
+enum op { OP_GET, OP_PUT, OP_INSERT, OP_RMW, OP_SCAN };
+
+/* Gray et al., "Quickly generating billion-record synthetic databases" (YCSB's
+ * ZipfianGenerator): rank 0 is the most popular of n items. */
+struct zipf {
+	uint64_t n;
+	double zetan, zeta2, alpha, eta;
+};
+
+struct client;
+
+/* One call in flight (worker clients have --depth of them). */
+struct slot {
+	struct client *c;
+	uint64_t t0, key;
+	uint8_t op, step;  /* step: RMW 0 get, 1 put; SCAN the point read */
+	struct slot *next; /* on the retry list */
+};
+
+struct run;
+
+struct client {
+	_Alignas(64) _Atomic uint64_t done; /* finished operations, for the progress line */
+	struct run *run;
+	unsigned idx, worker, depth, inflight;
+	enum role role;
+	unsigned flags; /* SN_KV_DURABLE or 0 */
+	uint64_t lo, n; /* R_SEQ_WRITE, R_LOAD: operations lo..lo+n-1; others: n operations */
+	uint64_t issued, ops, reads, found;
+	uint64_t rng;
+	size_t vpos;
+	uint64_t t_start, t_end;
+	struct sn_hist *h;
+	struct zipf z;
+	struct slot *slots, *retry, **retry_tail;
+	struct sn_rt_task retry_task;
+	int stopping, err;
+	char errmsg[200];
+	pthread_t tid;
+	char key[SN_KV_MAX_KEY];
+};
+
+struct run {
+	const struct kb_env *env;
+	const struct kb_opts *o;
+	enum kb_kind kind;
+	struct client *cs;
+	unsigned n;
+	struct sn_rt_latch latch;
+	pthread_barrier_t barrier;
+	_Atomic int stop;
+	_Atomic unsigned readers_left, active;
+	_Atomic uint64_t next_insert, acked_inserts;
+	uint64_t perm_a, perm_b; /* load: the i-th key is (a * i + b) mod num */
+};
+
+/* ---- numbers ---- */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* splitmix64, as kvref: the same seeds give both drivers the same keys. */
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t rng_below(uint64_t *s, uint64_t n)
+{
+	return (uint64_t)(((unsigned __int128)rng_next(s) * n) >> 64);
+}
+
+static double rng_unit(uint64_t *s)
+{
+	return (double)(rng_next(s) >> 11) * 0x1p-53;
+}
+
+/* splitmix64 streams replay each other from nearby states: hash each client's start. */
+static uint64_t client_seed(uint64_t seed, unsigned client)
+{
+	uint64_t s = seed ^ (0xd1b54a32d192ed03ull * (client + 1ull));
+
+	return rng_next(&s) ^ rng_next(&s);
+}
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 0x100000001b3ull;
+	return h;
+}
+
+/* FNV-1a of the 8 bytes of v: YCSB's scrambling of zipfian ranks. */
+static uint64_t fnv64(uint64_t v)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (int i = 0; i < 8; i++, v >>= 8)
+		h = (h ^ (v & 0xff)) * 0x100000001b3ull;
+	return h;
+}
+
+static void fmt_key(char *dst, unsigned ks, uint64_t k)
+{
+	for (unsigned i = ks; i-- > 0;) {
+		dst[i] = (char)('0' + k % 10);
+		k /= 10;
+	}
+}
+
+/* zeta(n) = sum of 1/i^theta for i in 1..n: exact for the first 10M terms, then the
+ * integral of the midpoint rule (error far below the generator's resolution), so a huge
+ * --num does not spend minutes here. */
+static void zipf_grow(struct zipf *z, uint64_t n)
+{
+	const uint64_t exact = 10000000;
+	uint64_t i;
+
+	for (i = z->n + 1; i <= n && i <= exact; i++)
+		z->zetan += 1.0 / pow((double)i, ZIPF_THETA);
+	if (n >= i)
+		z->zetan += (pow((double)n + 0.5, 1 - ZIPF_THETA) -
+		             pow((double)i - 0.5, 1 - ZIPF_THETA)) /
+		            (1 - ZIPF_THETA);
+	z->n = n;
+	z->eta = (1 - pow(2.0 / (double)n, 1 - ZIPF_THETA)) / (1 - z->zeta2 / z->zetan);
+}
+
+static void zipf_init(struct zipf *z, uint64_t n)
+{
+	memset(z, 0, sizeof(*z));
+	z->zeta2 = 1 + pow(0.5, ZIPF_THETA);
+	z->alpha = 1 / (1 - ZIPF_THETA);
+	zipf_grow(z, n);
+}
+
+static uint64_t zipf_next(const struct zipf *z, double u)
+{
+	double uz = u * z->zetan;
+	uint64_t r;
+
+	if (uz < 1)
+		return 0;
+	if (uz < z->zeta2)
+		return 1;
+	r = (uint64_t)((double)z->n * pow(z->eta * u - z->eta + 1, z->alpha));
+	return r < z->n ? r : z->n - 1;
+}
+
+/* ---- values: db_bench's RandomGenerator ---- */
+
+char *kb_make_values(size_t max_value)
+{
+	size_t len = KB_VALUE_POOL + max_value;
+	char *pool = malloc(len);
+	uint64_t s = 301;
+
+	if (!pool)
+		return NULL;
+	for (size_t p = 0; p < len; p += KB_VALUE_PIECE)
+		for (size_t j = 0; j < KB_VALUE_PIECE / 2 && p + j < len; j++) {
+			pool[p + j] = (char)(' ' + rng_below(&s, 95));
+			if (p + j + KB_VALUE_PIECE / 2 < len)
+				pool[p + j + KB_VALUE_PIECE / 2] = pool[p + j];
+		}
+	return pool;
+}
+
+static const char *value_next(struct client *c, size_t len)
+{
+	if (c->vpos + len > KB_VALUE_POOL)
+		c->vpos = 0;
+	c->vpos += len;
+	return c->run->env->vpool + c->vpos - len;
+}
+
+int kb_is_read(enum kb_kind k)
+{
+	return k == KB_READRANDOM || k == KB_READWHILEWRITING || (k >= KB_YCSBA && k <= KB_YCSBF);
+}
+
+/* ---- the next operation of a client ---- */
+
+static uint64_t ycsb_key(struct client *c)
+{
+	return fnv64(zipf_next(&c->z, rng_unit(&c->rng))) % c->run->o->num;
+}
+
+static void ycsb_next(struct client *c, struct slot *s)
+{
+	struct run *r = c->run;
+	uint64_t p = rng_below(&c->rng, 100), max;
+
+	s->op = OP_GET;
+	switch (r->kind) {
+	case KB_YCSBA: /* 50% read, 50% update */
+	case KB_YCSBB: /* 95% read, 5% update */
+		if (p >= (r->kind == KB_YCSBA ? 50u : 95u))
+			s->op = OP_PUT;
+		s->key = ycsb_key(c);
+		break;
+	case KB_YCSBD: /* 95% read of the latest keys, 5% insert */
+	case KB_YCSBE: /* 95% scan, 5% insert */
+		if (p >= 95) {
+			s->op = OP_INSERT;
+			s->key = r->o->num + atomic_fetch_add(&r->next_insert, 1);
+		} else if (r->kind == KB_YCSBE) {
+			s->op = OP_SCAN;
+			s->key = ycsb_key(c);
+		} else {
+			max = r->o->num +
+			      atomic_load_explicit(&r->acked_inserts, memory_order_relaxed);
+			if (max > c->z.n)
+				zipf_grow(&c->z, max);
+			s->key = max - 1 - zipf_next(&c->z, rng_unit(&c->rng));
+		}
+		break;
+	case KB_YCSBF: /* 50% read, 50% read-modify-write */
+		if (p >= 50)
+			s->op = OP_RMW;
+		s->key = ycsb_key(c);
+		break;
+	default: /* C: 100% read */
+		s->key = ycsb_key(c);
+	}
+}
+
+/* Picks the client's next operation into s; 0 when it has none left. */
+static int next_op(struct client *c, struct slot *s)
+{
+	struct run *r = c->run;
+
+	if (c->stopping)
+		return 0;
+	if (c->role == R_WRITE_UNTIL_STOP) {
+		if (atomic_load_explicit(&r->stop, memory_order_relaxed))
+			return 0;
+	} else if (c->issued >= c->n) {
+		return 0;
+	}
+	s->step = 0;
+	switch (c->role) {
+	case R_SEQ_WRITE:
+		s->op = OP_PUT;
+		s->key = c->lo + c->issued;
+		break;
+	case R_RAND_WRITE:
+	case R_WRITE_UNTIL_STOP:
+		s->op = OP_PUT;
+		s->key = rng_below(&c->rng, r->o->num);
+		break;
+	case R_READ:
+		s->op = OP_GET;
+		s->key = rng_below(&c->rng, r->o->num);
+		break;
+	case R_LOAD:
+		s->op = OP_PUT;
+		s->key = (uint64_t)(((unsigned __int128)r->perm_a * (c->lo + c->issued) +
+		                     r->perm_b) %
+		                    r->o->num);
+		break;
+	case R_YCSB:
+		ycsb_next(c, s);
+		break;
+	}
+	c->issued++;
+	return 1;
+}
+
+static int is_get(const struct slot *s)
+{
+	return s->op == OP_GET || s->op == OP_SCAN || (s->op == OP_RMW && s->step == 0);
+}
+
+static void client_error(struct client *c, int err, const char *msg)
+{
+	if (!c->err) {
+		c->err = err;
+		snprintf(c->errmsg, sizeof(c->errmsg), "%s", *msg ? msg : sn_strerror(err));
+	}
+	c->stopping = 1;
+}
+
+/* An operation finished: count it. */
+static void op_done(struct client *c, struct slot *s, uint64_t now)
+{
+	if (s->op == OP_INSERT)
+		atomic_fetch_add_explicit(&c->run->acked_inserts, 1, memory_order_relaxed);
+	sn_hist_add(c->h, now - s->t0);
+	c->ops++;
+	atomic_store_explicit(&c->done, c->ops, memory_order_relaxed);
+}
+
+/* The client has nothing left in flight: record its end and tell the main thread. */
+static void client_finish(struct client *c)
+{
+	struct run *r = c->run;
+
+	c->t_end = now_ns();
+	if (c->role == R_READ && atomic_fetch_sub(&r->readers_left, 1) == 1)
+		atomic_store(&r->stop, 1);
+	atomic_fetch_sub(&r->active, 1);
+	if (!r->o->foreign)
+		sn_rt_latch_done(&r->latch); /* the main thread may free c from here on */
+}
+
+/* ---- clients on workers: asynchronous calls ---- */
+
+static void on_done(void *arg, int res, const void *val, size_t vlen);
+
+static int submit(struct client *c, struct slot *s)
+{
+	const struct kb_opts *o = c->run->o;
+	struct sn_kv *kv = c->run->env->kv;
+
+	fmt_key(c->key, o->key_size, s->key); /* the store copies key and value at once */
+	if (is_get(s))
+		return sn_kv_get_async(kv, c->key, o->key_size, on_done, s);
+	return sn_kv_put_async(kv, c->key, o->key_size, value_next(c, o->value_size), o->value_size,
+	                       c->flags, on_done, s);
+}
+
+static void slot_idle(struct client *c)
+{
+	if (--c->inflight == 0)
+		client_finish(c);
+}
+
+static void start_op(struct client *c, struct slot *s)
+{
+	/* Behind calls already waiting for room, so none of them starves. */
+	int err = c->retry ? -EAGAIN : submit(c, s);
+
+	if (!err)
+		return;
+	if (err == -EAGAIN) { /* a ring is full: try again at the end of this iteration */
+		s->next = NULL;
+		*c->retry_tail = s;
+		c->retry_tail = &s->next;
+		sn_rt_defer(&c->retry_task);
+		return;
+	}
+	client_error(c, err, sn_errmsg());
+	slot_idle(c);
+}
+
+static void retry_task(void *arg)
+{
+	struct client *c = arg;
+
+	c->inflight++; /* held until the end: the client cannot finish under us */
+	while (c->retry) {
+		struct slot *s = c->retry;
+		int err;
+
+		c->retry = s->next;
+		if (!c->retry)
+			c->retry_tail = &c->retry;
+		err = c->stopping ? -ECANCELED : submit(c, s);
+		if (err == -EAGAIN) {
+			s->next = c->retry;
+			if (!c->retry)
+				c->retry_tail = &s->next;
+			c->retry = s;
+			sn_rt_defer(&c->retry_task);
+			break;
+		}
+		if (err) {
+			if (err != -ECANCELED)
+				client_error(c, err, sn_errmsg());
+			slot_idle(c);
+		}
+	}
+	slot_idle(c);
+}
+
+static void on_done(void *arg, int res, const void *val, size_t vlen)
+{
+	struct slot *s = arg;
+	struct client *c = s->c;
+	uint64_t now;
+
+	(void)val;
+	(void)vlen;
+	if (res && !(res == -ENOENT && is_get(s))) {
+		client_error(c, res, sn_strerror(res));
+		slot_idle(c);
+		return;
+	}
+	if (is_get(s)) {
+		c->reads++;
+		c->found += !res;
+	}
+	if ((s->op == OP_RMW && s->step == 0) || (s->op == OP_SCAN && s->step + 1 < KB_SCAN_LEN)) {
+		s->step++;
+		s->key += s->op == OP_SCAN;
+		start_op(c, s);
+		return;
+	}
+	now = now_ns();
+	op_done(c, s, now);
+	if (next_op(c, s)) {
+		s->t0 = now;
+		start_op(c, s);
+	} else {
+		slot_idle(c);
+	}
+}
+
+static void client_start(void *arg)
+{
+	struct client *c = arg;
+
+	c->retry_tail = &c->retry;
+	c->retry_task = (struct sn_rt_task){ retry_task, c, NULL, 0 };
+	c->t_start = now_ns();
+	c->inflight = 1; /* held while starting */
+	for (unsigned i = 0; i < c->depth; i++) {
+		struct slot *s = &c->slots[i];
+
+		if (!next_op(c, s))
+			break;
+		c->inflight++;
+		s->t0 = now_ns();
+		start_op(c, s);
+	}
+	slot_idle(c);
+}
+
+/* ---- foreign clients: plain threads, blocking calls ---- */
+
+static int blocking_op(struct client *c, struct slot *s)
+{
+	const struct kb_opts *o = c->run->o;
+	struct sn_kv *kv = c->run->env->kv;
+	void *v;
+	size_t vl;
+	int err;
+
+	for (;;) {
+		fmt_key(c->key, o->key_size, s->key);
+		if (is_get(s)) {
+			err = sn_kv_get(kv, c->key, o->key_size, &v, &vl);
+			if (err && err != -ENOENT)
+				return err;
+			if (!err)
+				free(v);
+			c->reads++;
+			c->found += !err;
+		} else {
+			err = sn_kv_put(kv, c->key, o->key_size, value_next(c, o->value_size),
+			                o->value_size, c->flags);
+			if (err)
+				return err;
+		}
+		if (!(s->op == OP_RMW && s->step == 0) &&
+		    !(s->op == OP_SCAN && s->step + 1 < KB_SCAN_LEN))
+			return 0;
+		s->step++;
+		s->key += s->op == OP_SCAN;
+	}
+}
+
+static void *client_thread(void *arg)
+{
+	struct client *c = arg;
+	struct slot *s = &c->slots[0];
+	int err;
+
+	pthread_barrier_wait(&c->run->barrier);
+	c->t_start = now_ns();
+	while (next_op(c, s)) {
+		s->t0 = now_ns();
+		if ((err = blocking_op(c, s))) {
+			client_error(c, err, sn_errmsg());
+			break;
+		}
+		op_done(c, s, now_ns());
+	}
+	client_finish(c);
+	return NULL;
+}
+
+/* ---- one benchmark ---- */
+
+static uint64_t gcd(uint64_t a, uint64_t b)
+{
+	while (b) {
+		uint64_t t = a % b;
+
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+static int setup_clients(struct run *r, unsigned nreaders, uint64_t total, const char *name)
+{
+	const struct kb_opts *o = r->o;
+	unsigned workers = sn_rt_workers(r->env->rt), parts = nreaders ? nreaders : r->n;
+	uint64_t seed = o->seed ^ hash_str(name), share = total / parts, extra = total % parts;
+	struct zipf z;
+
+	if (r->kind >= KB_YCSBA && r->kind <= KB_YCSBF)
+		zipf_init(&z, o->num);
+	for (unsigned i = 0; i < r->n; i++) {
+		struct client *c = &r->cs[i];
+
+		atomic_init(&c->done, 0);
+		c->run = r;
+		c->idx = i;
+		c->worker = i % workers;
+		c->depth = r->kind == KB_FILLSYNC || o->foreign ? 1 : o->depth;
+		c->flags = r->kind == KB_FILLSYNC || o->sync ? SN_KV_DURABLE : 0;
+		c->rng = client_seed(seed, i);
+		c->vpos = (size_t)(rng_below(&c->rng, KB_VALUE_POOL / KB_VALUE_PIECE) *
+		                   KB_VALUE_PIECE);
+		c->h = malloc(sizeof(*c->h));
+		c->slots = calloc(c->depth, sizeof(*c->slots));
+		if (!c->h || !c->slots)
+			return -1;
+		sn_hist_init(c->h);
+		for (unsigned j = 0; j < c->depth; j++)
+			c->slots[j].c = c;
+		if (r->kind == KB_READWHILEWRITING && i == nreaders) {
+			c->role = R_WRITE_UNTIL_STOP;
+			c->n = UINT64_MAX;
+			continue;
+		}
+		c->n = share + (i < extra);
+		c->lo = share * i + (i < extra ? i : extra);
+		switch (r->kind) {
+		case KB_FILLSEQ:
+			c->role = R_SEQ_WRITE;
+			break;
+		case KB_READRANDOM:
+		case KB_READWHILEWRITING:
+			c->role = R_READ;
+			break;
+		case KB_LOAD:
+			c->role = R_LOAD;
+			break;
+		case KB_FILLRANDOM:
+		case KB_OVERWRITE:
+		case KB_FILLSYNC:
+			c->role = R_RAND_WRITE;
+			break;
+		default:
+			c->role = R_YCSB;
+			c->z = z;
+		}
+	}
+	/* The load's order: a multiplier coprime with num walks every key once. */
+	r->perm_a = 0x9e3779b97f4a7c15ull % o->num;
+	while (o->num > 1 && (r->perm_a == 0 || gcd(r->perm_a, o->num) != 1))
+		r->perm_a = (r->perm_a + 1) % o->num;
+	r->perm_b = o->seed % o->num;
+	return 0;
+}
+
+static void progress_line(const struct run *r, const char *name, uint64_t target, uint64_t t0)
+{
+	uint64_t done = 0;
+	double el = (double)(now_ns() - t0) / 1e9;
+
+	for (unsigned i = 0; i < r->n; i++)
+		if (r->cs[i].role != R_WRITE_UNTIL_STOP)
+			done += atomic_load_explicit(&r->cs[i].done, memory_order_relaxed);
+	fprintf(stderr, "\rsnstore %s: %5.1f%%  %10.0f ops/s\033[K", name,
+	        target ? 100.0 * (double)done / (double)target : 0, el > 0 ? (double)done / el : 0);
+}
+
+int kb_run(const struct kb_env *env, enum kb_kind kind, const char *name, struct kb_result *res,
+           int progress)
+{
+	const struct kb_opts *o = env->o;
+	uint64_t total = o->num, t0 = UINT64_MAX, t1 = 0, start;
+	unsigned nreaders = 0, i;
+	struct run r;
+	int failed = 0;
+
+	memset(&r, 0, sizeof(r));
+	memset(res, 0, sizeof(*res));
+	r.env = env;
+	r.o = o;
+	r.kind = kind;
+	r.n = o->threads;
+	if (kind == KB_FILLSYNC) {
+		total = o->num / 1000 > 1000 ? o->num / 1000 : 1000;
+		r.n = o->writers;
+	} else if (kind == KB_READWHILEWRITING) {
+		nreaders = o->threads;
+		r.n = o->threads + 1;
+	}
+	atomic_init(&r.stop, 0);
+	atomic_init(&r.readers_left, nreaders);
+	atomic_init(&r.active, r.n);
+	atomic_init(&r.next_insert, 0);
+	atomic_init(&r.acked_inserts, 0);
+	r.cs = aligned_alloc(64, sizeof(*r.cs) * r.n);
+	if (!r.cs)
+		goto oom;
+	memset(r.cs, 0, sizeof(*r.cs) * r.n);
+	if (setup_clients(&r, nreaders, total, name))
+		goto oom;
+
+	if (o->foreign) {
+		pthread_barrier_init(&r.barrier, NULL, r.n + 1);
+		for (i = 0; i < r.n; i++)
+			if (pthread_create(&r.cs[i].tid, NULL, client_thread, &r.cs[i])) {
+				fprintf(stderr, "snstore kvbench: pthread_create failed\n");
+				exit(1);
+			}
+		pthread_barrier_wait(&r.barrier);
+	} else {
+		sn_rt_latch_init(&r.latch, r.n);
+		for (i = 0; i < r.n; i++) {
+			int err;
+
+			while ((err = sn_rt_send(env->rt, r.cs[i].worker, client_start,
+			                         &r.cs[i])) == -EAGAIN)
+				sched_yield();
+			if (err) {
+				fprintf(stderr, "snstore kvbench: starting client %u: %s\n", i,
+				        sn_strerror(err));
+				exit(1);
+			}
+		}
+	}
+	start = now_ns();
+	if (progress) {
+		while (atomic_load(&r.active) > 0) {
+			struct timespec ts = { 0, 250000000 };
+
+			nanosleep(&ts, NULL);
+			progress_line(&r, name, total, start);
+		}
+		fprintf(stderr, "\r\033[K");
+	}
+	if (o->foreign) {
+		for (i = 0; i < r.n; i++)
+			pthread_join(r.cs[i].tid, NULL);
+		pthread_barrier_destroy(&r.barrier);
+	} else {
+		sn_rt_latch_wait(&r.latch);
+	}
+
+	res->name = name;
+	res->kind = kind;
+	res->clients = nreaders ? nreaders : r.n;
+	res->h = malloc(sizeof(*res->h));
+	if (res->h)
+		sn_hist_init(res->h);
+	for (i = 0; i < r.n; i++) {
+		struct client *c = &r.cs[i];
+
+		if (c->err) {
+			fprintf(stderr, "snstore kvbench: %s client %u: %s\n", name, i, c->errmsg);
+			failed = 1;
+		}
+		if (c->role == R_WRITE_UNTIL_STOP) {
+			res->writer_ops = c->ops;
+			res->writer_secs = (double)(c->t_end - c->t_start) / 1e9;
+		} else {
+			res->ops += c->ops;
+			res->reads += c->reads;
+			res->found += c->found;
+			if (res->h)
+				sn_hist_merge(res->h, c->h);
+			t0 = c->t_start < t0 ? c->t_start : t0;
+			t1 = c->t_end > t1 ? c->t_end : t1;
+		}
+		free(c->h);
+		free(c->slots);
+	}
+	free(r.cs);
+	res->secs = t1 > t0 ? (double)(t1 - t0) / 1e9 : 0;
+	if (!res->h) {
+		fprintf(stderr, "snstore kvbench: out of memory\n");
+		return -1;
+	}
+	return failed ? -1 : 0;
+oom:
+	fprintf(stderr, "snstore kvbench: out of memory\n");
+	exit(1);
+}
