@@ -10,6 +10,8 @@
  * is in flight on the shard (records it replaced must survive until it commits).
  */
 #include <errno.h>
+#include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "../util/crc32c.h"
@@ -49,6 +51,15 @@ static uint32_t pick_victim(struct kv_shard *sh, int force)
 	return best;
 }
 
+static uint64_t live_batch_records(struct sn_kv *kv)
+{
+	uint64_t n = 0;
+
+	for (unsigned s = 0; s < kv->sb.shards; s++)
+		n += atomic_load_explicit(&kv->shards[s].live_bparts, memory_order_relaxed);
+	return n;
+}
+
 static int oldest_on_disk(const struct kv_shard *sh, uint32_t seg)
 {
 	uint64_t seq = sh->segs[seg].seq;
@@ -63,7 +74,7 @@ static int oldest_on_disk(const struct kv_shard *sh, uint32_t seg)
  * wait instead of failing.) */
 int kv_space_coming(struct kv_shard *sh)
 {
-	return !sh->failed && (sh->round_active || sh->unsynced_seals || sh->compacting ||
+	return !sh->failed && (sh->round_active || sh->flushing || sh->unsynced_seals || sh->compacting ||
 	                       sh->ncompacted || pick_victim(sh, 1) != UINT32_MAX);
 }
 
@@ -119,6 +130,10 @@ static uint32_t one_record(struct kv_shard *sh, uint32_t vi, uint32_t off, int *
 	}
 	key = p + sizeof(*r) + x;
 	if (r->type == SN_KV_REC_COMMIT) {
+		/* A commit is needed while some batch record is the newest of its key
+		 * anywhere (recovery applies it only with its commit). None left: drop it. */
+		if (!getenv("SN_KV_KEEPCOMMIT") && !live_batch_records(sh->kv))
+			return len;
 		type = SN_KV_REC_COMMIT;
 		e = NULL;
 	} else {
@@ -130,6 +145,8 @@ static uint32_t one_record(struct kv_shard *sh, uint32_t vi, uint32_t off, int *
 		                                 : r->type;
 		if (type == SN_KV_REC_DEL && oldest_on_disk(sh, vi)) {
 			v->live -= e->len;
+			if (e->batch)
+				atomic_fetch_sub_explicit(&sh->live_bparts, 1, memory_order_relaxed);
 			sn_idx_remove(&sh->idx, e);
 			return len;
 		}
@@ -168,7 +185,8 @@ static void step(void *arg)
 			return;
 		}
 		v = pick_victim(sh, sh->compact_force || sh->space_head);
-		if (v == UINT32_MAX && sh->space_head && !sh->round_active && !sh->ncompacted &&
+		if (v == UINT32_MAX && sh->space_head && !sh->round_active && !sh->flushing &&
+		    !sh->ncompacted &&
 		    !sh->unsynced_seals) {
 			kv_shard_space_retry(sh); /* nothing will free space: they fail */
 			return;

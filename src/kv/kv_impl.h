@@ -106,11 +106,15 @@ struct kv_shard {
 
 	/* Group commit: one round (writes, then a flush) in flight at a time. */
 	struct kv_req *waiters, **waiters_tail;
-	int round_active, round_ios;
+	int round_active, round_ios; /* a round's writes are in flight */
+	int flushing;                /* flushes in flight (at most 2) */
+	uint64_t flush_seg;          /* the segment the newest flush covers */
 	int round_err;
 	uint64_t round_seg, round_pos; /* what the round makes durable */
 	uint64_t durable_seg, durable_pos;
 	uint64_t last_flush_ns;
+	_Atomic uint64_t live_bparts; /* index entries whose newest record is a batch record
+	                                 (read by other shards' compaction) */
 	uint32_t unsynced_seals; /* sealed segments not yet durable */
 	uint32_t ncompacted;     /* segments in SEG_COMPACTED */
 	int failed; /* a write or flush failed: the shard takes no more writes */
@@ -166,6 +170,7 @@ struct sn_kv {
 	struct kv_shard *shards;
 	struct kv_worker *workers;
 	uint64_t max_value; /* largest value a segment holds */
+	int pipeline;       /* a round may write while the previous round's flush runs */
 
 	/* Batches: ids, and the commits recovery found. */
 	uint64_t batch_base; /* random per open: batch ids never repeat across opens */

@@ -141,7 +141,12 @@ static int scan(struct kv_shard *sh, uint32_t i, uint32_t *endp, int *clean)
 		x = sn_kv_rec_extra(r->type);
 		len = sn_kv_rec_len(r->type, r->klen, r->vlen);
 		if (r->type > SN_KV_REC_COMMIT || r->vlen > size || len > size - off ||
-		    (r->type != SN_KV_REC_COMMIT && !r->klen) ||
+		    (r->type != SN_KV_REC_COMMIT && !r->klen) || r->klen > SN_KV_MAX_KEY ||
+		    r->vlen > sh->kv->max_value ||
+		    ((r->type == SN_KV_REC_DEL || r->type == SN_KV_REC_BDEL ||
+		      r->type == SN_KV_REC_COMMIT) &&
+		     r->vlen) ||
+		    (r->type == SN_KV_REC_COMMIT && r->klen) ||
 		    sn_crc32c(s->seed, p + 4, sizeof(*r) - 4 + x + r->klen + r->vlen) !=
 		            r->crc) {
 			*clean = 0;
@@ -249,6 +254,17 @@ int kv_shard_recover(struct kv_shard *sh)
 			s->img = NULL;
 			sh->cached_bytes -= size;
 		}
+	}
+	/* Sequence numbers of segments opened after the last durable header may have been
+	 * used for data that reached the disk without its header (at most one per segment
+	 * of the shard). Never reuse them: a record left by such a segment would carry the
+	 * same CRC seed as a new one in the same place. */
+	sh->next_segseq += sh->nsegs;
+	if (!err && sh->head == UINT32_MAX && n && !sh->nfree) {
+		/* The newest segment is full and nothing is free: open anyway, so deletes and
+		 * compaction can make room (puts get -ENOSPC meanwhile). */
+		sh->head = ord[n - 1].idx;
+		sh->segs[sh->head].state = SEG_HEAD;
 	}
 	free(ord);
 	if (!err && sh->head == UINT32_MAX)

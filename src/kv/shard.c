@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -213,12 +214,17 @@ void kv_shard_index_set(struct kv_shard *sh, struct sn_idx_ent *e, unsigned type
 
 	if (e->seg != UINT32_MAX)
 		sh->segs[e->seg].live -= e->len;
+	int batch = type == SN_KV_REC_BPUT || type == SN_KV_REC_BDEL;
+
 	sh->idx.tombs += (uint64_t)tomb - e->tomb;
+	if (batch != e->batch)
+		atomic_fetch_add_explicit(&sh->live_bparts, batch ? 1 : (uint64_t)-1,
+		                          memory_order_relaxed);
 	e->seg = seg;
 	e->off = off;
 	e->len = len;
 	e->tomb = (uint8_t)tomb;
-	e->batch = type == SN_KV_REC_BPUT || type == SN_KV_REC_BDEL;
+	e->batch = (uint8_t)batch;
 	sh->segs[seg].live += len;
 }
 
@@ -293,13 +299,21 @@ static void round_fail(struct kv_shard *sh, int err)
 	kv_shard_space_retry(sh); /* they fail now (the shard is read-only) */
 }
 
+static void round_flush(struct kv_shard *sh);
+
 static void round_start(struct kv_shard *sh)
 {
 	struct sn_kv *kv = sh->kv;
 	uint32_t bs = kv->sb.block_size, d = oldest_dirty(sh), max_xfer = 1u << 20;
 	int zeroing = 0;
 
-	if (sh->round_active)
+	if (sh->round_active || sh->flushing > 1)
+		return;
+	/* While the previous round's flush is in flight, the next round may write (its
+	 * data is a superset of what the flush covers) but only to the same segment:
+	 * older segments must be durable before a newer one is written. */
+	if (sh->flushing && (!kv->pipeline || d == UINT32_MAX || sh->segs[d].seq != sh->flush_seg ||
+	                     sh->segs[d].written >= sh->segs[d].used))
 		return;
 	if (sh->failed) {
 		sn__err(sh->failed, "shard %u: an earlier write or flush failed (%s): the shard "
@@ -313,7 +327,7 @@ static void round_start(struct kv_shard *sh)
 	sh->round_err = 0;
 	sh->round_ios = 0;
 	/* Clear the headers of compacted segments whose copies are durable. */
-	for (uint32_t i = 0; i < sh->nsegs; i++) {
+	for (uint32_t i = 0; !sh->flushing && i < sh->nsegs; i++) {
 		struct kv_seg *s = &sh->segs[i];
 
 		if (s->state != SEG_COMPACTED || !durable_to(sh, s->zero_after_seq, s->zero_after_pos))
@@ -347,41 +361,54 @@ static void round_start(struct kv_shard *sh)
 	if (sh->round_err && !sh->round_ios) {
 		sh->round_active = 0;
 		round_fail(sh, sh->round_err);
+	} else if (!sh->round_ios) {
+		round_flush(sh); /* all written already: only the flush is missing */
 	}
 }
 
+/* The round's writes completed: flush, and let the next round's writes start. */
 static void round_flush(struct kv_shard *sh)
 {
 	struct kv_io *x = malloc(sizeof(*x));
 	struct sn_io io;
 	int err;
 
+	sh->round_active = 0;
 	if (!x) {
-		sh->round_active = 0;
 		round_fail(sh, -ENOMEM);
 		return;
 	}
 	x->type = IO_ROUND_FLUSH;
 	x->sh = sh;
+	x->segseq = sh->round_seg;
+	x->off = (uint32_t)sh->round_pos;
 	sn_io_flush(&io, (uintptr_t)x);
 	if ((err = submit(sh->w, &io))) {
 		free(x);
-		sh->round_active = 0;
 		round_fail(sh, err);
 		return;
 	}
-	sh->round_ios = 1;
+	sh->flushing++;
+	sh->flush_seg = sh->round_seg;
+	kv_shard_round_kick(sh);
 }
 
-static void round_done(struct kv_shard *sh)
+/* A flush completed: everything written before it was issued is durable. */
+static void round_done(struct kv_shard *sh, uint64_t seg, uint64_t pos)
 {
-	sh->round_active = 0;
+	sh->flushing--;
+	if (sh->failed) {
+		/* An earlier flush failed while this one was in flight: what that flush
+		 * covered may be gone even though this one succeeded (Linux drops the dirty
+		 * state of pages whose writeback failed). Nothing more becomes durable. */
+		complete_waiters(sh, sh->failed);
+		return;
+	}
 	sh->flushes++;
 	sh->last_flush_ns = sn__now_ns();
-	if (sh->round_seg > sh->durable_seg ||
-	    (sh->round_seg == sh->durable_seg && sh->round_pos > sh->durable_pos)) {
-		sh->durable_seg = sh->round_seg;
-		sh->durable_pos = sh->round_pos;
+	if (seg > sh->durable_seg || (seg == sh->durable_seg && pos > sh->durable_pos)) {
+		sh->durable_seg = seg;
+		sh->durable_pos = pos;
 	}
 	for (uint32_t i = 0; i < sh->nsegs; i++) {
 		struct kv_seg *s = &sh->segs[i];
@@ -418,7 +445,7 @@ static int round_wanted(struct kv_shard *sh)
 {
 	const struct kv_seg *h = &sh->segs[sh->head];
 
-	if (sh->round_active)
+	if (sh->round_active || sh->flushing > 1)
 		return 0;
 	/* Waiters; sealed segments not yet durable (they hold back the head); a head with
 	 * a lot unwritten; compacted segments (make the copies durable, clear headers). */
@@ -443,7 +470,7 @@ static void sync_tick(void *arg)
 {
 	struct kv_shard *sh = arg;
 
-	if (!sh->round_active && oldest_dirty(sh) != UINT32_MAX)
+	if (oldest_dirty(sh) != UINT32_MAX)
 		round_start(sh);
 	sn_rt_timer_arm(&sh->sync_timer, (uint64_t)sh->kv->opts.sync_interval_us * 1000,
 	                sync_tick, sh);
@@ -780,12 +807,11 @@ void kv_shard_io_done(struct kv_worker *w, const struct sn_cqe *cqe, unsigned n)
 			}
 			break;
 		case IO_ROUND_FLUSH:
-			sh->round_ios = 0;
 			if (cqe[i].res < 0) {
-				sh->round_active = 0;
+				sh->flushing--;
 				round_fail(sh, (int)cqe[i].res);
 			} else {
-				round_done(sh);
+				round_done(sh, x->segseq, x->off);
 			}
 			break;
 		case IO_READ:

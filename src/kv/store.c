@@ -562,6 +562,9 @@ static void batch_msg(void *arg)
 			r->res = err;
 			kv_complete(sh->w, r);
 		} else {
+			/* In the log now: recovery may find it whatever its flush does, so the
+			 * batch counts as committed from here on. */
+			r->batch_ok = 1;
 			finish_write(sh, r, 0);
 		}
 		break;
@@ -721,15 +724,28 @@ int sn_kv_write(struct sn_kv *kv, struct sn_kv_batch *b, unsigned flags)
 		}
 		apply[s]->shard = s;
 		apply[s]->part = parts[s];
-		apply[s]->batch_ok = !err && parts[s]->res == 0;
+		/* Applied exactly when a commit record went into the log (even if making it
+		 * durable failed: then the caller gets the error, and the batch may or may not
+		 * survive a crash, but memory must agree with what recovery could find). */
+		apply[s]->batch_ok = commit[0] && commit[0]->batch_ok;
 	}
 	{
+		/* The first shard (it holds the commit) applies last: until every record of
+		 * the batch is in its shard's index, its compaction (paused while the batch
+		 * is in flight) must not judge the commit record unneeded. */
+		struct kv_req *last = first < n ? apply[first] : NULL;
 		unsigned napply = 0;
 
+		if (last)
+			apply[first] = NULL;
 		for (unsigned s = 0; s < n; s++)
 			napply += apply[s] != NULL;
 		if (napply)
 			fan_out(kv, apply, n, napply);
+		if (last) {
+			apply[first] = last;
+			fan_out(kv, &apply[first], 1, 1);
+		}
 	}
 out:
 	free_reqs(parts, n);
@@ -1119,6 +1135,7 @@ int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kv
 	if ((err = open_dev(uri, &kv->opts, &kv->dev)))
 		goto fail;
 	sn_dev_info(kv->dev, &kv->info);
+	kv->pipeline = !getenv("SN_KV_NOPIPE");
 	err = read_super(kv->dev, &kv->sb);
 	if (err == -ENOENT && !kv->opts.no_create)
 		err = do_format(kv->dev, &kv->opts, &kv->sb);
