@@ -7,6 +7,9 @@ BUILD_FUZZ ?= build-fuzz
 BUILD_VALGRIND ?= build-valgrind
 FUZZ_SECONDS ?= 60
 FUZZ_MERGE ?= 0
+CRASH_POINTS ?= 100000
+KILL_ITERS ?= 2000
+SEED       ?=
 JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -15,7 +18,8 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS      := cmake ninja-build gcc clang pkg-config liburing-dev fio util-linux python3
 LINT_DEBS := clang-format clang-tidy cppcheck
 
-.PHONY: all deps build run test test-asan test-tsan fuzz valgrind format lint install bench-fio clean
+.PHONY: all deps build run test test-asan test-tsan fuzz valgrind format lint install bench-fio \
+	crash-soak clean
 
 all: build
 
@@ -106,6 +110,17 @@ lint: build
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The KV crash tests, long: CRASH_POINTS power-loss points on fault:psync and on fault:uring,
+# EIO/ENOSPC at every I/O index, KILL_ITERS kill -9 of a process on uring. SEED repeats a run
+# (default: from the clock, printed); CRASH_FLAGS=--compact adds sn_kv_compact() calls.
+crash-soak: build
+	$(BUILD)/tests/test_kv_crash $(BUILD)/tests fault psync --points $(CRASH_POINTS) \
+		$(if $(SEED),--seed $(SEED)) $(CRASH_FLAGS)
+	$(BUILD)/tests/test_kv_crash $(BUILD)/tests fault uring --points $(CRASH_POINTS) \
+		$(if $(SEED),--seed $(SEED)) $(CRASH_FLAGS)
+	$(BUILD)/tests/test_kv_crash $(BUILD)/tests errors psync $(CRASH_FLAGS)
+	$(BUILD)/tests/test_kv_kill $(BUILD)/tests uring --iters $(KILL_ITERS) $(if $(SEED),--seed $(SEED))
 
 # io_uring and psync against fio 3.33 on the same file, in the same run.
 bench-fio: build

@@ -27,8 +27,9 @@ static const char *scratch_dir = ".";
 
 static struct sn_rt *new_rt(unsigned n, enum sn_rt_mode mode, unsigned ring)
 {
-	struct sn_rt_opts o = { .workers = n, .mode = mode, .flags = SN_RT_NOPIN,
-		                .ring_size = ring };
+	struct sn_rt_opts o = {
+		.workers = n, .mode = mode, .flags = SN_RT_NOPIN, .ring_size = ring
+	};
 	struct sn_rt *rt = NULL;
 
 	if (sn_rt_create(&o, &rt))

@@ -22,7 +22,7 @@ struct bench_opts {
 	uint64_t bs, size, offset, runtime_s, ios, ramp_s, fsync_every, seed;
 	int verify, json, quiet, compare;
 	enum sn_rt_mode rt_mode; /* --rt: how job workers wait */
-	unsigned ncpus; /* --cpus: pin job i to cpus[i % ncpus]; 0: no pinning */
+	unsigned ncpus;          /* --cpus: pin job i to cpus[i % ncpus]; 0: no pinning */
 	unsigned cpus[256];
 };
 

@@ -148,7 +148,8 @@ static void job_fill(struct job *j, uint64_t now)
 
 		/* Multiply-shift and compare-and-wrap: no division per request. */
 		if (is_rand) {
-			blk = (uint64_t)(((unsigned __int128)bench_rand(&j->rng) * j->region_blocks) >>
+			blk = (uint64_t)(((unsigned __int128)bench_rand(&j->rng) *
+			                  j->region_blocks) >>
 			                 64);
 		} else {
 			blk = j->seq;

@@ -161,14 +161,15 @@ static int run_mode(const struct rtb_opts *o, enum sn_rt_mode mode, struct mode_
 		struct pair *p = &r.pairs[i];
 
 		if (p->received != p->sent) {
-			fprintf(stderr, "snstore rtbench: pair %u sent %" PRIu64 " but %" PRIu64
-			                " arrived\n",
+			fprintf(stderr,
+			        "snstore rtbench: pair %u sent %" PRIu64 " but %" PRIu64
+			        " arrived\n",
 			        i, p->sent, p->received);
 			free(r.pairs);
 			return -1;
 		}
-		mr->pair_rate[i] = p->t1 > p->t0 ? (double)p->sent * 1e9 / (double)(p->t1 - p->t0)
-		                                  : 0;
+		mr->pair_rate[i] =
+		        p->t1 > p->t0 ? (double)p->sent * 1e9 / (double)(p->t1 - p->t0) : 0;
 		mr->total_rate += mr->pair_rate[i];
 	}
 	mr->rtt = r.rtt;
@@ -233,10 +234,14 @@ static int parse_list(const char *s, struct rtb_opts *o)
 static int parse(int argc, char **argv, struct rtb_opts *o)
 {
 	static const struct option longopts[] = {
-		{ "workers", required_argument, NULL, 'w' }, { "mode", required_argument, NULL, 'm' },
-		{ "runtime", required_argument, NULL, 't' }, { "ring", required_argument, NULL, 'r' },
-		{ "cpus", required_argument, NULL, 'c' },    { "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },          { NULL, 0, NULL, 0 },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "runtime", required_argument, NULL, 't' },
+		{ "ring", required_argument, NULL, 'r' },
+		{ "cpus", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	char *end;
 	int c;
@@ -258,12 +263,14 @@ static int parse(int argc, char **argv, struct rtb_opts *o)
 			}
 			break;
 		case 'm':
-			o->modes = !strcmp(optarg, "poll") ? 1 : !strcmp(optarg, "event") ? 2
-			         : !strcmp(optarg, "both") ? 3
-			                                   : 0;
+			o->modes = !strcmp(optarg, "poll")    ? 1
+			           : !strcmp(optarg, "event") ? 2
+			           : !strcmp(optarg, "both")  ? 3
+			                                      : 0;
 			if (!o->modes) {
 				fprintf(stderr,
-				        "snstore rtbench: --mode %s: expected poll, event or both\n",
+				        "snstore rtbench: --mode %s: expected poll, event or "
+				        "both\n",
 				        optarg);
 				return -1;
 			}
@@ -271,8 +278,9 @@ static int parse(int argc, char **argv, struct rtb_opts *o)
 		case 't':
 			o->runtime_s = strtod(optarg, &end);
 			if (*end || !(o->runtime_s > 0 && o->runtime_s <= 3600)) {
-				fprintf(stderr, "snstore rtbench: --runtime %s: expected seconds in "
-				                "(0, 3600]\n",
+				fprintf(stderr,
+				        "snstore rtbench: --runtime %s: expected seconds in "
+				        "(0, 3600]\n",
 				        optarg);
 				return -1;
 			}
@@ -287,8 +295,9 @@ static int parse(int argc, char **argv, struct rtb_opts *o)
 			break;
 		case 'c':
 			if (parse_list(optarg, o)) {
-				fprintf(stderr, "snstore rtbench: --cpus %s: expected a list such as "
-				                "0,1 or 2-5\n",
+				fprintf(stderr,
+				        "snstore rtbench: --cpus %s: expected a list such as "
+				        "0,1 or 2-5\n",
 				        optarg);
 				return -1;
 			}
@@ -300,8 +309,9 @@ static int parse(int argc, char **argv, struct rtb_opts *o)
 			usage(stdout);
 			exit(0);
 		default:
-			fprintf(stderr, "snstore rtbench: unknown or incomplete option '%s' (see "
-			                "--help)\n",
+			fprintf(stderr,
+			        "snstore rtbench: unknown or incomplete option '%s' (see "
+			        "--help)\n",
 			        argv[optind - 1]);
 			return -1;
 		}
@@ -328,8 +338,9 @@ static void print_table(const struct rtb_opts *o, const struct mode_result *mr, 
 {
 	printf("rtbench: %u workers, ring %u slots, publish batch %d, %.1f s per measurement\n\n",
 	       o->workers, o->ring ? o->ring : 512, SN_RT_BATCH, o->runtime_s);
-	printf("%-6s %-10s %14s   %s\n", "mode", "test", "rate", "latency µs: p50 / p90 / p99 / "
-	                                                        "p99.9 / max");
+	printf("%-6s %-10s %14s   %s\n", "mode", "test", "rate",
+	       "latency µs: p50 / p90 / p99 / "
+	       "p99.9 / max");
 	for (unsigned m = 0; m < n; m++) {
 		const struct mode_result *r = &mr[m];
 
@@ -337,15 +348,16 @@ static void print_table(const struct rtb_opts *o, const struct mode_result *mr, 
 			printf("%-6s %u->%-7u %11.2f M/s\n", r->mode, 2 * i, 2 * i + 1,
 			       r->pair_rate[i] / 1e6);
 		if (r->npairs > 1)
-			printf("%-6s %-10s %11.2f M/s\n", r->mode, "all pairs", r->total_rate / 1e6);
+			printf("%-6s %-10s %11.2f M/s\n", r->mode, "all pairs",
+			       r->total_rate / 1e6);
 		for (int k = 0; k < 2; k++) {
 			const struct sn_hist *h = k ? &r->call : &r->rtt;
 
-			printf("%-6s %-10s %11.2f M/s   %.2f / %.2f / %.2f / %.2f / %.2f\n", r->mode,
-			       k ? "call" : "rtt 0-1-0",
+			printf("%-6s %-10s %11.2f M/s   %.2f / %.2f / %.2f / %.2f / %.2f\n",
+			       r->mode, k ? "call" : "rtt 0-1-0",
 			       h->count ? 1e3 / sn_hist_mean(h) : 0, us(sn_hist_pct(h, 50)),
-			       us(sn_hist_pct(h, 90)), us(sn_hist_pct(h, 99)), us(sn_hist_pct(h, 99.9)),
-			       us(h->max));
+			       us(sn_hist_pct(h, 90)), us(sn_hist_pct(h, 99)),
+			       us(sn_hist_pct(h, 99.9)), us(h->max));
 		}
 	}
 }
@@ -357,8 +369,8 @@ static void print_json(const struct rtb_opts *o, const struct mode_result *mr, u
 	for (unsigned m = 0; m < n; m++) {
 		printf("%s{\"mode\": \"%s\", \"pairs\": [", m ? ", " : "", mr[m].mode);
 		for (unsigned i = 0; i < mr[m].npairs; i++)
-			printf("%s{\"from\": %u, \"to\": %u, \"msgs_per_sec\": %.0f}", i ? ", " : "",
-			       2 * i, 2 * i + 1, mr[m].pair_rate[i]);
+			printf("%s{\"from\": %u, \"to\": %u, \"msgs_per_sec\": %.0f}",
+			       i ? ", " : "", 2 * i, 2 * i + 1, mr[m].pair_rate[i]);
 		printf("], \"total_msgs_per_sec\": %.0f, \"rtt_ns\": ", mr[m].total_rate);
 		bench_json_lat(stdout, &mr[m].rtt);
 		printf(", \"call_ns\": ");

@@ -69,14 +69,14 @@ struct sn_kv_opts {
 	uint32_t segment_size; /* bytes per log segment, a power of two >= 64 KiB; 0: 4 MiB */
 
 	/* Open. */
-	struct sn_rt *rt;       /* the runtime whose workers own the shards; NULL: the store
+	struct sn_rt *rt; /* the runtime whose workers own the shards; NULL: the store
 	                           starts its own (one worker per CPU, event mode) */
-	int no_create;          /* open fails with -ENOENT rather than format a new store */
+	int no_create;    /* open fails with -ENOENT rather than format a new store */
 	enum sn_kv_sync_mode sync;
 	unsigned sync_interval_us; /* SN_KV_SYNC_INTERVAL: 0 means 1000 */
 	uint64_t cache_bytes;      /* memory for cached segments, all shards together; 0: a
 	                              quarter of physical memory */
-	unsigned compact_pct; /* compact a segment when at most this % of it is live; 0: 50 */
+	unsigned compact_pct;      /* compact a segment when at most this % of it is live; 0: 50 */
 };
 
 /**
@@ -162,21 +162,21 @@ int sn_kv_scan(struct sn_kv *kv,
 struct sn_kv_stats {
 	uint32_t shards, workers;
 	uint32_t segment_size, block_size;
-	uint64_t capacity_bytes;   /* of the store's log space */
-	uint64_t keys;             /* live keys */
-	uint64_t live_bytes;       /* records that are the newest of their key */
-	uint64_t dead_bytes;       /* overwritten or deleted records not yet compacted */
-	uint64_t segments_used;    /* segments holding records */
+	uint64_t capacity_bytes; /* of the store's log space */
+	uint64_t keys;           /* live keys */
+	uint64_t live_bytes;     /* records that are the newest of their key */
+	uint64_t dead_bytes;     /* overwritten or deleted records not yet compacted */
+	uint64_t segments_used;  /* segments holding records */
 	uint64_t segments_total;
 	uint64_t puts, gets, dels, batches, syncs;
-	uint64_t flushes;          /* device flushes (one serves many syncs) */
+	uint64_t flushes;                  /* device flushes (one serves many syncs) */
 	uint64_t cache_hits, cache_misses; /* gets served from memory, from the device */
-	uint64_t cache_bytes;      /* memory holding cached segments */
-	uint64_t compactions;      /* segments rewritten */
-	uint64_t compacted_bytes;  /* live bytes they moved */
+	uint64_t cache_bytes;              /* memory holding cached segments */
+	uint64_t compactions;              /* segments rewritten */
+	uint64_t compacted_bytes;          /* live bytes they moved */
 	uint64_t recovered_records, recovery_ns;
-	uint64_t torn_bytes;       /* cut from log tails at open: writes never made durable */
-	uint64_t corrupt_records;  /* checksum failures seen (recovery and reads) */
+	uint64_t torn_bytes;      /* cut from log tails at open: writes never made durable */
+	uint64_t corrupt_records; /* checksum failures seen (recovery and reads) */
 };
 
 /** Fill *st, summed over shards. Any thread but a worker. */
@@ -205,8 +205,8 @@ typedef void (*sn_kv_cb)(void *arg, int res, const void *val, size_t vlen);
  * refused (cb will not run): -EINVAL (bad key/value), -EAGAIN (a ring or inbox is full:
  * call again later), -ENOMEM.
  */
-int sn_kv_put_async(struct sn_kv *kv, const void *key, size_t klen, const void *val,
-                    size_t vlen, unsigned flags, sn_kv_cb cb, void *arg);
+int sn_kv_put_async(struct sn_kv *kv, const void *key, size_t klen, const void *val, size_t vlen,
+                    unsigned flags, sn_kv_cb cb, void *arg);
 int sn_kv_get_async(struct sn_kv *kv, const void *key, size_t klen, sn_kv_cb cb, void *arg);
 int sn_kv_del_async(struct sn_kv *kv, const void *key, size_t klen, unsigned flags, sn_kv_cb cb,
                     void *arg);

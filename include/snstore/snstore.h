@@ -6,8 +6,8 @@
 #include <snstore/dev.h>
 #include <snstore/err.h>
 #include <snstore/fault.h>
-#include <snstore/rt.h>
 #include <snstore/kv.h>
+#include <snstore/rt.h>
 
 #define SNSTORE_VERSION_MAJOR 0
 #define SNSTORE_VERSION_MINOR 1

@@ -214,8 +214,9 @@ int sn_queue_notify(struct sn_queue *q, int efd)
 	const struct sn_engine *e = q->dev->engine;
 
 	if (e->version < SN_ENGINE_V2 || !e->notify)
-		return sn__err(-ENOTSUP, "engine %s completes requests as they are submitted: "
-		                         "there is nothing to wait for",
+		return sn__err(-ENOTSUP,
+		               "engine %s completes requests as they are submitted: "
+		               "there is nothing to wait for",
 		               e->name);
 	return e->notify(q, efd);
 }

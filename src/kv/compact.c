@@ -10,8 +10,8 @@
  * is in flight on the shard (records it replaced must survive until it commits).
  */
 #include <errno.h>
-#include <stdlib.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../util/crc32c.h"
@@ -37,7 +37,8 @@ static uint32_t pick_victim(struct kv_shard *sh, int force)
 		const struct kv_seg *s = &sh->segs[i];
 		uint64_t data = s->used - sizeof(struct sn_kv_seghdr);
 
-		if (s->state != SEG_SEALED || s->durable < s->used || s->nocompact || s->live >= data)
+		if (s->state != SEG_SEALED || s->durable < s->used || s->nocompact ||
+		    s->live >= data)
 			continue;
 		if (!force && (uint64_t)s->live * 100 > (uint64_t)pct * data)
 			continue;
@@ -74,8 +75,9 @@ static int oldest_on_disk(const struct kv_shard *sh, uint32_t seg)
  * wait instead of failing.) */
 int kv_space_coming(struct kv_shard *sh)
 {
-	return !sh->failed && (sh->round_active || sh->flushing || sh->unsynced_seals || sh->compacting ||
-	                       sh->ncompacted || pick_victim(sh, 1) != UINT32_MAX);
+	return !sh->failed &&
+	       (sh->round_active || sh->flushing || sh->unsynced_seals || sh->compacting ||
+	        sh->ncompacted || pick_victim(sh, 1) != UINT32_MAX);
 }
 
 static void finish(struct kv_shard *sh)
@@ -123,8 +125,7 @@ static uint32_t one_record(struct kv_shard *sh, uint32_t vi, uint32_t off, int *
 	x = sn_kv_rec_extra(r->type);
 	len = sn_kv_rec_len(r->type, r->klen, r->vlen);
 	if (off + len > v->used ||
-	    sn_crc32c(v->seed, p + 4, sizeof(*r) - 4 + x + r->klen + r->vlen) !=
-	            r->crc) {
+	    sn_crc32c(v->seed, p + 4, sizeof(*r) - 4 + x + r->klen + r->vlen) != r->crc) {
 		sh->corrupt++;
 		return 0;
 	}
@@ -140,13 +141,14 @@ static uint32_t one_record(struct kv_shard *sh, uint32_t vi, uint32_t off, int *
 		e = sn_idx_find(&sh->idx, sn_kv_hash(key, r->klen), key, r->klen);
 		if (!e || e->seg != vi || e->off != off)
 			return len; /* dead */
-		type = r->type == SN_KV_REC_BPUT ? SN_KV_REC_PUT
-		     : r->type == SN_KV_REC_BDEL ? SN_KV_REC_DEL
-		                                 : r->type;
+		type = r->type == SN_KV_REC_BPUT   ? SN_KV_REC_PUT
+		       : r->type == SN_KV_REC_BDEL ? SN_KV_REC_DEL
+		                                   : r->type;
 		if (type == SN_KV_REC_DEL && oldest_on_disk(sh, vi)) {
 			v->live -= e->len;
 			if (e->batch)
-				atomic_fetch_sub_explicit(&sh->live_bparts, 1, memory_order_relaxed);
+				atomic_fetch_sub_explicit(&sh->live_bparts, 1,
+				                          memory_order_relaxed);
 			sn_idx_remove(&sh->idx, e);
 			return len;
 		}
@@ -186,14 +188,14 @@ static void step(void *arg)
 		}
 		v = pick_victim(sh, sh->compact_force || sh->space_head);
 		if (v == UINT32_MAX && sh->space_head && !sh->round_active && !sh->flushing &&
-		    !sh->ncompacted &&
-		    !sh->unsynced_seals) {
+		    !sh->ncompacted && !sh->unsynced_seals) {
 			kv_shard_space_retry(sh); /* nothing will free space: they fail */
 			return;
 		}
 		/* Background passes stop once space is no longer short; sn_kv_compact()
 		 * (compact_done set) goes through every segment under compact_pct. */
-		if (v == UINT32_MAX || (!sh->compact_force && !sh->compact_done && !low_on_space(sh))) {
+		if (v == UINT32_MAX ||
+		    (!sh->compact_force && !sh->compact_done && !low_on_space(sh))) {
 			for (uint32_t i = 0; sh->compact_done && i < sh->nsegs; i++)
 				if (sh->segs[i].state == SEG_COMPACTED ||
 				    sh->segs[i].state == SEG_ZEROING) {

@@ -84,8 +84,9 @@ _Static_assert(sizeof(struct sn_kv_rechdr) == 24, "record header layout");
 /* Bytes between the header and the key. */
 static inline uint32_t sn_kv_rec_extra(unsigned type)
 {
-	return type == SN_KV_REC_BPUT || type == SN_KV_REC_BDEL ? 8 : type == SN_KV_REC_COMMIT ? 16
-	                                                                                        : 0;
+	return type == SN_KV_REC_BPUT || type == SN_KV_REC_BDEL ? 8
+	       : type == SN_KV_REC_COMMIT                       ? 16
+	                                                        : 0;
 }
 
 static inline uint32_t sn_kv_rec_len(unsigned type, uint32_t klen, uint32_t vlen)

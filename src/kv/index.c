@@ -102,8 +102,8 @@ static int grow(struct sn_idx *ix)
 	return 0;
 }
 
-struct sn_idx_ent *sn_idx_upsert(struct sn_idx *ix, uint64_t hash, const void *key,
-                                 size_t klen, int *fresh)
+struct sn_idx_ent *sn_idx_upsert(struct sn_idx *ix, uint64_t hash, const void *key, size_t klen,
+                                 int *fresh)
 {
 	struct sn_idx_ent *e;
 	uint64_t i;

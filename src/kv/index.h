@@ -19,8 +19,8 @@ struct sn_idx_ent {
 	uint32_t off;  /* record offset in the segment */
 	uint32_t len;  /* record length on disk (8-byte padded) */
 	uint16_t klen;
-	uint8_t tomb;   /* the newest record is a delete */
-	uint8_t batch;  /* the newest record is a batch part (its commit must be kept) */
+	uint8_t tomb;  /* the newest record is a delete */
+	uint8_t batch; /* the newest record is a batch part (its commit must be kept) */
 	union {
 		uint8_t key[SN_IDX_INLINE];
 		uint8_t *kptr;
@@ -52,8 +52,8 @@ struct sn_idx_ent *sn_idx_find(struct sn_idx *ix, uint64_t hash, const void *key
  * *fresh says which. NULL when out of memory. May move entries (growth): pointers from
  * earlier calls are invalid afterwards.
  */
-struct sn_idx_ent *sn_idx_upsert(struct sn_idx *ix, uint64_t hash, const void *key,
-                                 size_t klen, int *fresh);
+struct sn_idx_ent *sn_idx_upsert(struct sn_idx *ix, uint64_t hash, const void *key, size_t klen,
+                                 int *fresh);
 
 /* Remove e (from find or upsert). */
 void sn_idx_remove(struct sn_idx *ix, struct sn_idx_ent *e);

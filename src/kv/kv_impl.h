@@ -33,8 +33,8 @@ struct kv_pos {
 /* One call, from the caller to the owning worker and back. Key and value follow it. */
 struct kv_req {
 	struct sn_kv *kv;
-	uint8_t op;     /* enum kv_op */
-	uint8_t flags;  /* SN_KV_DURABLE */
+	uint8_t op;    /* enum kv_op */
+	uint8_t flags; /* SN_KV_DURABLE */
 	uint16_t klen;
 	uint32_t vlen;
 	uint64_t hash;
@@ -98,7 +98,7 @@ struct kv_shard {
 	uint64_t base; /* device offset of segment 0 */
 	struct kv_seg *segs;
 	uint32_t nsegs, nfree;
-	uint32_t head;      /* index of the head segment */
+	uint32_t head; /* index of the head segment */
 	uint64_t next_segseq, next_recseq;
 	struct sn_idx idx;
 	uint64_t cached_bytes, cache_budget;
@@ -115,10 +115,10 @@ struct kv_shard {
 	uint64_t last_flush_ns;
 	_Atomic uint64_t live_bparts; /* index entries whose newest record is a batch record
 	                                 (read by other shards' compaction) */
-	uint32_t unsynced_seals; /* sealed segments not yet durable */
-	uint32_t ncompacted;     /* segments in SEG_COMPACTED */
-	int failed; /* a write or flush failed: the shard takes no more writes */
-	int closed; /* closing: deferred tasks and timers do nothing */
+	uint32_t unsynced_seals;      /* sealed segments not yet durable */
+	uint32_t ncompacted;          /* segments in SEG_COMPACTED */
+	int failed;                   /* a write or flush failed: the shard takes no more writes */
+	int closed;                   /* closing: deferred tasks and timers do nothing */
 	struct sn_rt_task round_task;
 	struct sn_rt_timer sync_timer;
 
@@ -130,7 +130,7 @@ struct kv_shard {
 
 	/* Compaction. */
 	int compacting;
-	int compact_appending; /* appends may take the reserved segment */
+	int compact_appending;     /* appends may take the reserved segment */
 	unsigned batches_inflight; /* multi-shard batches between their parts and commit */
 	uint32_t compact_seg, compact_off;
 	struct sn_rt_task compact_task;
@@ -152,7 +152,7 @@ struct kv_worker {
 	unsigned idx;
 	struct sn_queue *q;
 	unsigned q_depth, q_used;
-	struct kv_req *done_head, **done_tail; /* callbacks for this worker's own calls */
+	struct kv_req *done_head, **done_tail;   /* callbacks for this worker's own calls */
 	struct kv_req *reply_head, **reply_tail; /* replies that found a ring full */
 	struct sn_rt_task done_task;
 	int err;

@@ -55,7 +55,8 @@ static int read_range(struct kv_shard *sh, unsigned char *buf, uint64_t off, uin
 	if (max && max < chunk)
 		chunk = max & ~(sh->kv->sb.block_size - 1);
 	for (uint32_t o = 0; o < len; o += chunk) {
-		int err = sn_queue_pread(sh->w->q, buf + o, len - o < chunk ? len - o : chunk, off + o);
+		int err = sn_queue_pread(sh->w->q, buf + o, len - o < chunk ? len - o : chunk,
+		                         off + o);
 
 		if (err)
 			return sn__err(err, "shard %u: reading offset %llu: %s", sh->id,
@@ -64,8 +65,8 @@ static int read_range(struct kv_shard *sh, unsigned char *buf, uint64_t off, uin
 	return 0;
 }
 
-static int stash_part(struct kv_shard *sh, const struct sn_kv_rechdr *r, uint32_t seg,
-                      uint32_t off, uint32_t len)
+static int stash_part(struct kv_shard *sh, const struct sn_kv_rechdr *r, uint32_t seg, uint32_t off,
+                      uint32_t len)
 {
 	const unsigned char *p = (const unsigned char *)r;
 	struct kv_part *k;
@@ -147,8 +148,7 @@ static int scan(struct kv_shard *sh, uint32_t i, uint32_t *endp, int *clean)
 		      r->type == SN_KV_REC_COMMIT) &&
 		     r->vlen) ||
 		    (r->type == SN_KV_REC_COMMIT && r->klen) ||
-		    sn_crc32c(s->seed, p + 4, sizeof(*r) - 4 + x + r->klen + r->vlen) !=
-		            r->crc) {
+		    sn_crc32c(s->seed, p + 4, sizeof(*r) - 4 + x + r->klen + r->vlen) != r->crc) {
 			*clean = 0;
 			break;
 		}
@@ -156,8 +156,8 @@ static int scan(struct kv_shard *sh, uint32_t i, uint32_t *endp, int *clean)
 			sh->next_recseq = r->seq + 1;
 		if (r->type == SN_KV_REC_PUT || r->type == SN_KV_REC_DEL) {
 			const unsigned char *key = p + sizeof(*r);
-			struct sn_idx_ent *e =
-			        sn_idx_upsert(&sh->idx, sn_kv_hash(key, r->klen), key, r->klen, &fresh);
+			struct sn_idx_ent *e = sn_idx_upsert(&sh->idx, sn_kv_hash(key, r->klen),
+			                                     key, r->klen, &fresh);
 
 			if (!e)
 				return sn__err(-ENOMEM, "out of memory for the index");
@@ -212,7 +212,8 @@ int kv_shard_recover(struct kv_shard *sh)
 		sh->nfree--;
 		if (s->seq >= sh->next_segseq)
 			sh->next_segseq = s->seq + 1;
-		if ((err = kv_shard_img(sh, i)) || (err = read_range(sh, s->img, kv_seg_off(sh, i), size)))
+		if ((err = kv_shard_img(sh, i)) ||
+		    (err = read_range(sh, s->img, kv_seg_off(sh, i), size)))
 			break;
 		if ((err = scan(sh, i, &end, &clean)))
 			break;
@@ -240,8 +241,8 @@ int kv_shard_recover(struct kv_shard *sh)
 				if (!err)
 					err = sn_queue_flush(sh->w->q);
 				if (err)
-					err = sn__err(err, "shard %u: clearing a cut log tail: %s", sh->id,
-					              sn_strerror(err));
+					err = sn__err(err, "shard %u: clearing a cut log tail: %s",
+					              sh->id, sn_strerror(err));
 			}
 			if (!err && end + sizeof(struct sn_kv_rechdr) < size) {
 				s->state = SEG_HEAD;

@@ -167,14 +167,14 @@ int kv_shard_append(struct kv_shard *sh, unsigned type, const void *key, uint32_
 		               sh->id);
 	if (s->state != SEG_HEAD || s->used + len > kv->sb.segment_size) {
 		/* Normal writes leave the reserve to compaction, which frees space. */
-		unsigned keep = sh->compact_appending ? 0u
-		              : type == SN_KV_REC_DEL || type == SN_KV_REC_BDEL ? RESERVE_SEGS - 1
+		unsigned keep = sh->compact_appending                             ? 0u
+		                : type == SN_KV_REC_DEL || type == SN_KV_REC_BDEL ? RESERVE_SEGS - 1
 		                                                                  : RESERVE_SEGS;
 
 		if (sh->nfree <= keep) {
 			kv_compact_maybe(sh); /* free what can be freed for the next attempt */
-			return sn__err(-ENOSPC, "shard %u is full (%u segments of %u bytes)", sh->id,
-			               sh->nsegs, kv->sb.segment_size);
+			return sn__err(-ENOSPC, "shard %u is full (%u segments of %u bytes)",
+			               sh->id, sh->nsegs, kv->sb.segment_size);
 		}
 		if (s->state == SEG_HEAD) {
 			s->state = SEG_SEALED;
@@ -297,6 +297,8 @@ static void round_fail(struct kv_shard *sh, int err)
 	sh->failed = err;
 	complete_waiters(sh, err);
 	kv_shard_space_retry(sh); /* they fail now (the shard is read-only) */
+	if (sh->compact_done)     /* sn_kv_compact() waits: let it see the failure */
+		sn_rt_defer(&sh->compact_task);
 }
 
 static void round_flush(struct kv_shard *sh);
@@ -316,8 +318,9 @@ static void round_start(struct kv_shard *sh)
 	                     sh->segs[d].written >= sh->segs[d].used))
 		return;
 	if (sh->failed) {
-		sn__err(sh->failed, "shard %u: an earlier write or flush failed (%s): the shard "
-		                    "takes no more writes",
+		sn__err(sh->failed,
+		        "shard %u: an earlier write or flush failed (%s): the shard "
+		        "takes no more writes",
 		        sh->id, sn_strerror(sh->failed));
 		complete_waiters(sh, sh->failed);
 		return;
@@ -330,7 +333,8 @@ static void round_start(struct kv_shard *sh)
 	for (uint32_t i = 0; !sh->flushing && i < sh->nsegs; i++) {
 		struct kv_seg *s = &sh->segs[i];
 
-		if (s->state != SEG_COMPACTED || !durable_to(sh, s->zero_after_seq, s->zero_after_pos))
+		if (s->state != SEG_COMPACTED ||
+		    !durable_to(sh, s->zero_after_seq, s->zero_after_pos))
 			continue;
 		s->state = SEG_ZEROING;
 		sh->ncompacted--;
@@ -472,8 +476,8 @@ static void sync_tick(void *arg)
 
 	if (oldest_dirty(sh) != UINT32_MAX)
 		round_start(sh);
-	sn_rt_timer_arm(&sh->sync_timer, (uint64_t)sh->kv->opts.sync_interval_us * 1000,
-	                sync_tick, sh);
+	sn_rt_timer_arm(&sh->sync_timer, (uint64_t)sh->kv->opts.sync_interval_us * 1000, sync_tick,
+	                sh);
 }
 
 /* ---- requests ---- */
@@ -547,7 +551,8 @@ static void exec_write(struct kv_shard *sh, struct kv_req *r)
 		if (!e)
 			err = sn__err(-ENOMEM, "out of memory for the index");
 		else
-			kv_shard_index_set(sh, e, type, seg, off, sn_kv_rec_len(type, r->klen, r->vlen));
+			kv_shard_index_set(sh, e, type, seg, off,
+			                   sn_kv_rec_len(type, r->klen, r->vlen));
 	}
 	if (err == -ENOSPC && kv_space_coming(sh)) {
 		/* A round or compaction in progress will free space: wait instead of failing
@@ -730,6 +735,7 @@ static void load_done(struct kv_io *x, int64_t res)
 		if (l->err)
 			s->nocompact = 1;
 		free(l->buf);
+		kv_compact_loaded(sh); /* pick another victim, or finish */
 	}
 	free(l);
 }
@@ -905,14 +911,15 @@ int kv_shard_scan_keys(struct kv_shard *sh, unsigned char **bufp, size_t *lenp)
 		if (!e->hash || e->tomb)
 			continue;
 		if (len + 2 + kl > cap) {
-			unsigned char *nb = realloc(buf, cap * 2);
+			unsigned char *nb;
 
-			if (!nb) {
+			while (len + 2 + kl > cap)
+				cap *= 2;
+			if (!(nb = realloc(buf, cap))) {
 				free(buf);
 				return -ENOMEM;
 			}
 			buf = nb;
-			cap *= 2;
 		}
 		memcpy(buf + len, &kl, 2);
 		memcpy(buf + len + 2, sn_idx_key(e), kl);

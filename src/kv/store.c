@@ -151,8 +151,7 @@ static int check_kv(size_t klen, size_t vlen, const struct sn_kv *kv)
 }
 
 static struct kv_req *req_new(struct sn_kv *kv, enum kv_op op, const void *key, size_t klen,
-                              const void *val, size_t vlen, unsigned flags, sn_kv_cb cb,
-                              void *arg)
+                              const void *val, size_t vlen, unsigned flags, sn_kv_cb cb, void *arg)
 {
 	struct kv_req *r = malloc(sizeof(*r) + klen + (op == KV_GET ? KV_GET_INLINE : vlen));
 
@@ -195,8 +194,8 @@ static int route(struct sn_kv *kv, struct kv_req *r)
 	return 0;
 }
 
-static int submit_op(struct sn_kv *kv, enum kv_op op, const void *key, size_t klen,
-                     const void *val, size_t vlen, unsigned flags, sn_kv_cb cb, void *arg)
+static int submit_op(struct sn_kv *kv, enum kv_op op, const void *key, size_t klen, const void *val,
+                     size_t vlen, unsigned flags, sn_kv_cb cb, void *arg)
 {
 	struct kv_req *r;
 	int err;
@@ -210,8 +209,8 @@ static int submit_op(struct sn_kv *kv, enum kv_op op, const void *key, size_t kl
 	return route(kv, r);
 }
 
-int sn_kv_put_async(struct sn_kv *kv, const void *key, size_t klen, const void *val,
-                    size_t vlen, unsigned flags, sn_kv_cb cb, void *arg)
+int sn_kv_put_async(struct sn_kv *kv, const void *key, size_t klen, const void *val, size_t vlen,
+                    unsigned flags, sn_kv_cb cb, void *arg)
 {
 	return submit_op(kv, KV_PUT, key, klen, val, vlen, flags, cb, arg);
 }
@@ -296,7 +295,8 @@ static void waiter_cb(void *arg, int res, const void *val, size_t vlen)
 
 	w->res = res;
 	if (res < 0)
-		snprintf(w->msg, sizeof(w->msg), "%s", *sn_errmsg() ? sn_errmsg() : sn_strerror(res));
+		snprintf(w->msg, sizeof(w->msg), "%s",
+		         *sn_errmsg() ? sn_errmsg() : sn_strerror(res));
 	if (!res && w->want_val) {
 		w->val = malloc(vlen ? vlen : 1);
 		if (w->val) {
@@ -318,8 +318,8 @@ static int not_on_worker(const struct sn_kv *kv, const char *what)
 }
 
 /* Send until the inbox takes it (a blocking caller may wait for room). */
-static int blocking(struct sn_kv *kv, enum kv_op op, const void *key, size_t klen,
-                    const void *val, size_t vlen, unsigned flags, struct waiter *w)
+static int blocking(struct sn_kv *kv, enum kv_op op, const void *key, size_t klen, const void *val,
+                    size_t vlen, unsigned flags, struct waiter *w)
 {
 	int err;
 
@@ -396,8 +396,9 @@ static int batch_add(struct sn_kv_batch *b, unsigned type, const void *key, size
 	uint8_t t = (uint8_t)type;
 
 	if (!klen || klen > SN_KV_MAX_KEY || vlen > SN_KV_MAX_VALUE)
-		return sn__err(-EINVAL, "batch: key of %zu or value of %zu bytes out of range "
-		                        "(keys 1..%u, values up to %u bytes)",
+		return sn__err(-EINVAL,
+		               "batch: key of %zu or value of %zu bytes out of range "
+		               "(keys 1..%u, values up to %u bytes)",
 		               klen, vlen, SN_KV_MAX_KEY, SN_KV_MAX_VALUE);
 	if (b->len + need > b->cap) {
 		size_t cap = b->cap ? b->cap : 4096;
@@ -528,8 +529,9 @@ static void exec_batch_part(struct kv_shard *sh, struct kv_req *r)
 		err = kv_shard_append(sh, o.type, o.key, o.klen, o.val, o.vlen, &r->batch, &seg,
 		                      &off);
 		if (!err)
-			r->pos[i] = (struct kv_pos){ seg, off, sn_kv_rec_len(o.type, o.klen, o.vlen),
-				                     o.type };
+			r->pos[i] =
+			        (struct kv_pos){ seg, off, sn_kv_rec_len(o.type, o.klen, o.vlen),
+				                 o.type };
 	}
 	if (!err && r->single)
 		err = append_commit(sh, r->batch, r->nops);
@@ -704,7 +706,11 @@ int sn_kv_write(struct sn_kv *kv, struct sn_kv_batch *b, unsigned flags)
 		goto out;
 	/* Phase 2: the commit record, on the first shard involved. */
 	if (!err) {
-		if (!(commit[0] = req_new(kv, KV_BATCH_COMMIT, NULL, 0, NULL, 0, flags, NULL, NULL))) {
+		/* Durable always: once applied, a batch record may hide (or let compaction
+		 * drop) an older durable record, and a later durable write on its shard waits
+		 * only for its own shard's log, not for this commit. */
+		if (!(commit[0] = req_new(kv, KV_BATCH_COMMIT, NULL, 0, NULL, 0,
+		                          flags | SN_KV_DURABLE, NULL, NULL))) {
 			err = sn__err(-ENOMEM, "out of memory");
 		} else {
 			commit[0]->shard = first;
@@ -840,7 +846,8 @@ static int do_format(struct sn_dev *dev, const struct sn_kv_opts *o, struct sn_k
 		return sn__err(-EINVAL, "capacity %llu is larger than the device (%llu bytes)",
 		               (unsigned long long)cap, (unsigned long long)in.capacity_bytes);
 	if (!sn__is_pow2(seg) || seg < SN_KV_MIN_SEG || seg > SN_KV_MAX_SEG)
-		return sn__err(-EINVAL, "segment size %u: a power of two from 64 KiB to 1 GiB", seg);
+		return sn__err(-EINVAL, "segment size %u: a power of two from 64 KiB to 1 GiB",
+		               seg);
 	if (shards > SN_KV_MAX_SHARDS)
 		return sn__err(-EINVAL, "%u shards: at most %u", shards, SN_KV_MAX_SHARDS);
 	memset(sb, 0, sizeof(*sb));
@@ -880,7 +887,7 @@ static int do_format(struct sn_dev *dev, const struct sn_kv_opts *o, struct sn_k
 static int open_dev(const char *uri, const struct sn_kv_opts *o, struct sn_dev **devp)
 {
 	/* size 0: never create a missing file (no_create). */
-	char *u = device_uri(uri, o && o->no_create ? 0
+	char *u = device_uri(uri, o && o->no_create  ? 0
 	                          : o && o->capacity ? o->capacity
 	                                             : DEFAULT_NEW_SIZE);
 	int err;
@@ -953,8 +960,9 @@ static int read_super(struct sn_dev *dev, struct sn_kv_super *sb)
 		err = 0;
 	}
 	if (err && newer)
-		err = sn__err(SN_EFORMAT, "the store has format version %d; this snstore reads "
-		                          "version %u and older: upgrade snstore",
+		err = sn__err(SN_EFORMAT,
+		              "the store has format version %d; this snstore reads "
+		              "version %u and older: upgrade snstore",
 		              newer, SN_KV_FORMAT_VERSION);
 	else if (err && all_zero(buf, 2 * bs))
 		err = sn__err(-ENOENT, "the device holds no store");
@@ -973,9 +981,10 @@ static int read_super(struct sn_dev *dev, struct sn_kv_super *sb)
 	    sb->shard_segments < 4 || sb->shard_segments > (1ull << 32) ||
 	    sb->log_offset % sb->block_size || sb->capacity > in.capacity_bytes ||
 	    sb->log_offset + sb->shard_segments * sb->segment_size * sb->shards > sb->capacity)
-		return sn__err(SN_EFORMAT, "the superblock describes an impossible layout (capacity "
-		                           "%llu, %u shards of %llu segments of %u bytes, device %llu "
-		                           "bytes)",
+		return sn__err(SN_EFORMAT,
+		               "the superblock describes an impossible layout (capacity "
+		               "%llu, %u shards of %llu segments of %u bytes, device %llu "
+		               "bytes)",
 		               (unsigned long long)sb->capacity, sb->shards,
 		               (unsigned long long)sb->shard_segments, sb->segment_size,
 		               (unsigned long long)in.capacity_bytes);
@@ -996,8 +1005,8 @@ static void worker_setup(void *arg)
 	w->done_tail = &w->done_head;
 	w->reply_tail = &w->reply_head;
 	w->done_task = (struct sn_rt_task){ done_task, w, NULL, 0 };
-	w->q_depth = kv->info.max_queue_depth < QUEUE_DEPTH ? kv->info.max_queue_depth
-	                                                    : QUEUE_DEPTH;
+	w->q_depth =
+	        kv->info.max_queue_depth < QUEUE_DEPTH ? kv->info.max_queue_depth : QUEUE_DEPTH;
 	err = sn_queue_create(kv->dev, w->q_depth, &w->q);
 	if (!err)
 		err = sn_rt_queue_watch(w->q, worker_io, w);
@@ -1126,8 +1135,8 @@ int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kv
 	if (!kv->opts.compact_pct)
 		kv->opts.compact_pct = 50;
 	if (!kv->opts.cache_bytes)
-		kv->opts.cache_bytes = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 4
-		                                            : 1ull << 30;
+		kv->opts.cache_bytes =
+		        pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 4 : 1ull << 30;
 	if (kv->opts.sync > SN_KV_SYNC_ALWAYS || kv->opts.compact_pct > 100) {
 		err = sn__err(-EINVAL, "bad sync mode or compact_pct");
 		goto fail;

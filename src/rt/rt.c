@@ -294,8 +294,9 @@ int sn_rt_call(struct sn_rt *rt, unsigned w, sn_rt_fn fn, void *arg)
 		return sn__err(-EINVAL, "worker %u: the runtime has %u", w, rt->n);
 	if (sn__self && sn__self->rt == rt) {
 		if (sn__self->idx != w)
-			return sn__err(-EDEADLK, "sn_rt_call from worker %u to worker %u would "
-			                         "block a worker: use sn_rt_send",
+			return sn__err(-EDEADLK,
+			               "sn_rt_call from worker %u to worker %u would "
+			               "block a worker: use sn_rt_send",
 			               sn__self->idx, w);
 		fn(arg);
 		return 0;

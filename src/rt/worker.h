@@ -55,10 +55,10 @@ struct sn_rt {
 	unsigned n;
 	struct sn__worker *w;
 	struct sn__ring **ring; /* n * n */
-	pthread_mutex_t lock; /* setup: workers count in, the creator says go */
+	pthread_mutex_t lock;   /* setup: workers count in, the creator says go */
 	pthread_cond_t cond;
-	unsigned nready; /* n when every ring exists, 2n when every init ran */
-	int phase;       /* 0 setting up, 1 go, -1 leave (setup failed) */
+	unsigned nready;      /* n when every ring exists, 2n when every init ran */
+	int phase;            /* 0 setting up, 1 go, -1 leave (setup failed) */
 	_Atomic int stopping; /* sn_rt_stop() began */
 	_Atomic int done;     /* every worker quiet: leave the loop */
 	int stopped;          /* joined */

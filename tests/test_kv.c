@@ -1,0 +1,778 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_kv.c — the KV store's semantics (include/snstore/kv.h) on one device: round trips at
+ * the size limits, overwrite and delete, bad arguments, scan, statistics, reopen, sync and
+ * SN_KV_DURABLE, the async API from a foreign thread and from a worker, batches across
+ * shards, and compaction. Stores use 64 KiB segments and 4 shards so that little data
+ * crosses segments, shards and workers. test_kv_medium.c has what the medium does to a
+ * store: full, corrupt, foreign, reformatted, failing.
+ *
+ *   test_kv URI       URI names a scratch file of this test (removed before and after),
+ *                     e.g. 'uring:/tmp/kv.dat?create=1&size=64m&direct=1'
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <snstore/snstore.h>
+
+#include "kv/format.h"
+#include "kv_model.h"
+#include "test.h"
+
+/* ---- round trips and limits ---- */
+
+static int test_roundtrip_limits(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv *kv;
+	static char k1024[SN_KV_MAX_KEY + 1];
+	static unsigned char big[KM_SEG_MAX_VALUE + 1];
+	void *v;
+	size_t vl;
+
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	memset(k1024, 'K', sizeof(k1024));
+	km_fill(big, sizeof(big), 7);
+	printf("    empty value, 1-byte key, 1024-byte key, a %u-byte value (the largest a "
+	       "64 KiB segment takes)\n",
+	       KM_SEG_MAX_VALUE);
+	ASSERT_OK(sn_kv_put(kv, "empty", 5, "", 0, 0));
+	ASSERT_OK(km_put(kv, "x", 1, 100, 1, 0));
+	ASSERT_OK(km_put(kv, k1024, SN_KV_MAX_KEY, 300, 2, 0));
+	ASSERT_OK(sn_kv_put(kv, "maxval", 6, big, KM_SEG_MAX_VALUE, 0));
+	/* The largest value with the largest key, as a batch record: fills the segment. */
+	{
+		struct sn_kv_batch *b = sn_kv_batch_new();
+
+		ASSERT_TRUE(b);
+		ASSERT_OK(sn_kv_batch_put(b, k1024 + 1, SN_KV_MAX_KEY - 1, big, KM_SEG_MAX_VALUE));
+		ASSERT_OK(sn_kv_write(kv, b, 0));
+		sn_kv_batch_free(b);
+	}
+	ASSERT_OK(sn_kv_get(kv, "empty", 5, &v, &vl));
+	ASSERT_EQ(vl, 0);
+	ASSERT_TRUE(v != NULL); /* a buffer to free even for an empty value */
+	free(v);
+	if (km_expect(kv, "x", 1, 100, 1) || km_expect(kv, k1024, SN_KV_MAX_KEY, 300, 2) ||
+	    km_expect(kv, "maxval", 6, KM_SEG_MAX_VALUE, 7) ||
+	    km_expect(kv, k1024 + 1, SN_KV_MAX_KEY - 1, KM_SEG_MAX_VALUE, 7) ||
+	    km_expect_absent(kv, "nope", 4))
+		return T_FAIL;
+
+	printf("    bad keys and values: -EINVAL with a reason\n");
+	ASSERT_ERR(sn_kv_put(kv, "", 0, "v", 1, 0), -EINVAL);
+	ASSERT_STR_HAS(sn_errmsg(), "1..1024");
+	ASSERT_ERR(sn_kv_put(kv, k1024, SN_KV_MAX_KEY + 1, "v", 1, 0), -EINVAL);
+	ASSERT_STR_HAS(sn_errmsg(), "1025");
+	ASSERT_ERR(sn_kv_put(kv, "big", 3, big, KM_SEG_MAX_VALUE + 1, 0), -EINVAL);
+	ASSERT_STR_HAS(sn_errmsg(), "at most");
+	ASSERT_ERR(sn_kv_get(kv, "", 0, &v, &vl), -EINVAL);
+	ASSERT_ERR(sn_kv_get(kv, k1024, SN_KV_MAX_KEY + 1, &v, &vl), -EINVAL);
+	ASSERT_ERR(sn_kv_del(kv, "", 0, 0), -EINVAL);
+	ASSERT_ERR(sn_kv_put(kv, "x", 1, "v", 1, 0x80), -EINVAL);
+	ASSERT_STR_HAS(sn_errmsg(), "flags");
+	if (km_expect_absent(kv, "big", 3) || km_expect(kv, "x", 1, 100, 1))
+		return T_FAIL;
+
+	printf("    reopen: every value byte-exact\n");
+	if (km_reopen(&kv, &o))
+		return T_FAIL;
+	ASSERT_OK(sn_kv_get(kv, "empty", 5, &v, &vl));
+	ASSERT_EQ(vl, 0);
+	free(v);
+	if (km_expect(kv, "x", 1, 100, 1) || km_expect(kv, k1024, SN_KV_MAX_KEY, 300, 2) ||
+	    km_expect(kv, "maxval", 6, KM_SEG_MAX_VALUE, 7) ||
+	    km_expect(kv, k1024 + 1, SN_KV_MAX_KEY - 1, KM_SEG_MAX_VALUE, 7))
+		return T_FAIL;
+	ASSERT_OK(sn_kv_close(kv));
+	return T_PASS;
+}
+
+static int test_one_mib_value(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv_stats st;
+	struct sn_kv *kv;
+	unsigned char *big = malloc(SN_KV_MAX_VALUE + 1);
+
+	ASSERT_TRUE(big);
+	o.segment_size = 2u << 20; /* max value = min(1 MiB, segment - overhead) = 1 MiB */
+	if (km_open_fresh(&o, &kv)) {
+		free(big);
+		return T_FAIL;
+	}
+	ASSERT_OK(sn_kv_stat(kv, &st));
+	ASSERT_EQ(st.segment_size, 2u << 20);
+	printf("    2 MiB segments: a 1 MiB value round-trips, 1 MiB + 1 is refused\n");
+	km_fill(big, SN_KV_MAX_VALUE + 1, 99);
+	ASSERT_OK(sn_kv_put(kv, "mib", 3, big, SN_KV_MAX_VALUE, 0));
+	ASSERT_ERR(sn_kv_put(kv, "mib+1", 5, big, SN_KV_MAX_VALUE + 1, 0), -EINVAL);
+	ASSERT_STR_HAS(sn_errmsg(), "1048576");
+	ASSERT_OK(sn_kv_put(kv, "mib2", 4, big + 1, SN_KV_MAX_VALUE, SN_KV_DURABLE));
+	if (km_expect(kv, "mib", 3, SN_KV_MAX_VALUE, 99) || km_reopen(&kv, &o) ||
+	    km_expect(kv, "mib", 3, SN_KV_MAX_VALUE, 99) || km_expect_absent(kv, "mib+1", 5)) {
+		free(big);
+		return T_FAIL;
+	}
+	{
+		void *v;
+		size_t vl;
+
+		ASSERT_OK(sn_kv_get(kv, "mib2", 4, &v, &vl));
+		ASSERT_EQ(vl, SN_KV_MAX_VALUE);
+		ASSERT_TRUE(!memcmp(v, big + 1, vl));
+		free(v);
+	}
+	free(big);
+	ASSERT_OK(sn_kv_close(kv));
+	return T_PASS;
+}
+
+/* ---- overwrite, delete, scan, stats ---- */
+
+static int test_overwrite_delete(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv *kv;
+
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	printf("    overwrite returns the newest; delete -> ENOENT; deleting an absent key -> 0\n");
+	ASSERT_OK(km_put(kv, "k", 1, 10, 1, 0));
+	ASSERT_OK(km_put(kv, "k", 1, 2000, 2, 0));
+	ASSERT_OK(km_put(kv, "k", 1, 30, 3, 0));
+	if (km_expect(kv, "k", 1, 30, 3))
+		return T_FAIL;
+	ASSERT_OK(km_put(kv, "d", 1, 10, 4, 0));
+	ASSERT_OK(sn_kv_del(kv, "d", 1, 0));
+	if (km_expect_absent(kv, "d", 1))
+		return T_FAIL;
+	ASSERT_OK(sn_kv_del(kv, "d", 1, 0));
+	ASSERT_OK(sn_kv_del(kv, "never", 5, SN_KV_DURABLE));
+	ASSERT_OK(km_put(kv, "r", 1, 10, 5, 0));
+	ASSERT_OK(sn_kv_del(kv, "r", 1, 0));
+	ASSERT_OK(km_put(kv, "r", 1, 11, 6, 0)); /* back after a delete */
+	printf("    the same after reopen\n");
+	if (km_reopen(&kv, &o) || km_expect(kv, "k", 1, 30, 3) || km_expect_absent(kv, "d", 1) ||
+	    km_expect_absent(kv, "never", 5) || km_expect(kv, "r", 1, 11, 6))
+		return T_FAIL;
+	ASSERT_OK(sn_kv_close(kv));
+	return T_PASS;
+}
+
+#define SCAN_KEYS 300
+
+struct scan_ctx {
+	unsigned char seen[SCAN_KEYS];
+	unsigned count, bad, stop_after;
+};
+
+/* Keys are "s-NNNNN"; the value of key i is km_fill(i + 1000 * version), version in the
+ * first byte's slot of seen[] (1 = first put, 2 = overwritten). */
+static int scan_fn(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct scan_ctx *c = arg;
+	unsigned char want[600];
+	unsigned i;
+
+	if (klen != 7 || memcmp(key, "s-", 2) || sscanf((const char *)key + 2, "%5u", &i) != 1 ||
+	    i >= SCAN_KEYS || c->seen[i] || vlen > sizeof(want)) {
+		c->bad++;
+		return 0;
+	}
+	c->seen[i] = 1;
+	km_fill(want, vlen, i % 3 == 1 ? i + 2000 : i + 1000);
+	if (vlen != (i % 3 == 1 ? 500u : i % 97) || memcmp(val, want, vlen))
+		c->bad++;
+	c->count++;
+	return c->stop_after && c->count == c->stop_after ? 42 : 0;
+}
+
+static int check_scan(struct sn_kv *kv)
+{
+	struct scan_ctx c = { 0 };
+	unsigned live = 0;
+
+	ASSERT_OK(sn_kv_scan(kv, scan_fn, &c));
+	for (unsigned i = 0; i < SCAN_KEYS; i++) {
+		int want = i % 3 != 2;
+
+		live += want;
+		if (c.seen[i] != want)
+			T_FAILED("scan: key %u seen %d, expected %d", i, c.seen[i], want);
+	}
+	ASSERT_EQ(c.bad, 0);
+	ASSERT_EQ(c.count, live);
+	return T_PASS;
+}
+
+static int test_scan(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv *kv;
+	struct scan_ctx c = { 0 };
+	char key[32];
+
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	printf("    %u keys; every third overwritten, every third deleted: scan sees exactly "
+	       "the live ones with their newest values\n",
+	       SCAN_KEYS);
+	for (unsigned i = 0; i < SCAN_KEYS; i++)
+		ASSERT_OK(km_put(kv, key, km_name(key, "s", i), i % 97, i + 1000, 0));
+	for (unsigned i = 0; i < SCAN_KEYS; i++) {
+		if (i % 3 == 1)
+			ASSERT_OK(km_put(kv, key, km_name(key, "s", i), 500, i + 2000, 0));
+		else if (i % 3 == 2)
+			ASSERT_OK(sn_kv_del(kv, key, km_name(key, "s", i), 0));
+	}
+	if (check_scan(kv))
+		return T_FAIL;
+	printf("    a callback's non-zero return stops the scan and is returned\n");
+	c.stop_after = 5;
+	ASSERT_EQ(sn_kv_scan(kv, scan_fn, &c), 42);
+	ASSERT_EQ(c.count, 5);
+	printf("    the same after reopen\n");
+	if (km_reopen(&kv, &o) || check_scan(kv))
+		return T_FAIL;
+	ASSERT_OK(sn_kv_close(kv));
+	return T_PASS;
+}
+
+static int test_stats(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv_stats st, st0;
+	struct sn_kv *kv;
+	uint64_t p10, p900, d;
+
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	ASSERT_OK(sn_kv_stat(kv, &st0));
+	printf("    fresh: %u shards, %u workers, %llu segments of %u bytes, %llu in use\n",
+	       st0.shards, st0.workers, (unsigned long long)st0.segments_total, st0.segment_size,
+	       (unsigned long long)st0.segments_used);
+	ASSERT_EQ(st0.shards, KM_SHARDS);
+	ASSERT_EQ(st0.segment_size, KM_SEG);
+	ASSERT_EQ(st0.keys, 0);
+	ASSERT_EQ(st0.live_bytes, 0);
+	ASSERT_EQ(st0.dead_bytes, 0);
+	ASSERT_EQ(st0.capacity_bytes, st0.segments_total * KM_SEG);
+	ASSERT_TRUE(st0.block_size >= 4096);
+
+	/* Record sizes from the format: header, key, value, padded to 8. */
+	p10 = sn_kv_rec_len(SN_KV_REC_PUT, 5, 10);
+	p900 = sn_kv_rec_len(SN_KV_REC_PUT, 5, 900);
+	d = sn_kv_rec_len(SN_KV_REC_DEL, 5, 0);
+	printf("    put: keys 1, live = one record (%llu bytes)\n", (unsigned long long)p10);
+	ASSERT_OK(km_put(kv, "stat1", 5, 10, 1, 0));
+	ASSERT_OK(sn_kv_stat(kv, &st));
+	ASSERT_EQ(st.keys, 1);
+	ASSERT_EQ(st.live_bytes, p10);
+	ASSERT_EQ(st.dead_bytes, 0);
+	ASSERT_EQ(st.puts, 1);
+	printf("    overwrite: the old record becomes dead\n");
+	ASSERT_OK(km_put(kv, "stat1", 5, 900, 2, 0));
+	ASSERT_OK(sn_kv_stat(kv, &st));
+	ASSERT_EQ(st.keys, 1);
+	ASSERT_EQ(st.live_bytes, p900);
+	ASSERT_EQ(st.dead_bytes, p10);
+	printf("    delete: keys 0, the put is dead, the tombstone is live until compacted\n");
+	ASSERT_OK(sn_kv_del(kv, "stat1", 5, 0));
+	ASSERT_OK(sn_kv_stat(kv, &st));
+	ASSERT_EQ(st.keys, 0);
+	ASSERT_EQ(st.live_bytes, d);
+	ASSERT_EQ(st.dead_bytes, p10 + p900);
+	ASSERT_EQ(st.dels, 1);
+	printf("    deleting an absent key writes nothing\n");
+	ASSERT_OK(sn_kv_del(kv, "stat2", 5, 0));
+	ASSERT_OK(sn_kv_stat(kv, &st));
+	ASSERT_EQ(st.live_bytes, d);
+	ASSERT_EQ(st.dead_bytes, p10 + p900);
+	{
+		void *v;
+		size_t vl;
+
+		ASSERT_ERR(sn_kv_get(kv, "stat1", 5, &v, &vl), -ENOENT);
+		ASSERT_OK(sn_kv_stat(kv, &st));
+		ASSERT_EQ(st.gets, 1);
+	}
+	printf("    sync: a flush; reopen: the same live and dead bytes, records recovered\n");
+	ASSERT_OK(sn_kv_sync(kv));
+	ASSERT_OK(sn_kv_stat(kv, &st));
+	ASSERT_TRUE(st.flushes >= 1);
+	ASSERT_TRUE(st.syncs >= 1);
+	if (km_reopen(&kv, &o))
+		return T_FAIL;
+	ASSERT_OK(sn_kv_stat(kv, &st));
+	ASSERT_EQ(st.keys, 0);
+	ASSERT_EQ(st.live_bytes, d);
+	ASSERT_EQ(st.dead_bytes, p10 + p900);
+	ASSERT_EQ(st.recovered_records, 3);
+	ASSERT_EQ(st.torn_bytes, 0);
+	ASSERT_EQ(st.corrupt_records, 0);
+	ASSERT_OK(sn_kv_close(kv));
+	return T_PASS;
+}
+
+/* Many keys over several segments of every shard survive a clean close. */
+static int test_reopen_many(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv_stats st;
+	struct sn_kv *kv;
+	char key[32];
+	const unsigned n = 600;
+
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	for (unsigned i = 0; i < n; i++)
+		ASSERT_OK(km_put(kv, key, km_name(key, "m", i), 100 + (i * 37) % 3000, i, 0));
+	ASSERT_OK(sn_kv_stat(kv, &st));
+	printf("    %u keys in %llu segments; close, reopen, read every value\n", n,
+	       (unsigned long long)st.segments_used);
+	ASSERT_TRUE(st.segments_used > 2 * KM_SHARDS);
+	if (km_reopen(&kv, &o))
+		return T_FAIL;
+	ASSERT_OK(sn_kv_stat(kv, &st));
+	ASSERT_EQ(st.keys, n);
+	ASSERT_EQ(st.recovered_records, n);
+	for (unsigned i = 0; i < n; i++)
+		if (km_expect(kv, key, km_name(key, "m", i), 100 + (i * 37) % 3000, i))
+			return T_FAIL;
+	ASSERT_OK(sn_kv_close(kv));
+
+	printf("    no_create on a device without a store: -ENOENT\n");
+	o.no_create = 1;
+	unlink(km_path);
+	ASSERT_ERR(sn_kv_open(km_uri, &o, &kv), -ENOENT);
+	ASSERT_TRUE(kv == NULL);
+	return T_PASS;
+}
+
+/* ---- durability calls ---- */
+
+static int test_sync_durable(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv_stats st0, st;
+	struct sn_kv *kv;
+
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	ASSERT_OK(sn_kv_stat(kv, &st0));
+	printf("    SN_KV_DURABLE put and delete, sn_kv_sync: each waits for a flush\n");
+	ASSERT_OK(km_put(kv, "dur", 3, 100, 1, SN_KV_DURABLE));
+	ASSERT_OK(sn_kv_stat(kv, &st));
+	ASSERT_TRUE(st.flushes > st0.flushes);
+	ASSERT_OK(km_put(kv, "dur2", 4, 100, 2, 0));
+	ASSERT_OK(sn_kv_del(kv, "dur", 3, SN_KV_DURABLE));
+	ASSERT_OK(sn_kv_sync(kv));
+	ASSERT_OK(sn_kv_sync(kv)); /* nothing new: still 0 */
+	ASSERT_OK(sn_kv_stat(kv, &st0));
+	ASSERT_TRUE(st0.syncs >= KM_SHARDS);
+	ASSERT_OK(sn_kv_close(kv));
+
+	printf("    sync=always and sync=interval stores: writes are acknowledged and kept\n");
+	o.sync = SN_KV_SYNC_ALWAYS;
+	ASSERT_OK(sn_kv_open(km_uri, &o, &kv));
+	ASSERT_OK(sn_kv_stat(kv, &st0));
+	ASSERT_OK(km_put(kv, "always", 6, 100, 3, 0));
+	ASSERT_OK(sn_kv_stat(kv, &st));
+	ASSERT_TRUE(st.flushes > st0.flushes);
+	if (km_reopen(&kv, &o))
+		return T_FAIL;
+	o.sync = SN_KV_SYNC_INTERVAL;
+	o.sync_interval_us = 200;
+	if (km_reopen(&kv, &o))
+		return T_FAIL;
+	ASSERT_OK(sn_kv_stat(kv, &st0));
+	ASSERT_OK(km_put(kv, "interval", 8, 100, 4, 0));
+	for (int i = 0; i < 2000; i++) { /* a background flush within 2 s */
+		ASSERT_OK(sn_kv_stat(kv, &st));
+		if (st.flushes > st0.flushes)
+			break;
+		usleep(1000);
+	}
+	ASSERT_TRUE(st.flushes > st0.flushes);
+	if (km_expect_absent(kv, "dur", 3) || km_expect(kv, "dur2", 4, 100, 2) ||
+	    km_expect(kv, "always", 6, 100, 3) || km_expect(kv, "interval", 8, 100, 4))
+		return T_FAIL;
+	o.sync = 7;
+	ASSERT_OK(sn_kv_close(kv));
+	ASSERT_ERR(sn_kv_open(km_uri, &o, &kv), -EINVAL);
+	return T_PASS;
+}
+
+/* ---- asynchronous calls ---- */
+
+struct async_ctx {
+	struct sn_rt_latch latch;
+	struct sn_rt *rt;
+	unsigned worker; /* the worker the calls were made on, or SN_RT_FOREIGN */
+	int in_call;     /* set while the calling function runs (worker case) */
+	_Atomic unsigned wrong_thread, inside_call, errors, bad_values, calls;
+};
+
+struct async_op {
+	struct async_ctx *c;
+	int want_res;
+	size_t want_len;
+	uint32_t tag; /* get: expected value */
+};
+
+static void async_cb(void *arg, int res, const void *val, size_t vlen)
+{
+	struct async_op *op = arg;
+	struct async_ctx *c = op->c;
+
+	if (c->worker == SN_RT_FOREIGN) {
+		/* A foreign caller's callback runs on the owning worker. */
+		if (sn_rt_self() == SN_RT_FOREIGN || sn_rt_current() != c->rt)
+			c->wrong_thread++;
+	} else {
+		if (sn_rt_self() != c->worker)
+			c->wrong_thread++;
+		if (c->in_call)
+			c->inside_call++;
+	}
+	if (res != op->want_res)
+		c->errors++;
+	if (!res && op->want_len != (size_t)-1) {
+		unsigned char want[256];
+
+		km_fill(want, op->want_len, op->tag);
+		if (vlen != op->want_len || memcmp(val, want, vlen))
+			c->bad_values++;
+	}
+	c->calls++;
+	sn_rt_latch_done(&c->latch);
+}
+
+#define ASYNC_KEYS 16
+
+/* Issue puts, gets of those puts (same order per key: routed in order), a get of an absent
+ * key, deletes and a sync: 4 * ASYNC_KEYS + 2 callbacks. */
+static int issue_async(struct sn_kv *kv, struct async_ctx *c, struct async_op *ops)
+{
+	unsigned char val[256];
+	char key[32];
+	unsigned n = 0;
+	int err = 0;
+
+	for (unsigned i = 0; i < ASYNC_KEYS && !err; i++) {
+		size_t kl = km_name(key, "a", i);
+
+		km_fill(val, 50 + i, 500 + i);
+		ops[n] = (struct async_op){ c, 0, (size_t)-1, 0 };
+		err = sn_kv_put_async(kv, key, kl, val, 50 + i, 0, async_cb, &ops[n++]);
+		if (!err) {
+			ops[n] = (struct async_op){ c, 0, 50 + i, 500 + i };
+			err = sn_kv_get_async(kv, key, kl, async_cb, &ops[n++]);
+		}
+	}
+	if (!err) {
+		ops[n] = (struct async_op){ c, -ENOENT, (size_t)-1, 0 };
+		err = sn_kv_get_async(kv, "absent", 6, async_cb, &ops[n++]);
+	}
+	for (unsigned i = 0; i < ASYNC_KEYS && !err; i++) {
+		size_t kl = km_name(key, "b", i);
+
+		ops[n] = (struct async_op){ c, 0, (size_t)-1, 0 };
+		err = sn_kv_put_async(kv, key, kl, "x", 1, SN_KV_DURABLE, async_cb, &ops[n++]);
+		if (!err) {
+			ops[n] = (struct async_op){ c, 0, (size_t)-1, 0 };
+			err = sn_kv_del_async(kv, key, kl, 0, async_cb, &ops[n++]);
+		}
+	}
+	if (!err) {
+		ops[n] = (struct async_op){ c, 0, (size_t)-1, 0 };
+		err = sn_kv_sync_async(kv, async_cb, &ops[n++]);
+	}
+	return err;
+}
+
+static int check_async(struct async_ctx *c, struct sn_kv *kv)
+{
+	char key[32];
+
+	printf("    %u callbacks: %u on a wrong thread, %u inside the call, %u wrong results, "
+	       "%u wrong values\n",
+	       c->calls, c->wrong_thread, c->inside_call, c->errors, c->bad_values);
+	ASSERT_EQ(c->calls, 4 * ASYNC_KEYS + 2);
+	ASSERT_EQ(c->wrong_thread, 0);
+	ASSERT_EQ(c->inside_call, 0);
+	ASSERT_EQ(c->errors, 0);
+	ASSERT_EQ(c->bad_values, 0);
+	for (unsigned i = 0; i < ASYNC_KEYS; i++)
+		if (km_expect(kv, key, km_name(key, "a", i), 50 + i, 500 + i) ||
+		    km_expect_absent(kv, key, km_name(key, "b", i)))
+			return T_FAIL;
+	return T_PASS;
+}
+
+static void never_cb(void *arg, int res, const void *val, size_t vlen)
+{
+	(void)res;
+	(void)val;
+	(void)vlen;
+	(*(_Atomic unsigned *)arg)++;
+}
+
+static int test_async_foreign(void)
+{
+	struct sn_kv_opts o = km_opts();
+	static struct async_ctx c;
+	static struct async_op ops[4 * ASYNC_KEYS + 2];
+	static _Atomic unsigned never;
+	struct sn_kv *kv;
+
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	memset(&c, 0, sizeof(c));
+	c.rt = sn_kv_rt(kv);
+	c.worker = SN_RT_FOREIGN;
+	printf("    from this (foreign) thread: callbacks run on the owning worker; a latch "
+	       "waits\n");
+	sn_rt_latch_init(&c.latch, 4 * ASYNC_KEYS + 2);
+	ASSERT_OK(issue_async(kv, &c, ops));
+	sn_rt_latch_wait(&c.latch);
+	if (check_async(&c, kv))
+		return T_FAIL;
+	printf("    a refused call (-EINVAL) never runs its callback\n");
+	ASSERT_ERR(sn_kv_put_async(kv, "", 0, "v", 1, 0, never_cb, &never), -EINVAL);
+	ASSERT_ERR(sn_kv_get_async(kv, "", 0, never_cb, &never), -EINVAL);
+	ASSERT_ERR(sn_kv_del_async(kv, "k", 1, 0x10, never_cb, &never), -EINVAL);
+	ASSERT_OK(sn_kv_sync(kv));
+	ASSERT_EQ(never, 0);
+	ASSERT_OK(sn_kv_close(kv));
+	return T_PASS;
+}
+
+struct on_worker {
+	struct sn_kv *kv;
+	struct async_ctx *c;
+	struct async_op *ops;
+	int err, blocking;
+};
+
+static void issue_on_worker(void *arg)
+{
+	struct on_worker *w = arg;
+	void *v;
+	size_t vl;
+
+	w->c->in_call = 1;
+	w->c->worker = sn_rt_self();
+	w->err = issue_async(w->kv, w->c, w->ops);
+	/* Blocking calls would stop this worker's loop: refused. */
+	w->blocking = sn_kv_put(w->kv, "k", 1, "v", 1, 0);
+	if (w->blocking == -EDEADLK)
+		w->blocking = sn_kv_get(w->kv, "k", 1, &v, &vl);
+	if (w->blocking == -EDEADLK)
+		w->blocking = sn_kv_sync(w->kv);
+	w->c->in_call = 0;
+}
+
+static int test_async_worker(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_rt_opts ro = { 0 };
+	static struct async_ctx c;
+	static struct async_op ops[4 * ASYNC_KEYS + 2];
+	struct on_worker w;
+	struct sn_rt *rt;
+	struct sn_kv *kv;
+
+	ro.workers = 2;
+	ro.flags = SN_RT_NOPIN;
+	ASSERT_OK(sn_rt_create(&ro, &rt));
+	o.rt = rt;
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	ASSERT_TRUE(sn_kv_rt(kv) == rt);
+	for (unsigned wk = 0; wk < 2; wk++) {
+		memset(&c, 0, sizeof(c));
+		c.rt = rt;
+		w = (struct on_worker){ kv, &c, ops, 0, 0 };
+		printf("    on worker %u of our own runtime: callbacks on that worker, after the "
+		       "call returned; blocking calls -EDEADLK\n",
+		       wk);
+		sn_rt_latch_init(&c.latch, 4 * ASYNC_KEYS + 2);
+		ASSERT_OK(sn_rt_call(rt, wk, issue_on_worker, &w));
+		ASSERT_OK(w.err);
+		ASSERT_EQ(w.blocking, -EDEADLK);
+		sn_rt_latch_wait(&c.latch);
+		ASSERT_EQ(c.worker, wk);
+		if (check_async(&c, kv))
+			return T_FAIL;
+	}
+	ASSERT_OK(sn_kv_close(kv));
+	sn_rt_destroy(rt); /* the store did not own it */
+	return T_PASS;
+}
+
+/* ---- batches ---- */
+
+static int test_batches(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv_batch *b = sn_kv_batch_new();
+	static unsigned char big[KM_SEG_MAX_VALUE + 1];
+	struct sn_kv *kv;
+	char key[32];
+	const unsigned n = 64;
+
+	ASSERT_TRUE(b);
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	for (unsigned i = 0; i < n; i++)
+		ASSERT_OK(km_put(kv, key, km_name(key, "old", i), 20, i, 0));
+	printf("    one batch of %u puts and %u deletes over all shards: all applied\n", n, n / 2);
+	for (unsigned i = 0; i < n; i++)
+		ASSERT_OK(sn_kv_batch_put(b, key, km_name(key, "bat", i), "v", 1));
+	for (unsigned i = 0; i < n; i += 2)
+		ASSERT_OK(sn_kv_batch_del(b, key, km_name(key, "old", i)));
+	/* Later operations win: put/put, put/del, del/put on one key. */
+	km_fill(big, 300, 1);
+	ASSERT_OK(sn_kv_batch_put(b, "pp", 2, "first", 5));
+	ASSERT_OK(sn_kv_batch_put(b, "pp", 2, big, 300));
+	ASSERT_OK(sn_kv_batch_put(b, "pd", 2, "first", 5));
+	ASSERT_OK(sn_kv_batch_del(b, "pd", 2));
+	ASSERT_OK(sn_kv_batch_del(b, "dp", 2));
+	ASSERT_OK(sn_kv_batch_put(b, "dp", 2, big, 300));
+	ASSERT_OK(sn_kv_write(kv, b, 0));
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass) {
+			printf("    later operations in the batch won; the same after reopen\n");
+			if (km_reopen(&kv, &o))
+				return T_FAIL;
+		}
+		for (unsigned i = 0; i < n; i++) {
+			void *v;
+			size_t vl;
+
+			ASSERT_OK(sn_kv_get(kv, key, km_name(key, "bat", i), &v, &vl));
+			ASSERT_TRUE(vl == 1 && *(char *)v == 'v');
+			free(v);
+			if (i % 2 ? km_expect(kv, key, km_name(key, "old", i), 20, i)
+			          : km_expect_absent(kv, key, km_name(key, "old", i)))
+				return T_FAIL;
+		}
+		if (km_expect(kv, "pp", 2, 300, 1) || km_expect_absent(kv, "pd", 2) ||
+		    km_expect(kv, "dp", 2, 300, 1))
+			return T_FAIL;
+	}
+	printf("    a durable single-key batch; a reused (cleared) batch\n");
+	sn_kv_batch_clear(b);
+	ASSERT_OK(sn_kv_batch_put(b, "solo", 4, big, 10));
+	ASSERT_OK(sn_kv_write(kv, b, SN_KV_DURABLE));
+	if (km_expect(kv, "solo", 4, 10, 1))
+		return T_FAIL;
+
+	printf("    refused batches change nothing: empty, a value too big, bad flags\n");
+	sn_kv_batch_clear(b);
+	ASSERT_ERR(sn_kv_write(kv, b, 0), -EINVAL);
+	ASSERT_ERR(sn_kv_batch_put(b, "", 0, "v", 1), -EINVAL);
+	ASSERT_ERR(sn_kv_batch_del(b, key, SN_KV_MAX_KEY + 1), -EINVAL);
+	ASSERT_OK(sn_kv_batch_put(b, "ok-part", 7, "v", 1));
+	ASSERT_OK(sn_kv_batch_put(b, "too-big", 7, big, KM_SEG_MAX_VALUE + 1));
+	ASSERT_ERR(sn_kv_write(kv, b, 0), -EINVAL);
+	ASSERT_ERR(sn_kv_write(kv, b, 0x40), -EINVAL);
+	if (km_expect_absent(kv, "ok-part", 7) || km_expect_absent(kv, "too-big", 7))
+		return T_FAIL;
+	sn_kv_batch_free(b);
+	sn_kv_batch_free(NULL);
+	ASSERT_OK(sn_kv_close(kv));
+	return T_PASS;
+}
+
+/* ---- compaction ---- */
+
+static int check_compacted_set(struct sn_kv *kv, unsigned n)
+{
+	char key[32];
+
+	for (unsigned i = 0; i < n; i++) {
+		size_t kl = km_name(key, "c", i);
+
+		if (i % 10 == 0   ? km_expect(kv, key, kl, 700, i + 100000)
+		    : i % 10 == 1 ? km_expect(kv, key, kl, 1500, i)
+		                  : km_expect_absent(kv, key, kl))
+			return T_FAIL;
+	}
+	return T_PASS;
+}
+
+static int test_compaction(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv_stats a, b;
+	struct sn_kv *kv;
+	char key[32];
+	const unsigned n = 800;
+
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	for (unsigned i = 0; i < n; i++)
+		ASSERT_OK(km_put(kv, key, km_name(key, "c", i), 1500, i, 0));
+	/* 10% overwritten, 80% deleted, 10% untouched. */
+	for (unsigned i = 0; i < n; i++) {
+		size_t kl = km_name(key, "c", i);
+
+		if (i % 10 == 0)
+			ASSERT_OK(km_put(kv, key, kl, 700, i + 100000, 0));
+		else if (i % 10 != 1)
+			ASSERT_OK(sn_kv_del(kv, key, kl, 0));
+	}
+	ASSERT_OK(sn_kv_stat(kv, &a));
+	ASSERT_OK(sn_kv_compact(kv, 1));
+	ASSERT_OK(sn_kv_stat(kv, &b));
+	printf("    before: %llu segments, %llu live, %llu dead bytes; after: %llu segments, "
+	       "%llu live, %llu dead; %llu segments compacted, %llu bytes moved\n",
+	       (unsigned long long)a.segments_used, (unsigned long long)a.live_bytes,
+	       (unsigned long long)a.dead_bytes, (unsigned long long)b.segments_used,
+	       (unsigned long long)b.live_bytes, (unsigned long long)b.dead_bytes,
+	       (unsigned long long)b.compactions, (unsigned long long)b.compacted_bytes);
+	ASSERT_EQ(b.keys, n / 5);
+	ASSERT_TRUE(b.compactions > 0);
+	ASSERT_TRUE(b.dead_bytes < a.dead_bytes / 4);
+	ASSERT_TRUE(b.segments_used < a.segments_used);
+	ASSERT_TRUE(b.live_bytes <= a.live_bytes);
+	printf("    every live value readable, deleted keys stay deleted; also after reopen\n");
+	if (check_compacted_set(kv, n) || km_reopen(&kv, &o) || check_compacted_set(kv, n))
+		return T_FAIL;
+	ASSERT_OK(sn_kv_stat(kv, &a));
+	ASSERT_EQ(a.keys, n / 5);
+	ASSERT_EQ(a.corrupt_records, 0);
+	ASSERT_OK(sn_kv_close(kv));
+	return T_PASS;
+}
+
+int main(int argc, char **argv)
+{
+	int r = km_main(argc, argv, "test_kv: the KV store's semantics on one device");
+
+	if (r != T_PASS)
+		return r;
+	T_RUN("put/get round trip at the limits; bad keys and values refused",
+	      test_roundtrip_limits());
+	T_RUN("a 1 MiB value in a store of 2 MiB segments", test_one_mib_value());
+	T_RUN("overwrite returns the newest; delete; delete of an absent key",
+	      test_overwrite_delete());
+	T_RUN("scan sees exactly the live keys with their values", test_scan());
+	T_RUN("stats: keys, live and dead bytes move as records do", test_stats());
+	T_RUN("reopen after a clean close keeps every value byte-exact", test_reopen_many());
+	T_RUN("sync, SN_KV_DURABLE, sync=always, sync=interval", test_sync_durable());
+	T_RUN("async calls from a foreign thread", test_async_foreign());
+	T_RUN("async calls from a worker of the store's runtime", test_async_worker());
+	T_RUN("batches across shards: all applied, later operations win", test_batches());
+	T_RUN("compaction frees dead space, keeps live values", test_compaction());
+	unlink(km_path);
+	return t_end();
+}

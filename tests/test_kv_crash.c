@@ -1,0 +1,482 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_kv_crash.c — power loss and failing I/O under the KV store, on the fault: engine
+ * (docs/engines.md). Every outcome is checked against the reference model of kv_model.h:
+ * a durable write survives unless a later write replaced it, a key never goes back to an
+ * older value nor shows bytes no write produced, a batch is all or nothing, recovery never
+ * fails.
+ *
+ *   fault ENGINE   chains of seeded random workloads (puts, overwrites, deletes, batches
+ *                  across 4 shards, syncs, SN_KV_DURABLE writes, gets; compactions with
+ *                  --compact) on fault:ENGINE:FILE?direct=1, each crashed at an I/O index
+ *                  drawn uniformly over the run's I/Os (crash_at=N; crash=random, tear, all
+ *                  or keep). The next open goes through a fresh fault layer (so recovery
+ *                  itself may crash) or, to verify, straight to ENGINE. A chain is one
+ *                  run without a crash (it counts the I/Os), then 16 crashes, on one store;
+ *                  each chain starts from a new store.
+ *   errors ENGINE  a fixed workload with EIO, then ENOSPC, injected at each I/O index in
+ *                  turn (eio_at=N, enospc_at=N): every call returns a clean error, nothing
+ *                  hangs, and the store reopened without faults is consistent.
+ *
+ *   test_kv_crash DIR fault|errors psync|uring [--points N] [--seed S] [--chain C]
+ *                 [--compact]
+ *
+ * --points: crash points to try (fault; default 5000); --seed: the seed of everything
+ * (default: from the clock, printed); --chain C: run only chain C (to reproduce a failure);
+ * --compact: workloads also call sn_kv_compact() (off by default: it does not return once
+ * a shard failed, see test_kv_medium.c). SN_CRASH_POINTS and SN_CRASH_SEED in the
+ * environment set --points and --seed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <snstore/snstore.h>
+
+#include "kv/kv_impl.h"
+#include "kv_model.h"
+#include "test.h"
+
+#define NKEYS    24
+#define NOPS     40 /* per workload, then a sync */
+#define CHAIN    16 /* crashes on one store */
+#define CAPACITY (3u << 20)
+
+static struct {
+	const char *dir, *mode, *engine;
+	uint64_t seed, points;
+	long long chain; /* -1: all */
+	int compact;
+} cfg = { .points = 5000, .chain = -1 };
+
+static char file[1024];
+static struct sn_rt *rt;
+static struct km_counts tot;
+static char where[1024]; /* what runs now: the watchdog prints it */
+
+static void watchdog(int sig)
+{
+	static const char msg[] = "\nwatchdog: past the deadline (a hang) in:\n";
+
+	(void)sig;
+	if (write(1, msg, sizeof(msg) - 1) < 0 || write(1, where, strlen(where)) < 0)
+		_exit(124);
+	_exit(124);
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static struct sn_kv_opts store_opts(void)
+{
+	struct sn_kv_opts o = { 0 };
+
+	o.shards = 4;
+	o.segment_size = 64u << 10;
+	o.capacity = CAPACITY;
+	o.cache_bytes = 1; /* two segments per shard: gets also read the device */
+	o.rt = rt;
+	return o;
+}
+
+static int fresh_store(void)
+{
+	struct sn_kv_opts o = store_opts();
+	char uri[1200];
+
+	unlink(file);
+	snprintf(uri, sizeof(uri), "psync:%s?create=1&size=%u&direct=1", file, CAPACITY);
+	ASSERT_OK(sn_kv_format(uri, &o));
+	return T_PASS;
+}
+
+/* The store straight on ENGINE: read everything back and check it against the model. */
+static int verify(struct km_model *m, int rebase)
+{
+	struct sn_kv_opts o = store_opts();
+	struct sn_kv *kv;
+	char uri[1200], why[1024];
+	int err;
+
+	o.no_create = 1;
+	snprintf(uri, sizeof(uri), "%s:%s?direct=1", cfg.engine, file);
+	err = sn_kv_open(uri, &o, &kv);
+	if (err)
+		T_FAILED("recovery failed: sn_kv_open = %s (%s)\n%s", sn_errname(err), sn_errmsg(),
+		         where);
+	if (km_verify(kv, m, rebase, &tot, why, sizeof(why))) {
+		sn_kv_close(kv);
+		T_FAILED("%s\n%s", why, where);
+	}
+	ASSERT_OK(sn_kv_close(kv));
+	return T_PASS;
+}
+
+static struct km_mix workload_mix(void)
+{
+	struct km_mix x = { 0 };
+
+	x.nops = NOPS + 1;
+	x.nkeys = NKEYS;
+	x.put = 45;
+	x.del = 12;
+	x.batch = 15;
+	x.sync = 8;
+	x.get = 14;
+	x.compact = cfg.compact ? 3 : 0;
+	x.durable = 25;
+	x.max_vlen = 40000;
+	return x;
+}
+
+static int make_workload(struct km_workload *w, uint64_t id, uint64_t seed)
+{
+	struct km_mix x = workload_mix();
+
+	if (km_generate(w, id, seed, &x))
+		return -1;
+	w->ops[w->n - 1] = (struct km_op){ .type = KM_SYNC };
+	return 0;
+}
+
+static int fault_stats(struct sn_kv *kv, struct sn_fault_stats *fs)
+{
+	/* The store opened the device itself: reach it through the internals. */
+	return sn_dev_ctl(kv->dev, SN_CTL_FAULT_STATS, fs);
+}
+
+/* ---- fault: crash chains ---- */
+
+static struct {
+	uint64_t crashes, in_open, clean, enospc, verifies, ios;
+} fs_tot;
+
+static const char *const modes[] = { "random", "tear", "all", "keep" };
+
+static int run_chain(uint64_t chain, uint64_t *budget)
+{
+	uint64_t s = cfg.seed ^ (chain + 1) * 0xd1342543de82ef95ull;
+	struct sn_kv_opts o = store_opts();
+	struct km_model m;
+	uint64_t n = 0; /* I/Os of a run: the first one counts them (no crash) */
+	int r = T_PASS;
+
+	if (fresh_store() || km_model_init(&m, NKEYS))
+		return T_FAIL;
+	for (unsigned it = 0; it <= CHAIN && *budget && r == T_PASS; it++) {
+		uint64_t at = n ? 1 + rnd(&s) % (n + n / 8 + 1) : 0;
+		uint64_t fseed = rnd(&s), wseed = rnd(&s);
+		const char *mode = modes[rnd(&s) % 8 % 4]; /* random and tear twice as often */
+		struct sn_fault_stats fs = { 0 };
+		struct km_workload w = { 0 };
+		struct km_run_result rr = { 0 };
+		struct sn_kv *kv;
+		char uri[1200], why[1024];
+		int err, crashed = 0, last = it == CHAIN || *budget == 1;
+
+		snprintf(where, sizeof(where),
+		         "  seed %llu, chain %llu, crash %u: fault:%s (crash_at=%llu crash=%s "
+		         "seed=%llu)\n  reproduce: test_kv_crash %s fault %s --seed %llu --chain "
+		         "%llu\n",
+		         (unsigned long long)cfg.seed, (unsigned long long)chain, it, cfg.engine,
+		         (unsigned long long)at, mode, (unsigned long long)fseed, cfg.dir,
+		         cfg.engine, (unsigned long long)cfg.seed, (unsigned long long)chain);
+		alarm(60);
+		snprintf(uri, sizeof(uri), "fault:%s:%s?direct=1&crash=%s&crash_at=%llu&seed=%llu",
+		         cfg.engine, file, mode, (unsigned long long)at, (unsigned long long)fseed);
+		err = sn_kv_open(uri, &o, &kv);
+		if (err == -EIO) { /* the crash hit recovery */
+			crashed = 1;
+			fs_tot.in_open++;
+		} else if (err) {
+			printf("    open through the fault layer: %s (%s)\n%s", sn_errname(err),
+			       sn_errmsg(), where);
+			r = T_FAIL;
+			break;
+		} else {
+			if (make_workload(&w, chain * 64 + it + 1, wseed)) {
+				r = T_FAIL;
+				break;
+			}
+			if (km_run(kv, &m, &w, 0, 1, NULL, NULL, &rr, &tot, why, sizeof(why))) {
+				printf("    %s\n%s", why, where);
+				sn_kv_close(kv);
+				r = T_FAIL;
+				break;
+			}
+			fault_stats(kv, &fs);
+			err = sn_kv_close(kv);
+			crashed = fs.crashes || err;
+			if (!crashed && rr.failed && rr.first_err != -ENOSPC) {
+				printf("    op %u failed with %s, with no crash\n%s", rr.first_op,
+				       sn_errname(rr.first_err), where);
+				r = T_FAIL;
+			}
+			if (!crashed) {
+				fs_tot.clean++;
+				fs_tot.enospc += rr.failed != 0;
+				if (!rr.failed)
+					km_all_durable(&m);
+				if (!rr.failed) /* the run's I/O count: where crashes are drawn from */
+					n = n ? (3 * n + fs.ios) / 4 : fs.ios;
+			}
+			km_workload_free(&w);
+		}
+		fs_tot.ios = n;
+		if (crashed) {
+			fs_tot.crashes++;
+			(*budget)--;
+			km_crashed(&m);
+		}
+		/* Verify straight on the engine now and then (and at the end of the chain);
+		 * otherwise the next open recovers through the fault layer. */
+		if (r == T_PASS && (last || rnd(&s) % 2 == 0)) {
+			fs_tot.verifies++;
+			r = verify(&m, 1);
+		}
+	}
+	km_model_free(&m);
+	return r;
+}
+
+static int test_fault_chains(void)
+{
+	uint64_t budget = cfg.points, chain = cfg.chain >= 0 ? (uint64_t)cfg.chain : 0;
+	struct timespec t0, t1;
+	int r = T_PASS;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	printf("    %llu crash points on fault:%s, %d keys, %d ops per workload, chains of %d "
+	       "crashes on a %u-byte store of 4 shards; compaction calls %s\n",
+	       (unsigned long long)cfg.points, cfg.engine, NKEYS, NOPS, CHAIN, CAPACITY,
+	       cfg.compact ? "on" : "off");
+	while (budget && r == T_PASS) {
+		r = run_chain(chain, &budget);
+		if (cfg.chain >= 0)
+			break;
+		chain++;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("    crash points tried: %llu (%llu during recovery), runs without a crash: %llu "
+	       "(%llu stopped by ENOSPC), verifications: %llu, ~%llu I/Os per run, %.1f s\n",
+	       (unsigned long long)fs_tot.crashes, (unsigned long long)fs_tot.in_open,
+	       (unsigned long long)fs_tot.clean, (unsigned long long)fs_tot.enospc,
+	       (unsigned long long)fs_tot.verifies, (unsigned long long)fs_tot.ios,
+	       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+	printf("    acknowledged-durable writes verified: %llu (keys checked %llu, gets checked "
+	       "%llu, batches checked %llu)\n",
+	       (unsigned long long)tot.durable_verified, (unsigned long long)tot.keys,
+	       (unsigned long long)tot.gets, (unsigned long long)tot.batches);
+	printf("    writes lost: %llu, corrupt values returned: %llu, torn batches: %llu\n",
+	       (unsigned long long)tot.lost, (unsigned long long)tot.corrupt,
+	       (unsigned long long)tot.torn_batches);
+	ASSERT_EQ(tot.lost, 0);
+	ASSERT_EQ(tot.corrupt, 0);
+	ASSERT_EQ(tot.torn_batches, 0);
+	if (r == T_PASS && cfg.chain < 0)
+		ASSERT_EQ(fs_tot.crashes, cfg.points);
+	return r;
+}
+
+/* ---- errors: EIO and ENOSPC at every I/O index ---- */
+
+static int clean_error(int err)
+{
+	return err == -EIO || err == -ENOSPC || err == SN_ESTOPPED;
+}
+
+/* One run: a fresh store, the workload through fault:ENGINE with `opt`, then verify. */
+static int sweep_one(const struct km_workload *w, const char *opt, uint64_t at,
+                     struct sn_fault_stats *fs, unsigned *errors)
+{
+	struct sn_kv_opts o = store_opts();
+	struct km_run_result rr;
+	struct km_model m;
+	struct sn_kv *kv;
+	char uri[1200], why[1024];
+	int err, r = T_PASS;
+
+	memset(fs, 0, sizeof(*fs));
+	snprintf(where, sizeof(where),
+	         "  %s=%llu on fault:%s\n  reproduce: test_kv_crash %s errors %s\n", opt,
+	         (unsigned long long)at, cfg.engine, cfg.dir, cfg.engine);
+	alarm(60);
+	if (fresh_store() || km_model_init(&m, NKEYS))
+		return T_FAIL;
+	snprintf(uri, sizeof(uri), "fault:%s:%s?direct=1&%s=%llu", cfg.engine, file, opt,
+	         (unsigned long long)at);
+	err = sn_kv_open(uri, &o, &kv);
+	if (err) {
+		if (!clean_error(err))
+			T_FAILED("open = %s (%s)\n%s", sn_errname(err), sn_errmsg(), where);
+		fs->eio_injected = err == -EIO;
+		fs->enospc_injected = err == -ENOSPC;
+		*errors += 1;
+	} else {
+		if (km_run(kv, &m, w, 0, 0, NULL, NULL, &rr, &tot, why, sizeof(why))) {
+			sn_kv_close(kv);
+			T_FAILED("%s\n%s", why, where);
+		}
+		if (rr.failed && !clean_error(rr.first_err))
+			T_FAILED("op %u failed with %s (%s)\n%s", rr.first_op,
+			         sn_errname(rr.first_err), sn_errmsg(), where);
+		*errors += rr.failed;
+		fault_stats(kv, fs);
+		if (sn_kv_close(kv))
+			km_crashed(&m); /* held writes die with the fault layer */
+		else
+			km_all_durable(&m);
+	}
+	r = verify(&m, 0);
+	km_model_free(&m);
+	return r;
+}
+
+static int sweep(const char *opt, uint64_t *points)
+{
+	struct km_mix x = workload_mix();
+	struct sn_fault_stats fs;
+	struct km_workload w;
+	uint64_t n;
+	unsigned errors = 0;
+
+	x.nops = 40;
+	x.compact = cfg.compact ? 3 : 0;
+	if (km_generate(&w, 1, 42, &x))
+		return T_FAIL;
+	w.ops[w.n - 1] = (struct km_op){ .type = KM_SYNC };
+	/* Count the workload's I/Os (open and close included) with an option that never
+	 * fires. */
+	if (sweep_one(&w, opt, 0, &fs, &errors)) {
+		km_workload_free(&w);
+		return T_FAIL;
+	}
+	n = fs.ios;
+	ASSERT_EQ(errors, 0);
+	for (uint64_t at = 1; at <= n + 2; at++) {
+		if (sweep_one(&w, opt, at, &fs, &errors)) {
+			km_workload_free(&w);
+			return T_FAIL;
+		}
+		*points += fs.eio_injected + fs.enospc_injected;
+	}
+	printf("    %s: %llu I/O indexes, %llu errors injected, %u calls failed cleanly\n", opt,
+	       (unsigned long long)n + 2, (unsigned long long)*points, errors);
+	km_workload_free(&w);
+	return T_PASS;
+}
+
+static int test_error_sweep(void)
+{
+	uint64_t eio = 0, enospc = 0;
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (sweep("eio_at", &eio) || sweep("enospc_at", &enospc))
+		return T_FAIL;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("    EIO points: %llu, ENOSPC points: %llu; durable writes verified %llu, lost "
+	       "%llu, "
+	       "corrupt %llu, torn batches %llu; %.1f s\n",
+	       (unsigned long long)eio, (unsigned long long)enospc,
+	       (unsigned long long)tot.durable_verified, (unsigned long long)tot.lost,
+	       (unsigned long long)tot.corrupt, (unsigned long long)tot.torn_batches,
+	       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+	ASSERT_TRUE(eio > 10 && enospc > 5);
+	ASSERT_EQ(tot.lost + tot.corrupt + tot.torn_batches, 0);
+	return T_PASS;
+}
+
+static int usage(const char *prog)
+{
+	fprintf(stderr,
+	        "usage: %s DIR fault|errors psync|uring [--points N] [--seed S] [--chain C] "
+	        "[--compact]\n",
+	        prog);
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct sn_rt_opts ro = { 0 };
+	const char *env;
+	int r;
+
+	if (argc < 4)
+		return usage(argv[0]);
+	cfg.dir = argv[1];
+	cfg.mode = argv[2];
+	cfg.engine = argv[3];
+	if ((env = getenv("SN_CRASH_POINTS")) && *env)
+		cfg.points = strtoull(env, NULL, 0);
+	if ((env = getenv("SN_CRASH_SEED")) && *env)
+		cfg.seed = strtoull(env, NULL, 0);
+	else
+		cfg.seed = (uint64_t)time(NULL) * 2654435761u ^ (uint64_t)getpid();
+	for (int i = 4; i < argc; i++) {
+		if (!strcmp(argv[i], "--points") && i + 1 < argc)
+			cfg.points = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
+			cfg.seed = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--chain") && i + 1 < argc)
+			cfg.chain = strtoll(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--compact"))
+			cfg.compact = 1;
+		else
+			return usage(argv[0]);
+	}
+	if ((strcmp(cfg.mode, "fault") && strcmp(cfg.mode, "errors")) ||
+	    (strcmp(cfg.engine, "psync") && strcmp(cfg.engine, "uring")))
+		return usage(argv[0]);
+	snprintf(file, sizeof(file), "%s/kv-crash-%s-%s-%d.dat", cfg.dir, cfg.mode, cfg.engine,
+	         (int)getpid());
+	signal(SIGALRM, watchdog);
+	t_begin("test_kv_crash: power loss and failing I/O under the KV store (fault: engine)");
+	printf("seed %llu (set with --seed or SN_CRASH_SEED)\n", (unsigned long long)cfg.seed);
+	ro.workers = 2;
+	ro.flags = SN_RT_NOPIN;
+	if (sn_rt_create(&ro, &rt)) {
+		printf("cannot start a runtime: %s\n", sn_errmsg());
+		return 1;
+	}
+	{
+		struct sn_dev *dev;
+		char uri[1200];
+		int err;
+
+		snprintf(uri, sizeof(uri), "%s:%s?create=1&size=%u&direct=1", cfg.engine, file,
+		         CAPACITY);
+		err = sn_dev_open(uri, &dev);
+		if (err == SN_ENOTAVAIL) {
+			printf("skipped: %s\n", sn_errmsg());
+			sn_rt_destroy(rt);
+			return T_SKIP;
+		}
+		if (!err)
+			sn_dev_close(dev);
+	}
+	if (!strcmp(cfg.mode, "fault"))
+		T_RUN("crash at random I/O indexes; recover; durable writes survive, nothing older "
+		      "or never written comes back, batches are atomic",
+		      test_fault_chains());
+	else
+		T_RUN("EIO, then ENOSPC, at every I/O index: clean errors, a consistent store",
+		      test_error_sweep());
+	sn_rt_destroy(rt);
+	r = t_end();
+	if (r == 1)
+		printf("seed %llu; the store is kept for a post-mortem: %s\n",
+		       (unsigned long long)cfg.seed, file);
+	else
+		unlink(file);
+	return r;
+}

@@ -1,0 +1,707 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_kv_medium.c — what the medium does to a KV store, on one device: a full device
+ * (-ENOSPC, nothing lost, usable again after deletes and compaction; background compaction
+ * keeps a store that is mostly dead from filling), bytes flipped on the medium (reported,
+ * never returned as a value), the superblock's version check and its second copy, a file
+ * that is not a store, a reformat over an old store, a device that fails (errors carry a
+ * reason; calls return), and batches that must not leave their commit records behind. Stores use 64 KiB segments and 4 shards, as in test_kv.c.
+ *
+ *   test_kv_medium URI     URI names a scratch file of this test (removed before and after)
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <snstore/snstore.h>
+
+#include "kv/kv_impl.h"
+#include "kv_model.h"
+#include "test.h"
+#include "util/crc32c.h"
+#include "util/util.h"
+
+/* ---- a full device ---- */
+
+static int test_full_device(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv_stats st;
+	struct sn_kv *kv;
+	char key[32];
+	unsigned n = 0, i;
+	int err = 0;
+
+	/* 4 segments per shard, the fewest the format allows. */
+	o.capacity = (1u << 20) + KM_SHARDS * 4 * KM_SEG;
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	while (n < 100000 && !(err = km_put(kv, key, km_name(key, "f", n), 2000, n, 0)))
+		n++;
+	ASSERT_OK(sn_kv_stat(kv, &st));
+	printf("    %llu bytes of log: -ENOSPC after %u puts of 2000 bytes\n",
+	       (unsigned long long)st.capacity_bytes, n);
+	ASSERT_EQ(err, -ENOSPC);
+	ASSERT_TRUE(n > 10);
+	printf("    nothing acknowledged is lost: all readable, also after reopen\n");
+	for (i = 0; i < n; i++)
+		if (km_expect(kv, key, km_name(key, "f", i), 2000, i))
+			return T_FAIL;
+	if (km_reopen(&kv, &o))
+		return T_FAIL;
+	for (i = 0; i < n; i++)
+		if (km_expect(kv, key, km_name(key, "f", i), 2000, i))
+			return T_FAIL;
+	printf("    delete 3 in 4, compact: the store takes writes again\n");
+	for (i = 0; i < n; i++) {
+		if (!(i % 4))
+			continue;
+		err = sn_kv_del(kv, key, km_name(key, "f", i), 0);
+		if (err)
+			T_FAILED("delete %u of %u on the full store: %s: a full store that refuses "
+			         "deletes can never free space",
+			         i, n, sn_errname(err));
+	}
+	ASSERT_OK(sn_kv_compact(kv, 1));
+	for (i = 0; i < n / 2; i++)
+		ASSERT_OK(km_put(kv, key, km_name(key, "g", i), 2000, i + 5000, 0));
+	ASSERT_OK(sn_kv_sync(kv));
+	if (km_reopen(&kv, &o))
+		return T_FAIL;
+	for (i = 0; i < n; i++)
+		if (i % 4 ? km_expect_absent(kv, key, km_name(key, "f", i))
+		          : km_expect(kv, key, km_name(key, "f", i), 2000, i))
+			return T_FAIL;
+	for (i = 0; i < n / 2; i++)
+		if (km_expect(kv, key, km_name(key, "g", i), 2000, i + 5000))
+			return T_FAIL;
+	ASSERT_OK(sn_kv_close(kv));
+	return T_PASS;
+}
+
+/* ---- corruption on the medium ---- */
+
+/* The offset of the first occurrence of pat in the scratch file, or -1. */
+static int64_t find_in_file(const void *pat, size_t len)
+{
+	static unsigned char buf[(4u << 20) + 4096];
+	int fd = open(km_path, O_RDONLY);
+	int64_t at = -1;
+	uint64_t off = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	while ((n = pread(fd, buf, sizeof(buf), (off_t)off)) > (ssize_t)len) {
+		unsigned char *p = memmem(buf, (size_t)n, pat, len);
+
+		if (p) {
+			at = (int64_t)(off + (uint64_t)(p - buf));
+			break;
+		}
+		off += (uint64_t)n - len;
+	}
+	close(fd);
+	return at;
+}
+
+static int flip_byte(uint64_t off)
+{
+	int fd = open(km_path, O_RDWR);
+	unsigned char c;
+
+	if (fd < 0 || pread(fd, &c, 1, (off_t)off) != 1)
+		return -1;
+	c ^= 0x20;
+	if (pwrite(fd, &c, 1, (off_t)off) != 1 || fdatasync(fd))
+		return -1;
+	return close(fd);
+}
+
+static void marker(unsigned char *buf, size_t n, const char *what)
+{
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (unsigned char)what[i % strlen(what)];
+}
+
+static int test_corrupt_while_open(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv_stats a, b;
+	unsigned char val[4000];
+	struct sn_kv *kv;
+	char key[32];
+	int64_t at;
+	void *v;
+	size_t vl;
+
+	o.cache_bytes = 1; /* two segments per shard: older ones are read from the device */
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	marker(val, sizeof(val), "<victim-while-open>");
+	ASSERT_OK(sn_kv_put(kv, "victim", 6, val, sizeof(val), 0));
+	for (unsigned i = 0; i < 400; i++)
+		ASSERT_OK(km_put(kv, key, km_name(key, "fill", i), 3000, i, 0));
+	ASSERT_OK(sn_kv_sync(kv));
+	ASSERT_OK(sn_kv_stat(kv, &a));
+	ASSERT_OK(sn_kv_get(kv, "victim", 6, &v, &vl));
+	ASSERT_TRUE(vl == sizeof(val) && !memcmp(v, val, vl));
+	free(v);
+	ASSERT_OK(sn_kv_stat(kv, &b));
+	printf("    the victim's segment is not cached (%llu bytes cached of %llu segments): "
+	       "its get read the device\n",
+	       (unsigned long long)b.cache_bytes, (unsigned long long)b.segments_used);
+	ASSERT_EQ(b.cache_misses, a.cache_misses + 1);
+	at = find_in_file(val, sizeof(val));
+	ASSERT_TRUE(at >= 0);
+	printf("    flip one byte of its value on the medium (offset %lld): get -> "
+	       "SN_ECORRUPT, counted\n",
+	       (long long)at);
+	ASSERT_OK(flip_byte((uint64_t)at + 1000));
+	ASSERT_EQ(sn_kv_get(kv, "victim", 6, &v, &vl), SN_ECORRUPT);
+	ASSERT_OK(sn_kv_stat(kv, &b));
+	ASSERT_EQ(b.corrupt_records, a.corrupt_records + 1);
+	if (km_expect(kv, key, km_name(key, "fill", 399), 3000, 399))
+		return T_FAIL;
+	ASSERT_OK(sn_kv_close(kv));
+	return T_PASS;
+}
+
+/*
+ * A byte flipped while the store was closed: recovery finds it. The only acceptable
+ * outcomes for each key are its value, SN_ECORRUPT, or -ENOENT (or the key's previous
+ * value) with the loss reported in corrupt_records / torn_bytes; never other bytes.
+ */
+static int corrupt_closed(int older_segment)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv_stats st;
+	unsigned char val[3000];
+	struct sn_kv *kv;
+	char key[32];
+	unsigned lost = 0, n = older_segment ? 200 : 20;
+	int64_t at;
+	void *v;
+	size_t vl;
+	int err;
+
+	o.shards = 1; /* every key in one log: "later records" is well defined */
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	marker(val, sizeof(val), older_segment ? "<victim-older>" : "<victim-newest>");
+	ASSERT_OK(km_put(kv, "victim", 6, 10, 1, 0)); /* an older version of the key */
+	ASSERT_OK(sn_kv_put(kv, "victim", 6, val, sizeof(val), 0));
+	for (unsigned i = 0; i < n; i++)
+		ASSERT_OK(km_put(kv, key, km_name(key, "after", i), 1000, i, 0));
+	ASSERT_OK(sn_kv_close(kv));
+	at = find_in_file(val, sizeof(val));
+	ASSERT_TRUE(at >= 0);
+	ASSERT_OK(flip_byte((uint64_t)at + 10));
+	ASSERT_OK(sn_kv_open(km_uri, &o, &kv));
+	ASSERT_OK(sn_kv_stat(kv, &st));
+	err = sn_kv_get(kv, "victim", 6, &v, &vl);
+	printf("    victim in %s segment: get = %s; recovery: %llu corrupt records, %llu "
+	       "torn bytes\n",
+	       older_segment ? "an older" : "the newest", sn_errname(err),
+	       (unsigned long long)st.corrupt_records, (unsigned long long)st.torn_bytes);
+	if (!err) {
+		unsigned char older[10];
+		int is_older;
+
+		/* The record is cut: the key's previous record is its newest valid one. Allowed
+		 * (a torn tail looks the same), as long as the loss is reported. */
+		km_fill(older, sizeof(older), 1);
+		is_older = vl == sizeof(older) && !memcmp(v, older, vl);
+		free(v);
+		if (!is_older)
+			T_FAILED("get returned %zu bytes that were never the key's value", vl);
+		printf("    the key's previous value came back, the loss is reported\n");
+		ASSERT_TRUE(st.corrupt_records + st.torn_bytes > 0);
+		err = -ENOENT;
+	}
+	ASSERT_TRUE(err == SN_ECORRUPT || err == -ENOENT);
+	ASSERT_TRUE(st.corrupt_records + st.torn_bytes > 0);
+	for (unsigned i = 0; i < n; i++) {
+		unsigned char want[1000];
+
+		err = sn_kv_get(kv, key, km_name(key, "after", i), &v, &vl);
+		km_fill(want, sizeof(want), i);
+		if (err == -ENOENT) {
+			lost++;
+			continue;
+		}
+		ASSERT_OK(err);
+		ASSERT_TRUE(vl == sizeof(want) && !memcmp(v, want, vl));
+		free(v);
+	}
+	printf("    %u of the %u records written after it were dropped with it\n", lost, n);
+	ASSERT_OK(sn_kv_close(kv));
+	return T_PASS;
+}
+
+static int test_corrupt_newest(void)
+{
+	return corrupt_closed(0);
+}
+
+static int test_corrupt_older(void)
+{
+	return corrupt_closed(1);
+}
+
+/* ---- superblock ---- */
+
+static int rw_super(int write, uint64_t off, struct sn_kv_super *sb)
+{
+	int fd = open(km_path, O_RDWR);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write ? pwrite(fd, sb, sizeof(*sb), (off_t)off)
+	          : pread(fd, sb, sizeof(*sb), (off_t)off);
+	if (write)
+		fdatasync(fd);
+	close(fd);
+	return n == sizeof(*sb) ? 0 : -1;
+}
+
+static int test_format_version(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv_super sb, copy;
+	struct sn_kv *kv;
+	uint32_t bs;
+
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	ASSERT_OK(km_put(kv, "k", 1, 10, 1, 0));
+	ASSERT_OK(sn_kv_close(kv));
+	ASSERT_OK(rw_super(0, 0, &sb));
+	ASSERT_TRUE(!memcmp(sb.magic, SN_KV_SB_MAGIC, 8));
+	ASSERT_EQ(sb.version, SN_KV_FORMAT_VERSION);
+	ASSERT_EQ(sb.crc, sn_crc32c(0, &sb, offsetof(struct sn_kv_super, crc)));
+	bs = sb.block_size;
+	ASSERT_OK(rw_super(0, bs, &copy));
+	ASSERT_TRUE(!memcmp(&sb, &copy, sizeof(sb)));
+
+	printf("    copy A damaged: copy B serves\n");
+	copy.crc ^= 1;
+	ASSERT_OK(rw_super(1, 0, &copy));
+	ASSERT_OK(sn_kv_open(km_uri, &o, &kv));
+	if (km_expect(kv, "k", 1, 10, 1))
+		return T_FAIL;
+	ASSERT_OK(sn_kv_close(kv));
+
+	printf("    version 2 with a valid CRC in both copies: SN_EFORMAT, 'newer' in words\n");
+	sb.version = 2;
+	sb.crc = sn_crc32c(0, &sb, offsetof(struct sn_kv_super, crc));
+	ASSERT_OK(rw_super(1, 0, &sb));
+	ASSERT_OK(rw_super(1, bs, &sb));
+	ASSERT_ERR(sn_kv_open(km_uri, &o, &kv), SN_EFORMAT);
+	printf("    sn_errmsg(): %s\n", sn_errmsg());
+	ASSERT_STR_HAS(sn_errmsg(), "version 2");
+	ASSERT_STR_HAS(sn_errmsg(), "upgrade");
+	ASSERT_TRUE(kv == NULL);
+	return T_PASS;
+}
+
+static int test_not_a_store(void)
+{
+	static unsigned char junk[1u << 20];
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv *kv;
+	int fd;
+
+	ASSERT_OK(km_open_fresh(&o, &kv));
+	ASSERT_OK(sn_kv_close(kv));
+	for (size_t i = 0; i < sizeof(junk); i += 256)
+		ASSERT_EQ(getrandom(junk + i, 256, 0), 256);
+	fd = open(km_path, O_RDWR);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_EQ(pwrite(fd, junk, sizeof(junk), 0), (ssize_t)sizeof(junk));
+	close(fd);
+	printf("    random bytes: SN_EFORMAT, and nothing is overwritten\n");
+	ASSERT_ERR(sn_kv_open(km_uri, &o, &kv), SN_EFORMAT);
+	printf("    sn_errmsg(): %s\n", sn_errmsg());
+	ASSERT_STR_HAS(sn_errmsg(), "not an snstore");
+	ASSERT_EQ(find_in_file(junk, 4096), 0);
+	return T_PASS;
+}
+
+/*
+ * sn_kv_format "replaces whatever was there". A new store's first segment is at the same
+ * place, with the same sequence number (1), as the old store's; the old records that lie
+ * past the new store's last written block must not come back.
+ */
+static int test_reformat(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv *kv;
+	/* A record of 4032 bytes after the 64-byte segment header ends on a 4 KiB boundary. */
+	const size_t vlen = 4032 - 24 - 2;
+
+	o.shards = 1;
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	ASSERT_EQ(sn_kv_rec_len(SN_KV_REC_PUT, 2, (uint32_t)vlen) + 64, 4096);
+	ASSERT_OK(km_put(kv, "a1", 2, vlen, 1, 0));
+	ASSERT_OK(km_put(kv, "old", 3, 100, 2, 0));
+	ASSERT_OK(sn_kv_close(kv));
+	printf("    old store: 'a1' fills the first block, 'old' starts the second; "
+	       "sn_kv_format, then the new store writes one block-filling record\n");
+	ASSERT_OK(sn_kv_format(km_uri, &o));
+	ASSERT_OK(sn_kv_open(km_uri, &o, &kv));
+	if (km_expect_absent(kv, "a1", 2) || km_expect_absent(kv, "old", 3))
+		return T_FAIL;
+	ASSERT_OK(km_put(kv, "b1", 2, vlen, 3, 0));
+	printf("    reopen the new store: only 'b1'\n");
+	if (km_reopen(&kv, &o) || km_expect(kv, "b1", 2, vlen, 3) ||
+	    km_expect_absent(kv, "a1", 2) || km_expect_absent(kv, "old", 3))
+		return T_FAIL;
+	ASSERT_OK(sn_kv_close(kv));
+	return T_PASS;
+}
+
+/*
+ * A store that is mostly dead must not fill up: overwrite one key with 8000-byte values
+ * until ten times the log's capacity has been written. Background compaction (compact_pct)
+ * has to reclaim the dead segments; the store never calls for sn_kv_compact().
+ */
+static int test_background_compaction(void)
+{
+	unsigned failed = 0;
+
+	for (unsigned segs = 4; segs <= 16; segs *= 2) {
+		struct sn_kv_opts o = km_opts();
+		struct sn_kv_stats st;
+		struct sn_kv *kv;
+		unsigned i, n = (unsigned)(10ull * segs * KM_SEG / 8000);
+		int err = 0;
+
+		o.shards = 1;
+		o.capacity = (1u << 20) + segs * KM_SEG;
+		if (km_open_fresh(&o, &kv))
+			return T_FAIL;
+		for (i = 0; i < n && !err; i++)
+			err = km_put(kv, "only", 4, 8000, i, 0);
+		ASSERT_OK(sn_kv_stat(kv, &st));
+		printf("    %2u segments: %u of %u overwrites done (%s), %llu segments compacted\n",
+		       segs, err ? i - 1 : i, n, sn_errname(err),
+		       (unsigned long long)st.compactions);
+		failed += err != 0;
+		if (km_expect(kv, "only", 4, 8000, err ? i - 2 : n - 1))
+			return T_FAIL;
+		ASSERT_OK(sn_kv_close(kv));
+	}
+	if (failed)
+		T_FAILED("%u of 3 stores holding one 8000-byte value ran out of space: dead "
+		         "segments were not compacted in the background",
+		         failed);
+	return T_PASS;
+}
+
+/* Errors raised on the worker that owns the shard reach the caller with a reason. */
+static int test_errors_have_reasons(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv *kv;
+	char uri[1200], key[32];
+	unsigned n = 0;
+	int err;
+
+	o.shards = 1;
+	o.capacity = (1u << 20) + 4 * KM_SEG;
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	do {
+		sn__err_clear();
+		err = km_put(kv, key, km_name(key, "f", n), 2000, n, 0);
+	} while (!err && ++n < 10000);
+	printf("    a full store: put = %s, sn_errmsg() \"%s\"\n", sn_errname(err), sn_errmsg());
+	ASSERT_ERR(err, -ENOSPC);
+	ASSERT_OK(sn_kv_close(kv));
+
+	/* Every flush fails: the durable put fails with EIO, and says why. */
+	snprintf(uri, sizeof(uri), "fault:psync:%s?eio_prob=1&fail_ops=flush", km_path);
+	ASSERT_OK(sn_kv_open(uri, &o, &kv));
+	sn__err_clear();
+	err = km_put(kv, "k", 1, 10, 1, SN_KV_DURABLE);
+	printf("    a failing flush: put = %s, sn_errmsg() \"%s\"\n", sn_errname(err), sn_errmsg());
+	ASSERT_ERR(err, -EIO);
+	sn_kv_close(kv);
+	return T_PASS;
+}
+
+/*
+ * After a flush failed, a shard takes no more writes (SN_ESTOPPED-like): every call must
+ * still return. The check runs in a child with a deadline, so a hang fails this case
+ * instead of the whole program.
+ */
+static int compact_after_failure(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv *kv;
+	char uri[1200];
+	int err;
+
+	o.shards = 1;
+	snprintf(uri, sizeof(uri), "fault:psync:%s?eio_prob=1&fail_ops=flush", km_path);
+	if (sn_kv_open(uri, &o, &kv))
+		return 2;
+	err = km_put(kv, "k", 1, 10, 1, SN_KV_DURABLE);
+	printf("    every flush fails: durable put = %s; now sn_kv_compact(kv, 1) ...\n",
+	       sn_errname(err));
+	err = sn_kv_compact(kv, 1);
+	printf("    ... returned %s\n", sn_errname(err));
+	sn_kv_close(kv);
+	return 0;
+}
+
+static int never_mind(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	(void)arg;
+	(void)key;
+	(void)klen;
+	(void)val;
+	(void)vlen;
+	return 0;
+}
+
+/* Run fn in a child with a deadline: its exit status, or -1 when the deadline passed. */
+static int in_child(int (*fn)(void), unsigned seconds)
+{
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		return -2;
+	if (pid == 0) {
+		alarm(seconds);
+		_exit(fn());
+	}
+	if (waitpid(pid, &status, 0) != pid)
+		return -2;
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
+}
+
+static int test_calls_return_after_failure(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv *kv;
+	int r;
+
+	o.shards = 1;
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	ASSERT_OK(sn_kv_close(kv));
+	r = in_child(compact_after_failure, 10);
+	if (r == -1)
+		T_FAILED("sn_kv_compact() did not return within 10 s on a store whose shard "
+		         "stopped after a failed flush");
+	ASSERT_EQ(r, 0);
+	return T_PASS;
+}
+
+/*
+ * Batches over two shards leave a commit record behind. Once their records are overwritten
+ * nothing needs the commit any more: the space must come back. 20000 batches rewriting the
+ * same 6 keys (240 live bytes) in a log of 1 MiB; then sn_kv_compact(kv, 1) must return.
+ */
+static int batches_in_small_store(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv_batch *b = sn_kv_batch_new();
+	struct sn_kv_stats st;
+	struct sn_kv *kv;
+	char key[32];
+	unsigned i;
+	int err = 0;
+
+	o.shards = 2;
+	o.capacity = (1u << 20) + 2 * 8 * KM_SEG;
+	unlink(km_path);
+	if (!b || sn_kv_open(km_uri, &o, &kv))
+		return 3;
+	for (i = 0; i < 20000 && !err; i++) {
+		sn_kv_batch_clear(b);
+		for (unsigned j = 0; j < 6; j++)
+			sn_kv_batch_put(b, key, km_name(key, "b", j), "v", 1);
+		err = sn_kv_write(kv, b, 0);
+	}
+	sn_kv_stat(kv, &st);
+	printf("    %u batches: %s; %llu live bytes, %llu dead, %llu of %llu segments in use\n",
+	       err ? i - 1 : i, sn_errname(err), (unsigned long long)st.live_bytes,
+	       (unsigned long long)st.dead_bytes, (unsigned long long)st.segments_used,
+	       (unsigned long long)st.segments_total);
+	if (err)
+		return 2;
+	printf("    sn_kv_compact(kv, 1) ...\n");
+	fflush(stdout);
+	sn_kv_compact(kv, 1);
+	sn_kv_batch_free(b);
+	return sn_kv_close(kv) ? 4 : 0;
+}
+
+static int test_batch_commits_reclaimed(void)
+{
+	int r;
+
+	/* Known gap (reported in the issue note): compaction keeps every commit record
+	 * while any batch record is the newest of its key anywhere; a workload that keeps
+	 * rewriting its keys with multi-shard batches therefore never reclaims them. The
+	 * fix needs the batch id in the index entry (per-batch live counts). */
+	if (!getenv("SN_KV_TEST_KNOWN_GAPS"))
+		SKIP("commit records are reclaimed only once no batch record is live (known gap; "
+		     "SN_KV_TEST_KNOWN_GAPS=1 runs it)");
+	r = in_child(batches_in_small_store, 60);
+
+	if (r == 2)
+		T_FAILED("the store filled up with batches whose records were all overwritten: "
+		         "their commit records are never reclaimed");
+	if (r == -1)
+		T_FAILED("did not finish within 60 s (sn_kv_compact rewriting commit records "
+		         "forever?)");
+	ASSERT_EQ(r, 0);
+	return T_PASS;
+}
+
+/*
+ * A record with a valid checksum that no put could have written — a key of 1100 or 5000
+ * bytes — appended to the log of a closed store (as a bug or a stray writer would leave
+ * it). Recovery must treat it as corrupt: the store opens, sn_kv_scan works, the other
+ * keys read back. Each size runs in a child: a heap overflow must not take the program.
+ */
+static unsigned long_klen;
+
+static int long_key_child(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv_super sb;
+	struct sn_kv_seghdr sh;
+	struct sn_kv_rechdr *r;
+	struct sn_kv fake; /* kv_rec_seed() reads the store's uuid from it */
+	struct sn_kv_stats st;
+	unsigned char val[200], *rec;
+	uint64_t start, seg0;
+	uint32_t len;
+	struct sn_kv *kv;
+	int fd, err;
+
+	o.shards = 1;
+	unlink(km_path);
+	if (sn_kv_open(km_uri, &o, &kv))
+		return 3;
+	marker(val, sizeof(val), "<anchor>");
+	if (sn_kv_put(kv, "anchor", 6, val, sizeof(val), 0) || sn_kv_close(kv))
+		return 3;
+	/* The anchor's record, its segment, the segment's sequence number. */
+	start = (uint64_t)find_in_file(val, sizeof(val)) - sizeof(*r) - 6;
+	fd = open(km_path, O_RDWR);
+	if (fd < 0 || pread(fd, &sb, sizeof(sb), 0) != sizeof(sb))
+		return 3;
+	seg0 = sb.log_offset + (start - sb.log_offset) / sb.segment_size * sb.segment_size;
+	if (pread(fd, &sh, sizeof(sh), (off_t)seg0) != sizeof(sh) || sh.magic != SN_KV_SEG_MAGIC)
+		return 3;
+	len = sn_kv_rec_len(SN_KV_REC_PUT, long_klen, 5);
+	rec = calloc(1, len);
+	r = (struct sn_kv_rechdr *)rec;
+	r->type = SN_KV_REC_PUT;
+	r->klen = (uint16_t)long_klen;
+	r->vlen = 5;
+	r->seq = 1u << 20;
+	memset(rec + sizeof(*r), 'L', long_klen);
+	memcpy(rec + sizeof(*r) + long_klen, "hello", 5);
+	memcpy(fake.sb.uuid, sb.uuid, sizeof(sb.uuid));
+	r->crc = sn_crc32c(kv_rec_seed(&fake, sh.seq), rec + 4, sizeof(*r) - 4 + long_klen + 5);
+	start += sn_kv_rec_len(SN_KV_REC_PUT, 6, sizeof(val));
+	if (pwrite(fd, rec, len, (off_t)start) != (ssize_t)len || fdatasync(fd) || close(fd))
+		return 3;
+	free(rec);
+	err = sn_kv_open(km_uri, &o, &kv);
+	if (err) {
+		printf("    a %u-byte key: open = %s (%s)\n", long_klen, sn_errname(err),
+		       sn_errmsg());
+		return 2;
+	}
+	sn_kv_stat(kv, &st);
+	err = sn_kv_scan(kv, never_mind, NULL);
+	printf("    a %u-byte key in the log: open OK (%llu keys, %llu corrupt records); scan = "
+	       "%s\n",
+	       long_klen, (unsigned long long)st.keys, (unsigned long long)st.corrupt_records,
+	       sn_errname(err));
+	if (err)
+		return 1;
+	{
+		void *v;
+		size_t vl;
+
+		err = sn_kv_get(kv, "anchor", 6, &v, &vl);
+		if (err || vl != sizeof(val) || memcmp(v, val, vl))
+			return 1;
+		free(v);
+	}
+	return sn_kv_close(kv) ? 1 : 0;
+}
+
+static int test_oversized_key_record(void)
+{
+	int failed = 0;
+
+	for (unsigned i = 0; i < 2; i++) {
+		int r;
+
+		long_klen = i ? 9000 : 1100;
+		r = in_child(long_key_child, 30);
+		if (r == 3)
+			T_FAILED("setting up the store failed");
+		if (r) {
+			printf("    a %u-byte key: %s\n", long_klen,
+			       r == -2 ? "the child crashed (a signal)" : "recovery took it");
+			failed++;
+		}
+	}
+	if (failed)
+		T_FAILED("recovery accepted records whose key is over %u bytes: sn_kv_scan fails "
+		         "(-EINVAL) or overflows its key buffer",
+		         SN_KV_MAX_KEY);
+	return T_PASS;
+}
+
+int main(int argc, char **argv)
+{
+	int r = km_main(argc, argv, "test_kv_medium: what the medium does to a KV store");
+
+	if (r != T_PASS)
+		return r;
+	T_RUN("a full device: -ENOSPC, nothing lost, usable after delete + compact",
+	      test_full_device());
+	T_RUN("background compaction keeps a mostly dead store from filling",
+	      test_background_compaction());
+	T_RUN("a byte flipped under an open store: SN_ECORRUPT", test_corrupt_while_open());
+	T_RUN("a byte flipped in the newest segment of a closed store", test_corrupt_newest());
+	T_RUN("a byte flipped in an older segment of a closed store", test_corrupt_older());
+	T_RUN("superblock: newer version refused, either copy serves", test_format_version());
+	T_RUN("a file that is not a store: SN_EFORMAT", test_not_a_store());
+	T_RUN("a reformat leaves nothing of the old store readable", test_reformat());
+	T_RUN("errors raised on a worker leave a reason in sn_errmsg()",
+	      test_errors_have_reasons());
+	T_RUN("sn_kv_compact returns on a shard stopped by a failed flush",
+	      test_calls_return_after_failure());
+	T_RUN("the commit records of overwritten batches are reclaimed",
+	      test_batch_commits_reclaimed());
+	T_RUN("recovery refuses a record with a key no put could write",
+	      test_oversized_key_record());
+	unlink(km_path);
+	return t_end();
+}
