@@ -886,6 +886,12 @@ int kv_shard_init(struct kv_shard *sh)
 void kv_shard_fini(struct kv_shard *sh)
 {
 	sn_rt_timer_cancel(&sh->sync_timer);
+	/* Batch records held by a recovery that failed before applying them. */
+	for (size_t i = 0; i < sh->nparts; i++)
+		free(sh->parts[i].key);
+	free(sh->parts);
+	sh->parts = NULL;
+	sh->nparts = 0;
 	for (uint32_t i = 0; sh->segs && i < sh->nsegs; i++)
 		free(sh->segs[i].img);
 	free(sh->segs);
