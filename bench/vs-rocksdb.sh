@@ -29,10 +29,15 @@ own process. Runs are interleaved (run 1: every store, run 2: every store, ...),
 store order rotating each run; databases are deleted and `sync` runs between processes
 (untimed) so one store's writeback does not land in the next store's numbers.
 
-Durability is the same on both sides of every ratio:
-  SYNC=0 rows: "no fsync (process-crash safe)": RocksDB/LevelDB WriteOptions.sync=false
-    with the WAL on (db_bench's default); LMDB MDB_NOSYNC with one transaction per put
-    (its write(2) at commit reaches the page cache, like the WAL's); snstore --sync 0.
+Durability: the fillsync rows are equal on both sides; the SYNC=0 rows are not quite:
+  SYNC=0 rows: "no fsync": RocksDB/LevelDB WriteOptions.sync=false with the WAL on
+    (db_bench's default); LMDB MDB_NOSYNC with one transaction per put (its write(2) at
+    commit reaches the page cache, like the WAL's). These survive a process crash but
+    not a power loss. snstore --sync 0 acknowledges a put in its shard's write buffer
+    (O_DIRECT, no page cache) and writes it out per MiB, per segment or at sync/close:
+    neither kind of crash is covered until then (a SIGKILL can lose up to ~1 MiB per
+    shard of acknowledged puts; a power loss the same, where the others lose what the
+    OS had not written back).
   fillsync rows (and every row with SYNC=1): "fsync per write/group commit (power-loss
     safe)": RocksDB/LevelDB sync=true (concurrent writers share syncs: group commit);
     LMDB's default commit (fdatasync of data and meta page; one writer at a time);
@@ -247,7 +252,7 @@ runs, stores = int(runs), stores.split()
 seq = [b for b in seq.split(",") if b]
 writers = writers.split()
 refs = [s for s in stores if s != "snstore"]
-NOSYNC = "no fsync (process-crash safe)"
+NOSYNC = "no fsync (see --help: not equal)"
 FSYNC = "fsync per write/group commit (power-loss safe)"
 
 def load(store, tag):
