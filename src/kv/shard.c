@@ -329,6 +329,19 @@ static void round_start(struct kv_shard *sh)
 		max_xfer = kv->info.max_transfer_bytes & ~(bs - 1);
 	sh->round_err = 0;
 	sh->round_ios = 0;
+	if (d == UINT32_MAX && !sh->flushing) {
+		/* Nothing is dirty and nothing in flight: everything appended is durable. Say
+		 * so in the shard's durable position too (compacted segments wait on it), and
+		 * drop a stale count of sealed segments (it would ask for rounds forever). */
+		const struct kv_seg *h = &sh->segs[sh->head];
+
+		sh->unsynced_seals = 0;
+		if (h->seq > sh->durable_seg ||
+		    (h->seq == sh->durable_seg && h->used > sh->durable_pos)) {
+			sh->durable_seg = h->seq;
+			sh->durable_pos = h->used;
+		}
+	}
 	/* Clear the headers of compacted segments whose copies are durable. */
 	for (uint32_t i = 0; !sh->flushing && i < sh->nsegs; i++) {
 		struct kv_seg *s = &sh->segs[i];
