@@ -130,7 +130,8 @@ crash-soak: build
 	$(BUILD)/tests/test_kv_crash $(BUILD)/tests fault uring --points $(CRASH_POINTS) \
 		$(if $(SEED),--seed $(SEED)) $(CRASH_FLAGS)
 	$(BUILD)/tests/test_kv_crash $(BUILD)/tests errors psync $(CRASH_FLAGS)
-	$(BUILD)/tests/test_kv_kill $(BUILD)/tests uring --iters $(KILL_ITERS) $(if $(SEED),--seed $(SEED))
+	$(BUILD)/tests/test_kv_kill $(BUILD)/tests uring --iters $(KILL_ITERS) $(if $(SEED),--seed $(SEED)) \
+		$(CRASH_FLAGS)
 
 # io_uring and psync against fio 3.33 on the same file, in the same run.
 bench-fio: build
