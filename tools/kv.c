@@ -22,6 +22,7 @@
 
 #include <snstore/snstore.h>
 
+#include "bench.h"
 #include "cmd.h"
 #include "kvbench.h"
 
@@ -234,9 +235,9 @@ static void print_stats_json(FILE *f, const char *path, const struct sn_kv_stats
 	if (kv_engine(path, eng, sizeof(eng), note, sizeof(note)))
 		snprintf(eng, sizeof(eng), "?");
 	fputs("{\"path\":", f);
-	kv_json_str(f, path);
+	bench_json_str(f, path);
 	fputs(",\"engine\":", f);
-	kv_json_str(f, eng);
+	bench_json_str(f, eng);
 	fprintf(f,
 	        ",\"shards\":%u,\"workers\":%u,\"segment_size\":%u,\"block_size\":%u,"
 	        "\"capacity_bytes\":%" PRIu64 ",\"keys\":%" PRIu64 ",\"live_bytes\":%" PRIu64

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "cmd.h"
 #include "kvbench.h"
 
@@ -434,20 +435,6 @@ static int store_ready(struct store *s, int fresh)
 
 /* ---- shared with kv.c ---- */
 
-void kv_json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; s && *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
-}
-
 /*
  * The engine serving the store at uri, and auto:'s reason for it. kv.h does not say which
  * engine a store opened with, so this opens the device a second time, as sn_kv_open does
@@ -550,7 +537,7 @@ static void print_json(const struct kb_opts *o, const struct store *s, const str
                        unsigned n)
 {
 	printf("{\"store\":\"snstore\",\"engine\":");
-	kv_json_str(stdout, s->engine);
+	bench_json_str(stdout, s->engine);
 	printf(",\"num\":%" PRIu64 ",\"key_size\":%u,\"value_size\":%u,\"sync\":%d,\"threads\":%u,"
 	       "\"writers\":%u,\"workers\":%u,\"depth\":%u,\"clients\":\"%s\",\"mode\":\"%s\","
 	       "\"results\":[",

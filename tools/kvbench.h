@@ -12,8 +12,7 @@
 
 #include "util/hist.h"
 
-/* kvbench.c, shared with kv.c: JSON strings, and the engine a store's device opens with */
-void kv_json_str(FILE *f, const char *s);
+/* kvbench.c, shared with kv.c: the engine a store's device opens with */
 int kv_engine(const char *uri, char *engine, size_t elen, char *note, size_t nlen);
 
 enum kb_kind {
