@@ -133,7 +133,7 @@ static uint32_t one_record(struct kv_shard *sh, uint32_t vi, uint32_t off, int *
 	if (r->type == SN_KV_REC_COMMIT) {
 		/* A commit is needed while some batch record is the newest of its key
 		 * anywhere (recovery applies it only with its commit). None left: drop it. */
-		if (!getenv("SN_KV_KEEPCOMMIT") && !live_batch_records(sh->kv))
+		if (!live_batch_records(sh->kv))
 			return len;
 		type = SN_KV_REC_COMMIT;
 		e = NULL;

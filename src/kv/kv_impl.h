@@ -112,7 +112,6 @@ struct kv_shard {
 	int round_err;
 	uint64_t round_seg, round_pos; /* what the round makes durable */
 	uint64_t durable_seg, durable_pos;
-	uint64_t last_flush_ns;
 	_Atomic uint64_t live_bparts; /* index entries whose newest record is a batch record
 	                                 (read by other shards' compaction) */
 	uint32_t unsynced_seals;      /* sealed segments not yet durable */
@@ -170,7 +169,8 @@ struct sn_kv {
 	struct kv_shard *shards;
 	struct kv_worker *workers;
 	uint64_t max_value; /* largest value a segment holds */
-	int pipeline;       /* a round may write while the previous round's flush runs */
+	int pipeline;       /* a round may write while the previous round's flush runs
+	                       (SN_KV_NOPIPE=1 in the environment turns it off, to diagnose) */
 
 	/* Batches: ids, and the commits recovery found. */
 	uint64_t batch_base; /* random per open: batch ids never repeat across opens */
@@ -192,15 +192,13 @@ static inline unsigned kv_shard_of(const struct sn_kv *kv, uint64_t hash)
 	return (unsigned)(((hash >> 32) * kv->sb.shards) >> 32);
 }
 
-/* The CRC seed of records in the segment with sequence number seq: a record from another
- * store (a reformatted device) or another life of the segment fails its check. */
-static inline uint32_t kv_rec_seed(const struct sn_kv *kv, uint64_t seq);
-
 static inline uint64_t kv_seg_off(const struct kv_shard *sh, uint32_t seg)
 {
 	return sh->base + (uint64_t)seg * sh->kv->sb.segment_size;
 }
 
+/* The CRC seed of records in the segment with sequence number seq: a record from another
+ * store (a reformatted device) or another life of the segment fails its check. */
 static inline uint32_t kv_rec_seed(const struct sn_kv *kv, uint64_t seq)
 {
 	return sn_crc32c(sn_kv_rec_seed(seq), kv->sb.uuid, sizeof(kv->sb.uuid));

@@ -422,7 +422,6 @@ static void round_done(struct kv_shard *sh, uint64_t seg, uint64_t pos)
 		return;
 	}
 	sh->flushes++;
-	sh->last_flush_ns = sn__now_ns();
 	if (seg > sh->durable_seg || (seg == sh->durable_seg && pos > sh->durable_pos)) {
 		sh->durable_seg = seg;
 		sh->durable_pos = pos;
