@@ -302,6 +302,39 @@ static int test_failed_flush_loses(void)
 	return T_PASS;
 }
 
+/* A failed flush on one queue is reported once to every other queue of the device (as
+ * Linux reports a writeback error once per file description): their writes went too. */
+static int test_failed_flush_other_queues(void)
+{
+	struct sn_dev *dev;
+	struct sn_queue *q, *q2, *q3;
+	unsigned char v;
+
+	if (reset() || open_fault("eio_at=3&fail_ops=flush", &dev, &q))
+		return T_FAIL;
+	ASSERT_OK(sn_queue_create(dev, 8, &q2));
+	ASSERT_OK(fill_write(q2, 6, 1, 'B'));    /* 1: q2's write, held */
+	ASSERT_OK(fill_write(q, 4, 1, 'A'));     /* 2 */
+	ASSERT_EQ(sn_queue_flush(q), -EIO);      /* 3: fails, drops both writes */
+	ASSERT_OK(sn_queue_create(dev, 8, &q3)); /* after the failure: nothing to report */
+	ASSERT_EQ(sn_queue_flush(q2), -EIO);     /* q2 learns of it, once */
+	ASSERT_OK(sn_queue_flush(q2));
+	ASSERT_OK(sn_queue_flush(q)); /* q was told already */
+	ASSERT_OK(sn_queue_flush(q3));
+	ASSERT_OK(fill_write(q2, 7, 1, 'C'));
+	ASSERT_OK(sn_queue_flush(q2));
+	sn_queue_destroy(q3);
+	sn_queue_destroy(q2);
+	close_dev(dev, q);
+	ASSERT_OK(on_medium(4, 0, &v));
+	ASSERT_EQ(v, 0);
+	ASSERT_OK(on_medium(6, 0, &v));
+	ASSERT_EQ(v, 0);
+	ASSERT_OK(on_medium(7, 0, &v));
+	ASSERT_EQ(v, 'C');
+	return T_PASS;
+}
+
 static int test_bit_flips(void)
 {
 	struct sn_dev *dev;
@@ -362,6 +395,8 @@ int main(int argc, char **argv)
 	T_RUN("crash_at=N crashes before the Nth request", test_crash_at());
 	T_RUN("eio_at / enospc_at hit exactly the Nth request", test_inject_errors());
 	T_RUN("a failed flush loses the held writes", test_failed_flush_loses());
+	T_RUN("a failed flush is reported once to every other queue",
+	      test_failed_flush_other_queues());
 	T_RUN("flip_prob flips one bit of a read", test_bit_flips());
 	T_RUN("bad options refused with a reason", test_bad_options());
 	unlink(path);

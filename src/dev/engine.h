@@ -130,6 +130,14 @@ struct sn_file_opts {
 };
 int sn__file_open(struct sn_dev *dev, const struct sn_uri *uri, const struct sn_file_opts *o);
 
+/*
+ * A file description of a queue's own for the file behind fd, with fd's flags. Linux
+ * reports a writeback error once per file description (errseq), so queues that share
+ * one would each take a failed flush for another's success; with one each, every
+ * queue's next flush fails. Returns the new fd or a negative errno.
+ */
+int sn__file_reopen(struct sn_dev *dev, int fd);
+
 /* Blocking full-length pread/pwrite for an fd: retries short transfers and EINTR. */
 int64_t sn__file_rw(int fd, int write, void *buf, uint64_t len, uint64_t off);
 

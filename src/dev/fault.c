@@ -47,6 +47,7 @@ struct fault_dev {
 	struct held *held;
 	unsigned nheld, held_cap;
 	int crashed;
+	unsigned errseq; /* failed flushes so far: each queue's next flush reports a new one */
 	struct sn_fault_stats st;
 	char *zeros; /* 1 MiB of zeros, aligned, for discards */
 };
@@ -54,6 +55,7 @@ struct fault_dev {
 struct fault_queue {
 	struct sn_queue q;
 	struct sn_queue *inner;
+	unsigned errseq_seen; /* fault_dev.errseq this queue has reported */
 };
 
 static const struct sn_option fault_options[] = {
@@ -249,7 +251,11 @@ static void fault_close(struct sn_dev *dev)
 static int fault_queue_init(struct sn_queue *q)
 {
 	struct fault_queue *fq = (struct fault_queue *)q;
+	struct fault_dev *f = (struct fault_dev *)q->dev;
 
+	pthread_mutex_lock(&f->lock);
+	fq->errseq_seen = f->errseq;
+	pthread_mutex_unlock(&f->lock);
 	return sn_queue_create(((struct fault_dev *)q->dev)->inner, 4, &fq->inner);
 }
 
@@ -391,8 +397,24 @@ static int injected(struct fault_dev *f, const struct sn_io *io, uint64_t n)
 	return 0;
 }
 
-static int64_t run_one(struct fault_dev *f, struct sn_queue *iq, const struct sn_io *io)
+/*
+ * A flush that failed (err) or a sync that completed: like Linux's errseq with one file
+ * description per queue, a failure is reported to the queue that saw it and, once, to
+ * every other queue's next flush or FUA write, however well that one went.
+ */
+static int flush_result(struct fault_dev *f, struct fault_queue *fq, int err)
 {
+	if (err)
+		f->errseq++;
+	else if (fq->errseq_seen != f->errseq)
+		err = -EIO;
+	fq->errseq_seen = f->errseq;
+	return err;
+}
+
+static int64_t run_one(struct fault_dev *f, struct fault_queue *fq, const struct sn_io *io)
+{
+	struct sn_queue *iq = fq->inner;
 	uint64_t n = ++f->st.ios;
 	int err;
 
@@ -407,6 +429,7 @@ static int64_t run_one(struct fault_dev *f, struct sn_queue *iq, const struct sn
 		if (io->op == SN_OP_FLUSH) {
 			f->st.writes_dropped += f->nheld;
 			drop_held(f);
+			flush_result(f, fq, err);
 		}
 		return err;
 	}
@@ -434,6 +457,8 @@ static int64_t run_one(struct fault_dev *f, struct sn_queue *iq, const struct sn
 				err = sn_queue_flush(iq);
 			if (!err)
 				err = hold(f, &w, 1);
+			if (!err)
+				err = flush_result(f, fq, 0);
 			return err ? err : (int64_t)io->len;
 		}
 		err = hold(f, io, 0);
@@ -442,14 +467,14 @@ static int64_t run_one(struct fault_dev *f, struct sn_queue *iq, const struct sn
 		err = hold(f, io, 0);
 		return err ? err : (int64_t)io->len;
 	default:
-		return write_back(f, iq);
+		return flush_result(f, fq, write_back(f, iq));
 	}
 }
 
 static int fault_submit(struct sn_queue *q, const struct sn_io *ios, unsigned n)
 {
 	struct fault_dev *f = (struct fault_dev *)q->dev;
-	struct sn_queue *iq = ((struct fault_queue *)q)->inner;
+	struct fault_queue *fq = (struct fault_queue *)q;
 
 	for (unsigned i = 0; i < n; i++) {
 		int64_t res;
@@ -457,7 +482,13 @@ static int fault_submit(struct sn_queue *q, const struct sn_io *ios, unsigned n)
 		if (f->delay_us)
 			usleep((useconds_t)f->delay_us);
 		pthread_mutex_lock(&f->lock);
-		res = run_one(f, iq, &ios[i]);
+		res = run_one(f, fq, &ios[i]);
+		if (getenv("SN_FAULT_TRACE"))
+			fprintf(stderr,
+			        "IO %llu q %p op %d off %llu len %u flags %x -> %lld nheld %u\n",
+			        (unsigned long long)f->st.ios, (void *)q, ios[i].op,
+			        (unsigned long long)ios[i].offset, ios[i].len, ios[i].flags,
+			        (long long)res, f->nheld);
 		pthread_mutex_unlock(&f->lock);
 		sn__queue_complete(q, ios[i].user_data, res);
 	}

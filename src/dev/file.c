@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -182,6 +183,32 @@ int sn__file_open(struct sn_dev *dev, const struct sn_uri *uri, const struct sn_
 fail:
 	close(fd);
 	return err;
+}
+
+int sn__file_reopen(struct sn_dev *dev, int fd)
+{
+	int flags = fcntl(fd, F_GETFL), nfd;
+	struct stat a, b;
+	char proc[64];
+
+	if (flags < 0 || fstat(fd, &a) < 0)
+		return -errno;
+	flags &= O_ACCMODE | O_DIRECT | O_DSYNC | O_SYNC | O_NOATIME;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	nfd = open(proc, flags | O_CLOEXEC);
+	if (nfd < 0 && errno == ENOENT) /* no /proc: the path, if it is still the file */
+		nfd = open(dev->path, flags | O_CLOEXEC);
+	if (nfd < 0) {
+		int err = -errno;
+
+		return sn__err(err, "cannot open '%s' again for a queue: %s", dev->path,
+		               sn_strerror(err));
+	}
+	if (fstat(nfd, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+		close(nfd);
+		return sn__err(-ESTALE, "'%s' is no longer the file the device opened", dev->path);
+	}
+	return nfd;
 }
 
 int64_t sn__file_rw(int fd, int write, void *buf, uint64_t len, uint64_t off)

@@ -22,6 +22,11 @@ struct mmap_dev {
 	size_t page;
 };
 
+struct mmap_queue {
+	struct sn_queue q;
+	int fd; /* its own file description for flushes: see sn__file_reopen() */
+};
+
 static const struct sn_option mmap_options[] = {
 	SN_FILE_OPTIONS,
 	{ "populate", "0|1", "MAP_POPULATE: fault every page in at open" },
@@ -50,7 +55,8 @@ static int mmap_open(struct sn_dev *dev, const struct sn_uri *uri)
 	}
 	m->page = (size_t)sysconf(_SC_PAGESIZE);
 	dev->info.caps |= SN_CAP_BYTE_ADDR;
-	dev->info.flush_does = "msync(MS_SYNC) of the mapping: dirty pages reach stable storage";
+	dev->info.flush_does = "fdatasync(2) of the file: dirty pages of the mapping reach stable "
+	                       "storage";
 	snprintf(dev->features, sizeof(dev->features), "MAP_SHARED%s",
 	         populate ? " MAP_POPULATE" : "");
 	return 0;
@@ -71,7 +77,20 @@ static int mmap_sync(struct mmap_dev *m, uint64_t off, uint64_t len)
 	return msync(m->base + start, off + len - start, MS_SYNC) < 0 ? -errno : 0;
 }
 
-static int64_t mmap_one(struct mmap_dev *m, const struct sn_io *io)
+static int mmap_queue_init(struct sn_queue *q)
+{
+	struct mmap_queue *mq = (struct mmap_queue *)q;
+
+	mq->fd = sn__file_reopen(q->dev, ((struct mmap_dev *)q->dev)->fd);
+	return mq->fd < 0 ? mq->fd : 0;
+}
+
+static void mmap_queue_fini(struct sn_queue *q)
+{
+	close(((struct mmap_queue *)q)->fd);
+}
+
+static int64_t mmap_one(struct mmap_dev *m, int fd, const struct sn_io *io)
 {
 	int err;
 
@@ -85,7 +104,9 @@ static int64_t mmap_one(struct mmap_dev *m, const struct sn_io *io)
 			return err;
 		return io->len;
 	case SN_OP_FLUSH:
-		return mmap_sync(m, 0, m->dev.info.capacity_bytes);
+		/* Not msync: that reports a writeback error to the mapping's file
+		 * description only, so one queue would take it for all. */
+		return fdatasync(fd) < 0 ? -errno : 0;
 	case SN_OP_DISCARD:
 		err = sn__file_discard(m->fd, m->dev.info.caps & SN_CAP_BLOCKDEV, io->offset,
 		                       io->len);
@@ -97,9 +118,10 @@ static int64_t mmap_one(struct mmap_dev *m, const struct sn_io *io)
 static int mmap_submit(struct sn_queue *q, const struct sn_io *ios, unsigned n)
 {
 	struct mmap_dev *m = (struct mmap_dev *)q->dev;
+	int fd = ((struct mmap_queue *)q)->fd;
 
 	for (unsigned i = 0; i < n; i++)
-		sn__queue_complete(q, ios[i].user_data, mmap_one(m, &ios[i]));
+		sn__queue_complete(q, ios[i].user_data, mmap_one(m, fd, &ios[i]));
 	return (int)n;
 }
 
@@ -119,12 +141,14 @@ static int mmap_persist(struct sn_dev *dev, const void *addr, size_t len)
 const struct sn_engine sn_engine_mmap = {
 	.version = SN_ENGINE_V1,
 	.name = "mmap",
-	.summary = "shared mapping of a file or block device; msync to flush; byte-addressable",
+	.summary = "shared mapping of a file or block device; fdatasync to flush; byte-addressable",
 	.options = mmap_options,
 	.dev_size = sizeof(struct mmap_dev),
-	.queue_size = sizeof(struct sn_queue),
+	.queue_size = sizeof(struct mmap_queue),
 	.open = mmap_open,
 	.close = mmap_close,
+	.queue_init = mmap_queue_init,
+	.queue_fini = mmap_queue_fini,
 	.submit = mmap_submit,
 	.map = mmap_map,
 	.persist = mmap_persist,

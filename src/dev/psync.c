@@ -19,6 +19,11 @@ struct psync_dev {
 	int fd;
 };
 
+struct psync_queue {
+	struct sn_queue q;
+	int fd; /* its own file description: see sn__file_reopen() */
+};
+
 static const struct sn_option psync_options[] = {
 	{ "direct", "0|1", "O_DIRECT: bypass the page cache (aligned I/O only)" },
 	{ "dsync", "0|1", "O_DSYNC: every write is durable when it completes" },
@@ -51,11 +56,24 @@ static void psync_close(struct sn_dev *dev)
 	close(((struct psync_dev *)dev)->fd);
 }
 
-static int64_t psync_one(struct psync_dev *p, const struct sn_io *io)
+static int psync_queue_init(struct sn_queue *q)
+{
+	struct psync_queue *pq = (struct psync_queue *)q;
+
+	pq->fd = sn__file_reopen(q->dev, ((struct psync_dev *)q->dev)->fd);
+	return pq->fd < 0 ? pq->fd : 0;
+}
+
+static void psync_queue_fini(struct sn_queue *q)
+{
+	close(((struct psync_queue *)q)->fd);
+}
+
+static int64_t psync_one(struct psync_dev *p, int fd, const struct sn_io *io)
 {
 	switch (io->op) {
 	case SN_OP_READ:
-		return sn__file_rw(p->fd, 0, io->buf, io->len, io->offset);
+		return sn__file_rw(fd, 0, io->buf, io->len, io->offset);
 	case SN_OP_WRITE:
 		if (io->flags & SN_IO_FUA) {
 			struct iovec iov = { io->buf, io->len };
@@ -64,26 +82,26 @@ static int64_t psync_one(struct psync_dev *p, const struct sn_io *io)
 			/* RWF_DSYNC writes and syncs in one call; a short write is retried
 			 * plainly and then synced. */
 			do
-				r = pwritev2(p->fd, &iov, 1, (off_t)io->offset, RWF_DSYNC);
+				r = pwritev2(fd, &iov, 1, (off_t)io->offset, RWF_DSYNC);
 			while (r < 0 && errno == EINTR);
 			if (r < 0)
 				return -errno;
 			if ((uint64_t)r < io->len) {
-				int64_t rest = sn__file_rw(p->fd, 1, (char *)io->buf + r,
+				int64_t rest = sn__file_rw(fd, 1, (char *)io->buf + r,
 				                           io->len - (uint64_t)r,
 				                           io->offset + (uint64_t)r);
 				if (rest < 0)
 					return rest;
-				if (fdatasync(p->fd) < 0)
+				if (fdatasync(fd) < 0)
 					return -errno;
 			}
 			return io->len;
 		}
-		return sn__file_rw(p->fd, 1, io->buf, io->len, io->offset);
+		return sn__file_rw(fd, 1, io->buf, io->len, io->offset);
 	case SN_OP_FLUSH:
-		return fdatasync(p->fd) < 0 ? -errno : 0;
+		return fdatasync(fd) < 0 ? -errno : 0;
 	case SN_OP_DISCARD: {
-		int err = sn__file_discard(p->fd, p->dev.info.caps & SN_CAP_BLOCKDEV, io->offset,
+		int err = sn__file_discard(fd, p->dev.info.caps & SN_CAP_BLOCKDEV, io->offset,
 		                           io->len);
 		return err ? err : (int64_t)io->len;
 	}
@@ -94,9 +112,10 @@ static int64_t psync_one(struct psync_dev *p, const struct sn_io *io)
 static int psync_submit(struct sn_queue *q, const struct sn_io *ios, unsigned n)
 {
 	struct psync_dev *p = (struct psync_dev *)q->dev;
+	int fd = ((struct psync_queue *)q)->fd;
 
 	for (unsigned i = 0; i < n; i++)
-		sn__queue_complete(q, ios[i].user_data, psync_one(p, &ios[i]));
+		sn__queue_complete(q, ios[i].user_data, psync_one(p, fd, &ios[i]));
 	return (int)n;
 }
 
@@ -106,8 +125,10 @@ const struct sn_engine sn_engine_psync = {
 	.summary = "pread/pwrite on a file or block device; direct=1 for O_DIRECT",
 	.options = psync_options,
 	.dev_size = sizeof(struct psync_dev),
-	.queue_size = sizeof(struct sn_queue),
+	.queue_size = sizeof(struct psync_queue),
 	.open = psync_open,
 	.close = psync_close,
+	.queue_init = psync_queue_init,
+	.queue_fini = psync_queue_fini,
 	.submit = psync_submit,
 };

@@ -62,6 +62,7 @@ struct uring_queue {
 	unsigned nbufs;
 	unsigned last_buf; /* most recent hit: most jobs slice one big buffer */
 	int fixed_bufs;    /* the sparse table was registered */
+	int fd;            /* its own file description: see sn__file_reopen() */
 	int fixed_file;    /* the file is registered as index 0 */
 	int poll_events;   /* completions wait for an io_uring_enter (DEFER/COOP_TASKRUN) */
 };
@@ -259,13 +260,19 @@ static int uring_queue_init(struct sn_queue *q)
 	for (unsigned i = 0; i < uq->nslots; i++)
 		uq->slots[i].next_free = (uint16_t)(i + 1);
 	uq->free_head = 0;
+	uq->fd = sn__file_reopen(q->dev, u->fd);
+	if (uq->fd < 0) {
+		free(uq->slots);
+		return uq->fd;
+	}
 	err = ring_init(u, &uq->ring, uq->nslots, &flags);
 	if (err) {
+		close(uq->fd);
 		free(uq->slots);
 		return err;
 	}
 	/* Registration only saves work per request; without it I/O still works. */
-	uq->fixed_file = u->use_fixed_file && io_uring_register_files(&uq->ring, &u->fd, 1) == 0;
+	uq->fixed_file = u->use_fixed_file && io_uring_register_files(&uq->ring, &uq->fd, 1) == 0;
 	uq->poll_events = !!(flags & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN));
 	uq->fixed_bufs = u->use_fixed_bufs &&
 	                 io_uring_register_buffers_sparse(&uq->ring, URING_MAX_BUFS) == 0;
@@ -279,6 +286,7 @@ static void uring_queue_fini(struct sn_queue *q)
 	struct uring_queue *uq = (struct uring_queue *)q;
 
 	io_uring_queue_exit(&uq->ring);
+	close(uq->fd);
 	free(uq->slots);
 }
 
@@ -316,10 +324,9 @@ static struct io_uring_sqe *get_sqe(struct uring_queue *uq)
 
 static void prep_slot(struct uring_queue *uq, struct io_uring_sqe *sqe, unsigned idx)
 {
-	struct uring_dev *u = (struct uring_dev *)uq->q.dev;
 	struct uring_slot *s = &uq->slots[idx];
 	const struct sn_io *io = &s->io;
-	int fd = uq->fixed_file ? 0 : u->fd;
+	int fd = uq->fixed_file ? 0 : uq->fd;
 	/* Flushes and discards have no buffer: NULL + 0 is still undefined in C. */
 	char *buf = io->buf ? (char *)io->buf + s->done : NULL;
 	unsigned len = io->len - s->done;

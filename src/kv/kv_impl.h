@@ -145,12 +145,25 @@ struct kv_shard {
 	uint64_t recovered, recovery_ns, torn_bytes, corrupt;
 };
 
-/* A worker's share: its queue on the device, and completions to deliver locally. */
+/*
+ * A worker's share: its queue on the device, and completions to deliver locally.
+ *
+ * The queue's flushes are the worker's, not a shard's: one at a time, covering every
+ * shard that asked before it was issued. The queue is one file description, and Linux
+ * reports a failed writeback once per description to whichever flush checks first: two
+ * overlapping flushes could see one fail and the other succeed for the same lost data.
+ * One at a time, a flush fails exactly when something written before it was lost; then
+ * every shard of the worker fails (their unflushed writes may be among the lost).
+ */
+struct kv_io;
 struct kv_worker {
 	struct sn_kv *kv;
 	unsigned idx;
 	struct sn_queue *q;
 	unsigned q_depth, q_used;
+	struct kv_io *flush_head, **flush_tail;  /* shards' flush requests not yet issued */
+	int flush_busy;                          /* a flush is in flight */
+	int flush_failed;                        /* a flush failed: no more are issued */
 	struct kv_req *done_head, **done_tail;   /* callbacks for this worker's own calls */
 	struct kv_req *reply_head, **reply_tail; /* replies that found a ring full */
 	struct sn_rt_task done_task;

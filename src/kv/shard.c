@@ -27,6 +27,7 @@
 #define IO_ROUND_FLUSH 2
 #define IO_READ        3
 #define IO_LOAD        4
+#define IO_FLUSH       5 /* the worker's flush: covers the IO_ROUND_FLUSH requests listed */
 #define WRITEBACK      (1u << 20) /* unwritten head bytes that start a round by themselves */
 #define RESERVE_SEGS   2 /* free segments plain puts leave: one for deletes, one compaction */
 
@@ -48,6 +49,7 @@ struct kv_io {
 	uint64_t segseq;
 	uint32_t off, len; /* IO_READ: the record within buf */
 	unsigned char *buf;
+	struct kv_io *next; /* IO_ROUND_FLUSH: in the worker's list; IO_FLUSH: the covered */
 };
 
 static int submit(struct kv_worker *w, struct sn_io *io)
@@ -302,6 +304,7 @@ static void round_fail(struct kv_shard *sh, int err)
 }
 
 static void round_flush(struct kv_shard *sh);
+static void worker_flush(struct kv_worker *w);
 
 static void round_start(struct kv_shard *sh)
 {
@@ -387,8 +390,7 @@ static void round_start(struct kv_shard *sh)
 static void round_flush(struct kv_shard *sh)
 {
 	struct kv_io *x = malloc(sizeof(*x));
-	struct sn_io io;
-	int err;
+	struct kv_worker *w = sh->w;
 
 	sh->round_active = 0;
 	if (!x) {
@@ -399,15 +401,69 @@ static void round_flush(struct kv_shard *sh)
 	x->sh = sh;
 	x->segseq = sh->round_seg;
 	x->off = (uint32_t)sh->round_pos;
-	sn_io_flush(&io, (uintptr_t)x);
-	if ((err = submit(sh->w, &io))) {
-		free(x);
-		round_fail(sh, err);
-		return;
-	}
+	x->next = NULL;
+	*w->flush_tail = x;
+	w->flush_tail = &x->next;
 	sh->flushing++;
 	sh->flush_seg = sh->round_seg;
+	worker_flush(w);
 	kv_shard_round_kick(sh);
+}
+
+/* Fail every shard of w: a flush of its queue failed (see struct kv_worker). */
+static void worker_flush_fail(struct kv_worker *w, struct kv_io *covered, int err)
+{
+	struct sn_kv *kv = w->kv;
+
+	w->flush_failed = err;
+	while (covered || w->flush_head) {
+		struct kv_io *x = covered ? covered : w->flush_head;
+
+		if (covered)
+			covered = x->next;
+		else if (!(w->flush_head = x->next))
+			w->flush_tail = &w->flush_head;
+		x->sh->flushing--;
+		if (!x->sh->failed)
+			round_fail(x->sh, err);
+		else
+			complete_waiters(x->sh, x->sh->failed);
+		free(x);
+	}
+	for (unsigned s = w->idx; s < kv->sb.shards; s += kv->nworkers)
+		if (!kv->shards[s].failed)
+			round_fail(&kv->shards[s], err);
+}
+
+/* Issue one flush for every request queued, unless one is in flight. */
+static void worker_flush(struct kv_worker *w)
+{
+	struct kv_io *x;
+	struct sn_io io;
+	int err;
+
+	if (w->flush_busy || !w->flush_head)
+		return;
+	if (w->flush_failed) {
+		worker_flush_fail(w, NULL, w->flush_failed);
+		return;
+	}
+	if (!(x = malloc(sizeof(*x)))) {
+		worker_flush_fail(w, NULL, -ENOMEM);
+		return;
+	}
+	x->type = IO_FLUSH;
+	x->sh = NULL;
+	x->next = w->flush_head;
+	sn_io_flush(&io, (uintptr_t)x);
+	if ((err = submit(w, &io))) {
+		free(x);
+		worker_flush_fail(w, NULL, err);
+		return;
+	}
+	w->flush_head = NULL;
+	w->flush_tail = &w->flush_head;
+	w->flush_busy = 1;
 }
 
 /* A flush completed: everything written before it was issued is durable. */
@@ -824,13 +880,18 @@ void kv_shard_io_done(struct kv_worker *w, const struct sn_cqe *cqe, unsigned n)
 				}
 			}
 			break;
-		case IO_ROUND_FLUSH:
+		case IO_FLUSH:
+			w->flush_busy = 0;
 			if (cqe[i].res < 0) {
-				sh->flushing--;
-				round_fail(sh, (int)cqe[i].res);
-			} else {
-				round_done(sh, x->segseq, x->off);
+				worker_flush_fail(w, x->next, (int)cqe[i].res);
+				break;
 			}
+			for (struct kv_io *c = x->next, *next; c; c = next) {
+				next = c->next;
+				round_done(c->sh, c->segseq, c->off);
+				free(c);
+			}
+			worker_flush(w);
 			break;
 		case IO_READ:
 			read_done(x, cqe[i].res);

@@ -1004,6 +1004,7 @@ static void worker_setup(void *arg)
 
 	w->done_tail = &w->done_head;
 	w->reply_tail = &w->reply_head;
+	w->flush_tail = &w->flush_head;
 	w->done_task = (struct sn_rt_task){ done_task, w, NULL, 0 };
 	w->q_depth =
 	        kv->info.max_queue_depth < QUEUE_DEPTH ? kv->info.max_queue_depth : QUEUE_DEPTH;
