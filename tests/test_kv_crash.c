@@ -251,6 +251,25 @@ static int run_chain(uint64_t chain, uint64_t *budget)
 	return r;
 }
 
+/* A line every 60 s on long runs: points done, rate, time left. */
+static void progress(const struct timespec *t0, uint64_t done)
+{
+	static double next = 60;
+	struct timespec t;
+	double el;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	el = (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) * 1e-9;
+	if (el < next || !done)
+		return;
+	next = el + 60;
+	printf("    ... %llu/%llu crash points, %.0f/s, %.0f s left; lost %llu, corrupt %llu\n",
+	       (unsigned long long)done, (unsigned long long)cfg.points, (double)done / el,
+	       (double)(cfg.points - done) * el / (double)done, (unsigned long long)tot.lost,
+	       (unsigned long long)tot.corrupt);
+	fflush(stdout);
+}
+
 static int test_fault_chains(void)
 {
 	uint64_t budget = cfg.points, chain = cfg.chain >= 0 ? (uint64_t)cfg.chain : 0;
@@ -267,6 +286,7 @@ static int test_fault_chains(void)
 		if (cfg.chain >= 0)
 			break;
 		chain++;
+		progress(&t0, cfg.points - budget);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("    crash points tried: %llu (%llu during recovery), runs without a crash: %llu "
