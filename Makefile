@@ -15,11 +15,11 @@ PREFIX     ?= /usr/local
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # What building and testing need on Debian 12.
-DEBS      := cmake ninja-build gcc clang pkg-config liburing-dev fio util-linux python3
+DEBS      := cmake ninja-build gcc clang pkg-config liburing-dev libpmem2-dev fio util-linux python3
 LINT_DEBS := clang-format clang-tidy cppcheck
 
 .PHONY: all deps build run test test-asan test-tsan fuzz valgrind format lint install bench-fio \
-	crash-soak clean
+	crash-soak test-dax-vm clean
 
 all: build
 
@@ -132,6 +132,16 @@ crash-soak: build
 	$(BUILD)/tests/test_kv_crash $(BUILD)/tests errors psync $(CRASH_FLAGS)
 	$(BUILD)/tests/test_kv_kill $(BUILD)/tests uring --iters $(KILL_ITERS) $(if $(SEED),--seed $(SEED)) \
 		$(CRASH_FLAGS)
+
+# snstore on a real DAX filesystem: Debian's kernel in a QEMU guest (TCG, no KVM needed) with
+# an emulated NVDIMM made fsdax, ext4 -o dax, and the dax engine's conformance, KV, kill -9
+# and power-cut tests (tests/dax-vm/run.sh; about 2-4 minutes). Exits 0 with "SKIP: why" when
+# QEMU or the kernel package cannot be had; DAXVM_TIMEOUT (default 300 s) bounds the guests.
+test-dax-vm: build
+	@$(MAKE) --no-print-directory deps \
+		EXTRA_DEBS="qemu-system-x86 busybox-static cpio kmod e2fsprogs libc6-dev" || \
+		echo "dax-vm: could not install the guest's packages"
+	sh tests/dax-vm/run.sh $(BUILD)
 
 # io_uring and psync against fio 3.33 on the same file, in the same run.
 bench-fio: build

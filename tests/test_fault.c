@@ -335,6 +335,56 @@ static int test_failed_flush_other_queues(void)
 	return T_PASS;
 }
 
+/* bytes=1: persisted lines reach the medium; a crash drops (all) or keeps (keep) the
+ * lines stored and never persisted. */
+static int bytes_crash(const char *mode, unsigned char *persisted, unsigned char *unpersisted)
+{
+	struct sn_dev *dev;
+	struct sn_queue *q;
+	struct sn_fault_stats st;
+	char opts[64];
+	unsigned char *base;
+
+	snprintf(opts, sizeof(opts), "bytes=1&crash=%s", mode);
+	if (reset() || open_fault(opts, &dev, &q))
+		return T_FAIL;
+	ASSERT_OK(sn_dev_map(dev, (void **)&base));
+	memset(base + 100, 'P', 100); /* lines 1..3 */
+	ASSERT_OK(sn_dev_persist(dev, base + 100, 100));
+	memset(base + BLK, 'U', 64);
+	ASSERT_OK(sn_dev_ctl(dev, SN_CTL_FAULT_CRASH, NULL));
+	ASSERT_EQ(sn_dev_persist(dev, base, 64), -EIO);
+	ASSERT_OK(sn_dev_ctl(dev, SN_CTL_FAULT_STATS, &st));
+	ASSERT_EQ(st.persists, 2);
+	ASSERT_EQ(st.lines_dropped + st.lines_kept, 1);
+	close_dev(dev, q);
+	if (on_medium(0, 150, persisted) || on_medium(1, 0, unpersisted))
+		return T_FAIL;
+	return T_PASS;
+}
+
+static int test_bytes_mode(void)
+{
+	struct sn_dev *dev;
+	struct sn_queue *q;
+	unsigned char p, u;
+	void *base;
+
+	if (bytes_crash("all", &p, &u))
+		return T_FAIL;
+	ASSERT_EQ(p, 'P');
+	ASSERT_EQ(u, 0);
+	if (bytes_crash("keep", &p, &u))
+		return T_FAIL;
+	ASSERT_EQ(p, 'P');
+	ASSERT_EQ(u, 'U');
+	if (reset() || open_fault("crash=all", &dev, &q))
+		return T_FAIL;
+	ASSERT_EQ(sn_dev_map(dev, &base), -ENOTSUP);
+	close_dev(dev, q);
+	return T_PASS;
+}
+
 static int test_bit_flips(void)
 {
 	struct sn_dev *dev;
@@ -397,6 +447,8 @@ int main(int argc, char **argv)
 	T_RUN("a failed flush loses the held writes", test_failed_flush_loses());
 	T_RUN("a failed flush is reported once to every other queue",
 	      test_failed_flush_other_queues());
+	T_RUN("bytes=1: persisted lines survive, unpersisted ones as crash= says",
+	      test_bytes_mode());
 	T_RUN("flip_prob flips one bit of a read", test_bit_flips());
 	T_RUN("bad options refused with a reason", test_bad_options());
 	unlink(path);

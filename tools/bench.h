@@ -21,6 +21,7 @@ struct bench_opts {
 	unsigned rwmix, qd, batch, jobs;
 	uint64_t bs, size, offset, runtime_s, ios, ramp_s, fsync_every, seed;
 	int verify, json, quiet, compare;
+	int memcpy_ref;          /* --memcpy: time plain memcpy at the workload's offsets instead */
 	enum sn_rt_mode rt_mode; /* --rt: how job workers wait */
 	unsigned ncpus;          /* --cpus: pin job i to cpus[i % ncpus]; 0: no pinning */
 	unsigned cpus[256];
@@ -88,6 +89,10 @@ void bench_report(FILE *f, const struct bench_opts *o, const struct sn_dev_info 
                   const struct bench_result *r);
 void bench_json_lat(FILE *f, const struct sn_hist *h);
 void bench_json_str(FILE *f, const char *s);
+
+/* bench_memcpy.c: the memcpy ceiling on dev's mapping (or anonymous memory when dev is
+ * NULL); returns the exit status. */
+int bench_memcpy(struct sn_dev *dev, const struct bench_opts *o);
 
 /* bench_compare.c */
 int bench_compare(const struct bench_opts *o);

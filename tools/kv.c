@@ -204,6 +204,9 @@ static void print_stats(FILE *f, const char *path, const struct sn_kv_stats *s)
 	        "capacity %s\n",
 	        s->shards, s->workers, fmt_size(s->segment_size, b1, sizeof(b1)), s->block_size,
 	        fmt_size(s->capacity_bytes, b2, sizeof(b2)));
+	fprintf(f, "log path     %s\n",
+	        s->mapped ? "the device's mapping: appends are stores, syncs persist cache lines"
+	                  : "block I/O: appends fill a write buffer, syncs write and flush");
 	fprintf(f, "keys         %" PRIu64 "\n", s->keys);
 	fprintf(f,
 	        "space        live %s, dead %s (reclaimable by compaction); %" PRIu64 " of %" PRIu64

@@ -8,6 +8,8 @@
  *     uring:/data/f?direct=1      io_uring, O_DIRECT
  *     psync:/dev/loop0?direct=1   pread/pwrite on a block device
  *     mmap:/data/f                a shared mapping, msync to flush
+ *     dax:/pmem/f                 MAP_SYNC mapping of a DAX file, CLWB + SFENCE to persist
+ *     pmem:/pmem/f                the same through PMDK's libpmem2 (when built in)
  *     mem:?size=1G                RAM (data moves, nothing persists)
  *     null:?size=1G               no data moves: the software-overhead ceiling
  *     auto:/data/f                the best engine that works for this path here
@@ -138,7 +140,25 @@ struct sn_dev_info {
 	uint32_t caps;               /* SN_CAP_* */
 	const char *flush_does;      /* one sentence: what SN_OP_FLUSH does on this engine */
 	const char *features;        /* engine features in use ("fixed-files fixed-bufs") */
-	const char *note;            /* auto: which engine it chose and why; else "" */
+	const char *note;            /* auto: which engine it chose and why; dax/pmem: caveats
+	                              * of the medium (tmpfs is RAM); else "" */
+	uint32_t persist_gran;       /* SN_GRAN_*: what makes a store through sn_dev_map()
+	                              * durable; SN_GRAN_NONE when not byte-addressable */
+};
+
+/**
+ * Values of sn_dev_info.persist_gran: the power-fail granularity of a byte-addressable
+ * device (libpmem2's store granularity), weakest last. A larger value is a weaker
+ * guarantee and a slower sn_dev_persist().
+ */
+enum sn_gran {
+	SN_GRAN_NONE = 0,       /* not byte-addressable, or nothing persists (mem:) */
+	SN_GRAN_BYTE = 1,       /* CPU caches are in the power-fail domain (eADR): persist is a
+	                         * store fence */
+	SN_GRAN_CACHE_LINE = 2, /* persist flushes the range's cache lines (CLWB, CLFLUSHOPT or
+	                         * CLFLUSH) and fences: MAP_SYNC on a DAX file */
+	SN_GRAN_PAGE = 3,       /* persist is msync(MS_SYNC) of the range's pages through the page
+	                         * cache: an ordinary file (mmap:, dax: with fallback=msync) */
 };
 
 /**
@@ -245,14 +265,18 @@ void sn_queue_buf_free(struct sn_queue *q, void *buf);
  * Byte-addressable devices (SN_CAP_BYTE_ADDR): the device's bytes, mapped.
  * *basep points at offset 0; capacity_bytes long. Loads and stores go straight to the
  * medium's page cache or persistent memory; sn_dev_persist() makes a range durable.
+ * Stores made through the mapping are made durable by sn_dev_persist() only: at
+ * cache-line granularity (dax:, pmem:) SN_OP_FLUSH covers the queue's writes, not stores
+ * it never saw (at page granularity its fdatasync happens to write back every dirty page;
+ * do not rely on that). info.persist_gran says what sn_dev_persist() does here.
  * Returns 0, or -ENOTSUP when the device is not byte-addressable. Any thread.
  */
 int sn_dev_map(struct sn_dev *dev, void **basep);
 
 /**
  * Make [addr, addr+len) of the mapping durable (msync, or cache-line flush + fence).
- * Returns 0, -EINVAL if the range is outside the mapping, -ENOTSUP, or the I/O error.
- * Any thread.
+ * Returns 0, -EINVAL if the range is outside the mapping, -ENOTSUP, or the I/O error
+ * (msync's; a cache-line flush cannot fail). Any thread.
  */
 int sn_dev_persist(struct sn_dev *dev, const void *addr, size_t len);
 

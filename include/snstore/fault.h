@@ -12,6 +12,13 @@
  * mode says; after that every request fails with -EIO until the device is reopened
  * (open the inner URI to see what survived). docs/engines.md gives the full fault model.
  *
+ * With bytes=1 the device is byte-addressable (sn_dev_map, sn_dev_persist; cache-line
+ * granularity), like dax: over a wrapped psync:, mmap: or mem: device. The mapping is
+ * memory of the engine's own, the CPU's view; sn_dev_persist() copies the range's cache
+ * lines to the wrapped device, the medium. At a crash, every line of the mapping that
+ * differs from the medium (a store never persisted) is lost, kept with p=1/2 (a cache
+ * eviction got it there first), or torn at an 8-byte boundary, as crash= says.
+ *
  * Caveats:
  *  - Requests run synchronously under one device-wide lock: this engine is for
  *    correctness tests, not speed.
@@ -44,6 +51,10 @@ struct sn_fault_stats {
 	uint64_t writes_kept;    /* at the crash: held writes that reached the device whole */
 	uint64_t writes_torn;    /* ... that reached it in part (a prefix of blocks) */
 	uint64_t writes_dropped; /* ... that were lost */
+	uint64_t persists;       /* bytes=1: sn_dev_persist() calls */
+	uint64_t lines_kept;     /* bytes=1, at the crash: unpersisted cache lines that survived */
+	uint64_t lines_torn;     /* ... that survived in part (a prefix of 8-byte words) */
+	uint64_t lines_dropped;  /* ... that were lost */
 };
 
 #ifdef __cplusplus

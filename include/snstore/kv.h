@@ -77,6 +77,8 @@ struct sn_kv_opts {
 	uint64_t cache_bytes;      /* memory for cached segments, all shards together; 0: a
 	                              quarter of physical memory */
 	unsigned compact_pct;      /* compact a segment when at most this % of it is live; 0: 50 */
+	int block_io;              /* on a byte-addressable device (dax, pmem, mmap) still go
+	                              through block I/O and a write buffer, not the mapping */
 };
 
 /**
@@ -177,6 +179,9 @@ struct sn_kv_stats {
 	uint64_t recovered_records, recovery_ns;
 	uint64_t torn_bytes;      /* cut from log tails at open: writes never made durable */
 	uint64_t corrupt_records; /* checksum failures seen (recovery and reads) */
+	uint32_t mapped;          /* 1: the log is the device's mapping (dax, pmem): appends are
+	                             stores, syncs persist cache lines, reads are loads; 0: block
+	                             I/O from a write buffer */
 };
 
 /** Fill *st, summed over shards. Any thread but a worker. */

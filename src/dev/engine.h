@@ -115,6 +115,8 @@ extern const struct sn_engine sn_engine_mem;
 extern const struct sn_engine sn_engine_psync;
 extern const struct sn_engine sn_engine_uring;
 extern const struct sn_engine sn_engine_mmap;
+extern const struct sn_engine sn_engine_dax;
+extern const struct sn_engine sn_engine_pmem; /* only with SN_HAVE_PMEM2 */
 extern const struct sn_engine sn_engine_auto;
 extern const struct sn_engine sn_engine_fault;
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <snstore/fault.h>
@@ -50,6 +51,10 @@ struct fault_dev {
 	unsigned errseq; /* failed flushes so far: each queue's next flush reports a new one */
 	struct sn_fault_stats st;
 	char *zeros; /* 1 MiB of zeros, aligned, for discards */
+
+	/* bytes=1: the CPU's view of the device; the inner device is the medium. */
+	unsigned char *map;
+	struct sn_queue *pq; /* persists and crashes write the medium through it, under lock */
 };
 
 struct fault_queue {
@@ -72,13 +77,16 @@ static const struct sn_option fault_options[] = {
 	{ "fail_ops", "read,write,flush,discard", "which requests may fail (default all)" },
 	{ "flip_prob", "P", "each read comes back with one bit flipped with probability P" },
 	{ "delay_us", "N", "every request takes N more microseconds" },
+	{ "bytes", "0|1",
+	  "byte-addressable: sn_dev_map and sn_dev_persist (cache lines), over psync, mmap or "
+	  "mem; a crash drops unpersisted lines as crash= says" },
 	{ SN_OPTION_ANY, "", "other options go to the wrapped engine" },
 	{ NULL, NULL, NULL },
 };
 
 static const char *const own_keys[] = { "seed",     "crash",     "crash_at",  "tear_block",
 	                                "eio_at",   "eio_prob",  "enospc_at", "enospc_prob",
-	                                "fail_ops", "flip_prob", "delay_us" };
+	                                "fail_ops", "flip_prob", "delay_us",  "bytes" };
 
 /* splitmix64: tiny, seedable, good enough to pick crash states. */
 static uint64_t rnd(struct fault_dev *f)
@@ -185,6 +193,43 @@ static int inner_uri(struct fault_dev *f, const struct sn_uri *uri)
 	return 0;
 }
 
+/* bytes=1: the mapping starts as a copy of the medium. */
+static int bytes_open(struct fault_dev *f, const struct sn_dev_info *in)
+{
+	uint64_t cap = in->capacity_bytes;
+	int err;
+
+	if (strcmp(in->engine, "psync") && strcmp(in->engine, "mmap") && strcmp(in->engine, "mem"))
+		return sn__err(-EINVAL,
+		               "fault: bytes=1 wraps psync, mmap or mem (they take requests from "
+		               "any thread), not %s",
+		               in->engine);
+	if (in->offset_align > 64)
+		return sn__err(-EINVAL,
+		               "fault: bytes=1 writes single cache lines: the wrapped device "
+		               "needs %u-byte alignment (drop direct=1)",
+		               in->offset_align);
+	f->map = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (f->map == MAP_FAILED) {
+		f->map = NULL;
+		return sn__err(-ENOMEM, "fault: cannot map %llu bytes", (unsigned long long)cap);
+	}
+	err = sn_queue_create(f->inner, 4, &f->pq);
+	for (uint64_t off = 0; !err && off < cap; off += 1u << 20)
+		err = sn_queue_pread(f->pq, f->map + off,
+		                     cap - off < (1u << 20) ? cap - off : 1u << 20, off);
+	if (err) {
+		if (f->pq)
+			sn_queue_destroy(f->pq);
+		munmap(f->map, cap);
+		f->map = NULL;
+		return err;
+	}
+	f->dev.info.caps |= SN_CAP_BYTE_ADDR;
+	f->dev.info.persist_gran = SN_GRAN_CACHE_LINE;
+	return 0;
+}
+
 static int fault_open(struct sn_dev *dev, const struct sn_uri *uri)
 {
 	struct fault_dev *f = (struct fault_dev *)dev;
@@ -192,7 +237,10 @@ static int fault_open(struct sn_dev *dev, const struct sn_uri *uri)
 	size_t align;
 	int err;
 
-	if ((err = parse_options(f, uri)) || (err = inner_uri(f, uri)))
+	int bytes = 0;
+
+	if ((err = parse_options(f, uri)) || (err = inner_uri(f, uri)) ||
+	    (err = sn__uri_bool(uri, "bytes", &bytes)))
 		return err;
 	if (!strncmp(f->inner_uri, "fault:", 6) || !strncmp(f->inner_uri, "auto:", 5))
 		return sn__err(-EINVAL, "fault: wraps a concrete engine, not '%.*s'",
@@ -226,6 +274,11 @@ static int fault_open(struct sn_dev *dev, const struct sn_uri *uri)
 		return -ENOMEM;
 	}
 	memset(f->zeros, 0, 1u << 20);
+	if (bytes && (err = bytes_open(f, &in))) {
+		free(f->zeros);
+		sn_dev_close(f->inner);
+		return err;
+	}
 	pthread_mutex_init(&f->lock, NULL);
 	return 0;
 }
@@ -244,6 +297,10 @@ static void fault_close(struct sn_dev *dev)
 	drop_held(f);
 	free(f->held);
 	free(f->zeros);
+	if (f->map) {
+		sn_queue_destroy(f->pq);
+		munmap(f->map, dev->info.capacity_bytes);
+	}
 	sn_dev_close(f->inner);
 	pthread_mutex_destroy(&f->lock);
 }
@@ -298,6 +355,42 @@ static int write_back(struct fault_dev *f, struct sn_queue *iq)
 	return err;
 }
 
+/* bytes=1, power loss: each line of the mapping that is not on the medium (a store never
+ * persisted) is lost, kept (evicted from the cache in time) or torn at 8 bytes. */
+static int crash_lines(struct fault_dev *f, struct sn_queue *iq)
+{
+	uint64_t cap = f->dev.info.capacity_bytes;
+	unsigned char *medium = (unsigned char *)f->zeros; /* reused: discards are over */
+	int err = 0;
+
+	for (uint64_t off = 0; !err && off < cap; off += 1u << 20) {
+		uint32_t n = cap - off < (1u << 20) ? (uint32_t)(cap - off) : 1u << 20;
+
+		if ((err = sn_queue_pread(iq, medium, n, off)))
+			break;
+		for (uint32_t l = 0; l < n && !err; l += 64) {
+			uint32_t len = n - l < 64 ? n - l : 64;
+			unsigned char *line = f->map + off + l;
+
+			if (!memcmp(line, medium + l, len))
+				continue;
+			if (f->mode == CRASH_ALL || (f->mode != CRASH_KEEP && (rnd(f) & 1))) {
+				f->st.lines_dropped++;
+				continue;
+			}
+			if (f->mode == CRASH_TEAR && len > 8 && (rnd(f) & 1)) {
+				len = 8 * (uint32_t)(1 + rnd(f) % (len / 8 - 1));
+				f->st.lines_torn++;
+			} else {
+				f->st.lines_kept++;
+			}
+			err = sn_queue_pwrite(iq, line, len, off + l);
+		}
+	}
+	memset(f->zeros, 0, 1u << 20);
+	return err;
+}
+
 /* Power loss: each held write is kept, dropped or torn, in order; then nothing works. */
 static int crash(struct fault_dev *f, struct sn_queue *iq)
 {
@@ -326,6 +419,8 @@ static int crash(struct fault_dev *f, struct sn_queue *iq)
 		err = apply(f, iq, h, h->off, h->len);
 		f->st.writes_kept += !h->durable;
 	}
+	if (!err && f->map)
+		err = crash_lines(f, iq);
 	if (!err)
 		err = sn_queue_flush(iq);
 	drop_held(f);
@@ -435,10 +530,14 @@ static int64_t run_one(struct fault_dev *f, struct fault_queue *fq, const struct
 	}
 	switch (io->op) {
 	case SN_OP_READ:
-		err = sn_queue_pread(iq, io->buf, io->len, io->offset);
-		if (err)
-			return err;
-		overlay(f, io);
+		if (f->map) { /* the CPU's view: held writes and stores never persisted */
+			memcpy(io->buf, f->map + io->offset, io->len);
+		} else {
+			err = sn_queue_pread(iq, io->buf, io->len, io->offset);
+			if (err)
+				return err;
+			overlay(f, io);
+		}
 		if (chance(f, f->flip_prob)) {
 			uint64_t bit = rnd(f) % ((uint64_t)io->len * 8);
 
@@ -447,6 +546,8 @@ static int64_t run_one(struct fault_dev *f, struct fault_queue *fq, const struct
 		}
 		return io->len;
 	case SN_OP_WRITE:
+		if (f->map)
+			memcpy(f->map + io->offset, io->buf, io->len);
 		if (io->flags & SN_IO_FUA) {
 			struct sn_io w = *io;
 
@@ -464,6 +565,8 @@ static int64_t run_one(struct fault_dev *f, struct fault_queue *fq, const struct
 		err = hold(f, io, 0);
 		return err ? err : (int64_t)io->len;
 	case SN_OP_DISCARD:
+		if (f->map)
+			memset(f->map + io->offset, 0, io->len);
 		err = hold(f, io, 0);
 		return err ? err : (int64_t)io->len;
 	default:
@@ -493,6 +596,48 @@ static int fault_submit(struct sn_queue *q, const struct sn_io *ios, unsigned n)
 		sn__queue_complete(q, ios[i].user_data, res);
 	}
 	return (int)n;
+}
+
+static int fault_map(struct sn_dev *dev, void **basep)
+{
+	struct fault_dev *f = (struct fault_dev *)dev;
+
+	if (!f->map)
+		return sn__err(-ENOTSUP, "fault: not byte-addressable (open it with bytes=1)");
+	*basep = f->map;
+	return 0;
+}
+
+/* bytes=1: the range's cache lines reach the medium. Counts as a request (a flush, for
+ * crash_at, eio_at and fail_ops). */
+static int fault_persist(struct sn_dev *dev, const void *addr, size_t len)
+{
+	struct fault_dev *f = (struct fault_dev *)dev;
+	uint64_t cap = dev->info.capacity_bytes,
+	         off = (uint64_t)((const unsigned char *)addr - f->map);
+	uint64_t lo = off & ~63ull, hi = (off + len + 63) & ~63ull;
+	struct sn_io io = { .op = SN_OP_FLUSH };
+	uint64_t n;
+	int err = 0;
+
+	if (!f->map)
+		return -ENOTSUP;
+	if (hi > cap)
+		hi = cap;
+	pthread_mutex_lock(&f->lock);
+	n = ++f->st.ios;
+	f->st.persists++;
+	if (f->crash_at && n == f->crash_at && !f->crashed)
+		crash(f, f->pq);
+	if (f->crashed)
+		err = -EIO;
+	else
+		err = injected(f, &io, n);
+	for (uint64_t o = lo; !err && o < hi; o += 1u << 20)
+		err = sn_queue_pwrite(f->pq, f->map + o,
+		                      hi - o < (1u << 20) ? (uint32_t)(hi - o) : 1u << 20, o);
+	pthread_mutex_unlock(&f->lock);
+	return err;
 }
 
 static int fault_ctl(struct sn_dev *dev, int op, void *arg)
@@ -536,5 +681,7 @@ const struct sn_engine sn_engine_fault = {
 	.queue_init = fault_queue_init,
 	.queue_fini = fault_queue_fini,
 	.submit = fault_submit,
+	.map = fault_map,
+	.persist = fault_persist,
 	.ctl = fault_ctl,
 };

@@ -55,6 +55,7 @@ static int mmap_open(struct sn_dev *dev, const struct sn_uri *uri)
 	}
 	m->page = (size_t)sysconf(_SC_PAGESIZE);
 	dev->info.caps |= SN_CAP_BYTE_ADDR;
+	dev->info.persist_gran = SN_GRAN_PAGE;
 	dev->info.flush_does = "fdatasync(2) of the file: dirty pages of the mapping reach stable "
 	                       "storage";
 	snprintf(dev->features, sizeof(dev->features), "MAP_SHARED%s",

@@ -182,6 +182,9 @@ struct sn_kv {
 	struct kv_shard *shards;
 	struct kv_worker *workers;
 	uint64_t max_value; /* largest value a segment holds */
+	unsigned char *map; /* byte-addressable device: every segment's image is its place in
+	                       the mapping (appends are stores, rounds are persists, reads are
+	                       loads); NULL: images are buffers in memory, written by I/O */
 	int pipeline;       /* a round may write while the previous round's flush runs
 	                       (SN_KV_NOPIPE=1 in the environment turns it off, to diagnose) */
 

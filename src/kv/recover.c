@@ -213,7 +213,7 @@ int kv_shard_recover(struct kv_shard *sh)
 		if (s->seq >= sh->next_segseq)
 			sh->next_segseq = s->seq + 1;
 		if ((err = kv_shard_img(sh, i)) ||
-		    (err = read_range(sh, s->img, kv_seg_off(sh, i), size)))
+		    (!kv->map && (err = read_range(sh, s->img, kv_seg_off(sh, i), size))))
 			break;
 		if ((err = scan(sh, i, &end, &clean)))
 			break;
@@ -235,10 +235,14 @@ int kv_shard_recover(struct kv_shard *sh)
 				if (!clean)
 					sh->torn_bytes += tail - end;
 				memset(s->img + end, 0, size - end);
-				err = sn_queue_pwrite(sh->w->q, s->img + from,
-				                      ((tail + bs - 1) & ~(bs - 1)) - from,
-				                      kv_seg_off(sh, i) + from);
-				if (!err)
+				if (kv->map)
+					err = sn_dev_persist(kv->dev, s->img + from,
+					                     ((tail + bs - 1) & ~(bs - 1)) - from);
+				else
+					err = sn_queue_pwrite(sh->w->q, s->img + from,
+					                      ((tail + bs - 1) & ~(bs - 1)) - from,
+					                      kv_seg_off(sh, i) + from);
+				if (!err && !kv->map)
 					err = sn_queue_flush(sh->w->q);
 				if (err)
 					err = sn__err(err, "shard %u: clearing a cut log tail: %s",
@@ -250,7 +254,7 @@ int kv_shard_recover(struct kv_shard *sh)
 			}
 		}
 		/* Keep what the cache budget allows (the head always). */
-		if (sh->cached_bytes > sh->cache_budget && i != sh->head) {
+		if (!kv->map && sh->cached_bytes > sh->cache_budget && i != sh->head) {
 			free(s->img);
 			s->img = NULL;
 			sh->cached_bytes -= size;

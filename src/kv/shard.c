@@ -78,7 +78,8 @@ void kv_shard_cache_trim(struct kv_shard *sh, uint32_t keep)
 {
 	uint32_t seg_size = sh->kv->sb.segment_size, scanned = 0;
 
-	while (sh->cached_bytes + seg_size > sh->cache_budget && scanned < 2 * sh->nsegs) {
+	while (!sh->kv->map && sh->cached_bytes + seg_size > sh->cache_budget &&
+	       scanned < 2 * sh->nsegs) {
 		uint32_t i = sh->clock_hand;
 		struct kv_seg *s = &sh->segs[i];
 
@@ -104,6 +105,10 @@ int kv_shard_img(struct kv_shard *sh, uint32_t seg)
 
 	if (s->img)
 		return 0;
+	if (sh->kv->map) {
+		s->img = sh->kv->map + kv_seg_off(sh, seg);
+		return 0;
+	}
 	kv_shard_cache_trim(sh, seg);
 	s->img = img_alloc(sh->kv->sb.segment_size);
 	if (!s->img)
@@ -273,11 +278,21 @@ static uint32_t oldest_dirty(const struct kv_shard *sh)
 
 static void round_write(struct kv_shard *sh, uint64_t off, unsigned char *buf, uint32_t len)
 {
-	struct kv_io *x = malloc(sizeof(*x));
+	struct sn_kv *kv = sh->kv;
+	struct kv_io *x;
 	struct sn_io io;
 	int err;
 
-	if (!x) {
+	if (kv->map) {
+		/* The image is the mapping: the bytes are in place, make them durable. A
+		 * cleared header is cleared here. */
+		if (buf == zero_block)
+			memset(kv->map + off, 0, len);
+		if (!sh->round_err && (err = sn_dev_persist(kv->dev, kv->map + off, len)))
+			sh->round_err = err;
+		return;
+	}
+	if (!(x = malloc(sizeof(*x)))) {
 		sh->round_err = -ENOMEM;
 		return;
 	}
@@ -304,6 +319,7 @@ static void round_fail(struct kv_shard *sh, int err)
 }
 
 static void round_flush(struct kv_shard *sh);
+static void round_done(struct kv_shard *sh, uint64_t seg, uint64_t pos);
 static void worker_flush(struct kv_worker *w);
 
 static void round_start(struct kv_shard *sh)
@@ -389,8 +405,17 @@ static void round_start(struct kv_shard *sh)
 /* The round's writes completed: flush, and let the next round's writes start. */
 static void round_flush(struct kv_shard *sh)
 {
-	struct kv_io *x = malloc(sizeof(*x));
+	struct kv_io *x;
 	struct kv_worker *w = sh->w;
+
+	if (sh->kv->map) { /* persisted already: durable now */
+		sh->round_active = 0;
+		sh->flushing++;
+		sh->flush_seg = sh->round_seg;
+		round_done(sh, sh->round_seg, sh->round_pos);
+		return;
+	}
+	x = malloc(sizeof(*x));
 
 	sh->round_active = 0;
 	if (!x) {
@@ -498,10 +523,11 @@ static void round_done(struct kv_shard *sh, uint64_t seg, uint64_t pos)
 			s->state = SEG_FREE;
 			s->seq = 0;
 			s->used = s->live = s->written = s->durable = 0;
-			if (s->img)
+			if (s->img && !sh->kv->map) {
 				sh->cached_bytes -= sh->kv->sb.segment_size;
-			free(s->img);
-			s->img = NULL;
+				free(s->img);
+				s->img = NULL;
+			}
 			sh->nfree++;
 		}
 	}
@@ -729,7 +755,16 @@ static void exec_get(struct kv_shard *sh, struct kv_req *r)
 	if (s->img) {
 		s->ref = 1;
 		sh->hits++;
-		take_value(r, s->img + e->off);
+		/* A cached image is memory we wrote; the mapping is the medium: check it. */
+		if (sh->kv->map &&
+		    (r->res = check_record(sh, s->seq, s->img + e->off, e->len, r))) {
+			sh->corrupt++;
+			sn__err(r->res,
+			        "shard %u: record at segment %u offset %u fails its checksum",
+			        sh->id, e->seg, e->off);
+		} else {
+			take_value(r, s->img + e->off);
+		}
 		kv_complete(sh->w, r);
 		return;
 	}
@@ -945,6 +980,8 @@ int kv_shard_init(struct kv_shard *sh)
 	sh->head = UINT32_MAX;
 	sh->compact_seg = UINT32_MAX;
 	kv_compact_init(sh);
+	for (uint32_t i = 0; kv->map && i < sh->nsegs; i++)
+		kv_shard_img(sh, i); /* the mapping: every segment is "cached" */
 	sh->cache_budget = kv->opts.cache_bytes / kv->sb.shards;
 	if (sh->cache_budget < 2ull * kv->sb.segment_size)
 		sh->cache_budget = 2ull * kv->sb.segment_size;
@@ -965,7 +1002,7 @@ void kv_shard_fini(struct kv_shard *sh)
 	free(sh->parts);
 	sh->parts = NULL;
 	sh->nparts = 0;
-	for (uint32_t i = 0; sh->segs && i < sh->nsegs; i++)
+	for (uint32_t i = 0; sh->segs && i < sh->nsegs && !sh->kv->map; i++)
 		free(sh->segs[i].img);
 	free(sh->segs);
 	sh->segs = NULL;

@@ -1145,6 +1145,16 @@ int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kv
 	if ((err = open_dev(uri, &kv->opts, &kv->dev)))
 		goto fail;
 	sn_dev_info(kv->dev, &kv->info);
+	/* Through the mapping only where persisting is a cache-line flush: an msync would
+	 * report a failed writeback once for every worker (one file description). */
+	if ((kv->info.caps & SN_CAP_BYTE_ADDR) && !kv->opts.block_io &&
+	    (kv->info.persist_gran == SN_GRAN_BYTE ||
+	     kv->info.persist_gran == SN_GRAN_CACHE_LINE)) {
+		void *base;
+
+		if (sn_dev_map(kv->dev, &base) == 0)
+			kv->map = base;
+	}
 	kv->pipeline = !getenv("SN_KV_NOPIPE");
 	err = read_super(kv->dev, &kv->sb);
 	if (err == -ENOENT && !kv->opts.no_create)
@@ -1313,6 +1323,7 @@ int sn_kv_stat(struct sn_kv *kv, struct sn_kv_stats *st)
 	}
 	st->shards = kv->sb.shards;
 	st->workers = kv->nworkers;
+	st->mapped = kv->map != NULL;
 	st->segment_size = kv->sb.segment_size;
 	st->block_size = kv->sb.block_size;
 	st->segments_total = kv->sb.shard_segments * kv->sb.shards;
