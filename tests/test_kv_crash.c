@@ -22,14 +22,15 @@
  *                  hangs, and the store reopened without faults is consistent.
  *
  *   test_kv_crash DIR fault|errors psync|uring|bytes [--points N] [--seed S] [--chain C]
- *                 [--compact] [--workers N]
+ *                 [--compact] [--workers N] [--buffered]
  *
  * --points: crash points to try (fault; default 5000); --seed: the seed of everything
  * (default: from the clock, printed); --chain C: run only chain C (to reproduce a failure);
  * --compact: workloads also call sn_kv_compact() (off by default: it does not return once
  * a shard failed, see test_kv_medium.c); --workers N: runtime workers, each with its own
  * queue on the device (default 2; with 1 the error sweep hits the same I/O at the same
- * index every run). SN_CRASH_POINTS and SN_CRASH_SEED in the
+ * index every run); --buffered: no O_DIRECT, for DIR on tmpfs (/dev/shm: a soak then
+ * spends its time in the store, not in the disk's flushes). SN_CRASH_POINTS and SN_CRASH_SEED in the
  * environment set --points and --seed.
  */
 #define _GNU_SOURCE
@@ -102,7 +103,7 @@ static int fresh_store(void)
 	char uri[1200];
 
 	unlink(file);
-	snprintf(uri, sizeof(uri), "psync:%s?create=1&size=%u&direct=1", file, CAPACITY);
+	snprintf(uri, sizeof(uri), "psync:%s?create=1&size=%u&%s", file, CAPACITY, cfg.dopts);
 	ASSERT_OK(sn_kv_format(uri, &o));
 	return T_PASS;
 }
@@ -441,7 +442,7 @@ static int usage(const char *prog)
 {
 	fprintf(stderr,
 	        "usage: %s DIR fault|errors psync|uring|bytes [--points N] [--seed S] [--chain C] "
-	        "[--compact] [--workers N]\n",
+	        "[--compact] [--workers N] [--buffered]\n",
 	        prog);
 	return 1;
 }
@@ -450,7 +451,7 @@ int main(int argc, char **argv)
 {
 	struct sn_rt_opts ro = { 0 };
 	const char *env;
-	int r;
+	int r, buffered = 0;
 
 	if (argc < 4)
 		return usage(argv[0]);
@@ -472,6 +473,8 @@ int main(int argc, char **argv)
 			cfg.chain = strtoll(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--compact"))
 			cfg.compact = 1;
+		else if (!strcmp(argv[i], "--buffered"))
+			buffered = 1;
 		else if (!strcmp(argv[i], "--workers") && i + 1 < argc)
 			cfg.workers = (unsigned)strtoul(argv[++i], NULL, 0);
 		else
@@ -482,8 +485,8 @@ int main(int argc, char **argv)
 	     strcmp(cfg.engine, "bytes")))
 		return usage(argv[0]);
 	cfg.inner = strcmp(cfg.engine, "bytes") ? cfg.engine : "psync";
-	cfg.dopts = strcmp(cfg.engine, "bytes") ? "direct=1" : "direct=0";
-	cfg.fopts = strcmp(cfg.engine, "bytes") ? "direct=1" : "bytes=1";
+	cfg.dopts = strcmp(cfg.engine, "bytes") && !buffered ? "direct=1" : "direct=0";
+	cfg.fopts = strcmp(cfg.engine, "bytes") ? cfg.dopts : "bytes=1";
 	snprintf(file, sizeof(file), "%s/kv-crash-%s-%s-%d.dat", cfg.dir, cfg.mode, cfg.engine,
 	         (int)getpid());
 	signal(SIGALRM, watchdog);
