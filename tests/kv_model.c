@@ -309,16 +309,17 @@ void km_begin(struct km_model *m, const struct km_workload *w, unsigned i)
 	const struct km_op *op = &w->ops[i];
 	uint32_t *pos;
 
-	if (m->wl != w || m->pos_cap < w->n * KM_MAX_BOPS) {
+	if (m->pos_cap < w->n * KM_MAX_BOPS) {
 		free(m->pos);
 		m->pos_cap = w->n * KM_MAX_BOPS;
 		m->pos = malloc((m->pos_cap ? m->pos_cap : 1) * sizeof(*m->pos));
 		if (!m->pos)
 			abort();
-		memset(m->pos, 0xff, m->pos_cap * sizeof(*m->pos));
-		m->wl = w;
 	}
+	/* Every slot of op i, always: a slot left from an earlier workload (another one at
+	 * the same address) would make km_ack() mark some other write. */
 	pos = &m->pos[i * KM_MAX_BOPS];
+	memset(pos, 0xff, KM_MAX_BOPS * sizeof(*pos));
 	switch (op->type) {
 	case KM_PUT:
 	case KM_DEL:

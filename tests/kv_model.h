@@ -121,7 +121,6 @@ struct km_model {
 	/* Where each op of the current workload put its writes, to acknowledge them. */
 	uint32_t *pos; /* per (op, part): index in its key's history */
 	unsigned pos_cap;
-	const struct km_workload *wl;
 };
 
 /* Totals over verifications. */
