@@ -11,7 +11,8 @@
  * offsets 0 and 4096), the rest is the log (device offset 1 MiB, up to 256 KiB); missing
  * bytes are zeros. Flags make the target repair checksums after the mutation, so that the
  * fuzzer reaches the code behind them: 1 the superblocks' CRCs, 2 the segment headers',
- * 4 the records'. The seed corpus (fuzz/corpus/kv_recover/) holds images of real stores;
+ * 4 the records'; 8 opens the store through fault:...?bytes=1, a byte-addressable device,
+ * so that recovery and the rest run on the mapped log. The seed corpus (fuzz/corpus/kv_recover/) holds images of real stores;
  * FUZZ_KV_RECOVER_SEEDS=DIR ./fuzz_kv_recover writes them again (from the API) and exits.
  */
 #define _GNU_SOURCE
@@ -37,7 +38,7 @@
 #define LOG_AREA (NSEGS * SEG)
 #define DEV_SIZE (LOG_OFF + LOG_AREA)
 
-enum { FIX_SUPER = 1, FIX_SEGHDR = 2, FIX_RECORDS = 4 };
+enum { FIX_SUPER = 1, FIX_SEGHDR = 2, FIX_RECORDS = 4, MAPPED = 8 };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -54,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	} while (0)
 
 static int dev_fd = -1, allow_einval;
-static char dev_uri[64];
+static char dev_uri[64], mapped_uri[96];
 static struct sn_rt *rt;
 static unsigned char sb_buf[SB_AREA], log_buf[LOG_AREA];
 
@@ -140,6 +141,7 @@ static int setup(void)
 	if (dev_fd < 0 || ftruncate(dev_fd, DEV_SIZE))
 		return -1;
 	snprintf(dev_uri, sizeof(dev_uri), "psync:/proc/self/fd/%d", dev_fd);
+	snprintf(mapped_uri, sizeof(mapped_uri), "fault:psync:/proc/self/fd/%d?bytes=1", dev_fd);
 	ro.workers = 1;
 	ro.flags = SN_RT_NOPIN;
 	return sn_rt_create(&ro, &rt);
@@ -222,7 +224,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o = store_opts();
 	o.no_create = 1;
 	sn__err_clear();
-	err = sn_kv_open(dev_uri, &o, &kv);
+	err = sn_kv_open(flags & MAPPED ? mapped_uri : dev_uri, &o, &kv);
 	if (err) {
 		CHECK(err < 0 && !kv, "open = %d", err);
 		CHECK(*sn_errmsg(), "open failed with %d without a reason", err);

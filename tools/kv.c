@@ -151,6 +151,10 @@ static int must_exist(const struct kv_args *a)
 	char file[4096];
 	struct stat st;
 
+	/* A wrapping engine (fault:psync:PATH): the path is after the last engine. */
+	while (colon && (!slash || colon < slash) && strchr(colon + 1, ':') &&
+	       strchr(colon + 1, ':') < (slash ? slash : colon + strlen(colon)))
+		colon = strchr(colon + 1, ':');
 	if (!colon || (slash && slash < colon))
 		snprintf(file, sizeof(file), "%s", a->path);
 	else
