@@ -26,8 +26,8 @@
  *
  * --points: crash points to try (fault; default 5000); --seed: the seed of everything
  * (default: from the clock, printed); --chain C: run only chain C (to reproduce a failure);
- * --compact: workloads also call sn_kv_compact() (off by default: it does not return once
- * a shard failed, see test_kv_medium.c); --workers N: runtime workers, each with its own
+ * --compact: workloads also call sn_kv_compact() (forced compaction of every shard, so
+ * crashes land in copies, header clears and dropped commits and tombstones); --workers N: runtime workers, each with its own
  * queue on the device (default 2; with 1 the error sweep hits the same I/O at the same
  * index every run); --buffered: no O_DIRECT, for DIR on tmpfs (/dev/shm: a soak then
  * spends its time in the store, not in the disk's flushes). SN_CRASH_POINTS and SN_CRASH_SEED in the

@@ -77,10 +77,8 @@ static void store_uri(char *buf, size_t len)
 }
 
 /*
- * sn_kv_compact() calls in the workload are off unless --compact: with them a kill loop
- * occasionally hangs in sn_kv_compact (an open compaction liveness bug, reported in the
- * issue note); `make crash-soak CRASH_FLAGS=--compact` runs them. Background compaction
- * runs either way.
+ * sn_kv_compact() calls in the workload with --compact (CTest runs kv_kill.psync with
+ * them). Background compaction runs either way.
  */
 static int compact_calls;
 

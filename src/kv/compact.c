@@ -52,15 +52,6 @@ static uint32_t pick_victim(struct kv_shard *sh, int force)
 	return best;
 }
 
-static uint64_t live_batch_records(struct sn_kv *kv)
-{
-	uint64_t n = 0;
-
-	for (unsigned s = 0; s < kv->sb.shards; s++)
-		n += atomic_load_explicit(&kv->shards[s].live_bparts, memory_order_relaxed);
-	return n;
-}
-
 static int oldest_on_disk(const struct kv_shard *sh, uint32_t seg)
 {
 	uint64_t seq = sh->segs[seg].seq;
@@ -80,12 +71,29 @@ int kv_space_coming(struct kv_shard *sh)
 	        sh->ncompacted || pick_victim(sh, 1) != UINT32_MAX);
 }
 
+/* v's first block as its clearing will write it (struct kv_seg.clear_blk). */
+static int clear_block(struct kv_shard *sh, struct kv_seg *v)
+{
+	uint32_t bs = sh->kv->sb.block_size;
+	void *b;
+
+	if (posix_memalign(&b, 4096, bs))
+		return -ENOMEM;
+	memcpy(b, v->img, bs);
+	memset(b, 0, sizeof(struct sn_kv_seghdr));
+	free(v->clear_blk);
+	v->clear_blk = b;
+	return 0;
+}
+
 static void finish(struct kv_shard *sh)
 {
 	struct kv_seg *v = &sh->segs[sh->compact_seg];
 	struct kv_seg *h = &sh->segs[sh->head];
 
-	if (v->live) {
+	if (!v->live && !sh->kv->map && clear_block(sh, v))
+		v->nocompact = 1; /* out of memory: leave the dead segment where it is */
+	if (v->live || v->nocompact) {
 		/* Some record could not be read back (corrupt): keep the segment. */
 		v->nocompact = 1;
 	} else {
@@ -131,9 +139,14 @@ static uint32_t one_record(struct kv_shard *sh, uint32_t vi, uint32_t off, int *
 	}
 	key = p + sizeof(*r) + x;
 	if (r->type == SN_KV_REC_COMMIT) {
-		/* A commit is needed while some batch record is the newest of its key
-		 * anywhere (recovery applies it only with its commit). None left: drop it. */
-		if (!live_batch_records(sh->kv))
+		uint64_t batch;
+
+		/* A commit is needed while a segment on disk holds a record of its batch
+		 * (recovery applies one only with its commit). Even a dead one: what
+		 * replaced it may not be durable yet, and a crash would bring the batch
+		 * record back without its commit. None left: drop it. */
+		memcpy(&batch, p + sizeof(*r), 8);
+		if (!kv_batch_needed(sh->kv, batch))
 			return len;
 		type = SN_KV_REC_COMMIT;
 		e = NULL;
@@ -145,11 +158,7 @@ static uint32_t one_record(struct kv_shard *sh, uint32_t vi, uint32_t off, int *
 		       : r->type == SN_KV_REC_BDEL ? SN_KV_REC_DEL
 		                                   : r->type;
 		if (type == SN_KV_REC_DEL && oldest_on_disk(sh, vi)) {
-			v->live -= e->len;
-			if (e->batch)
-				atomic_fetch_sub_explicit(&sh->live_bparts, 1,
-				                          memory_order_relaxed);
-			sn_idx_remove(&sh->idx, e);
+			kv_shard_index_drop(sh, e);
 			return len;
 		}
 	}

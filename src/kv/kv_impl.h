@@ -15,6 +15,7 @@
 #include "../util/crc32c.h"
 #include "format.h"
 #include "index.h"
+#include "u64map.h"
 
 struct sn_kv;
 struct kv_shard;
@@ -79,6 +80,12 @@ struct kv_seg {
 	uint32_t durable;  /* bytes known durable */
 	uint64_t zero_after_seq, zero_after_pos; /* SEG_COMPACTED: free after this is durable */
 	unsigned char *img;                      /* the segment's bytes in memory, or NULL */
+	/* SEG_COMPACTED: the first block as its clearing writes it, the header zeroed and
+	 * every other byte as on disk, so a write torn between sectors leaves either the
+	 * old header with all its records or no header, never a header over a hole. */
+	unsigned char *clear_blk;
+	uint64_t *batches; /* ids of batches with records here (each once), for sn_kv.bparts */
+	uint32_t nbatches, batches_cap;
 };
 
 /* A batch record found by recovery: applied once every shard has been scanned, if its
@@ -192,6 +199,12 @@ struct sn_kv {
 	uint64_t batch_base; /* random per open: batch ids never repeat across opens */
 	_Atomic uint64_t next_batch;
 	pthread_mutex_t batch_lock;
+	/* Batch id -> how many segments on disk hold records of it, all shards together:
+	 * a commit record is needed exactly while its batch has one (see compact.c).
+	 * bparts_lost: bookkeeping failed (out of memory): keep every commit record. */
+	pthread_mutex_t bparts_lock;
+	struct u64map bparts;
+	int bparts_lost;
 	uint64_t *commits; /* sorted, after recovery */
 	size_t ncommits, commits_cap;
 	char report[512]; /* what recovery found, for the CLI */
@@ -237,6 +250,9 @@ int kv_shard_append(struct kv_shard *sh, unsigned type, const void *key, uint32_
                     uint32_t *offp);
 void kv_shard_index_set(struct kv_shard *sh, struct sn_idx_ent *e, unsigned type, uint32_t seg,
                         uint32_t off, uint32_t len);
+void kv_shard_index_drop(struct kv_shard *sh, struct sn_idx_ent *e);
+void kv_seg_note_batch(struct kv_shard *sh, uint32_t seg, uint64_t batch);
+int kv_batch_needed(struct sn_kv *kv, uint64_t batch);
 int kv_shard_scan_keys(struct kv_shard *sh, unsigned char **bufp, size_t *lenp);
 
 /* store.c: hand a finished request back to its caller (on the owning worker). */

@@ -85,6 +85,7 @@ static int stash_part(struct kv_shard *sh, const struct sn_kv_rechdr *r, uint32_
 	if (!k->key)
 		return -ENOMEM;
 	memcpy(&k->batch, p + sizeof(*r), 8);
+	kv_seg_note_batch(sh, seg, k->batch);
 	memcpy(k->key, p + sizeof(*r) + 8, r->klen);
 	k->klen = r->klen;
 	k->hash = sn_kv_hash(k->key, r->klen);

@@ -31,9 +31,6 @@
 #define WRITEBACK      (1u << 20) /* unwritten head bytes that start a round by themselves */
 #define RESERVE_SEGS   2 /* free segments plain puts leave: one for deletes, one compaction */
 
-/* What a cleared segment header is written from (block sizes up to 64 KiB). */
-static unsigned char zero_block[65536] __attribute__((aligned(4096)));
-
 struct kv_load {
 	unsigned char *buf;
 	unsigned pending;
@@ -207,10 +204,72 @@ int kv_shard_append(struct kv_shard *sh, unsigned type, const void *key, uint32_
 	if (vlen)
 		memcpy(p + sizeof(*r) + xlen + klen, val, vlen);
 	r->crc = sn_crc32c(s->seed, p + 4, sizeof(*r) - 4 + xlen + klen + vlen);
+	if (type == SN_KV_REC_BPUT || type == SN_KV_REC_BDEL)
+		kv_seg_note_batch(sh, sh->head, *(const uint64_t *)extra);
 	*segp = sh->head;
 	*offp = s->used;
 	s->used += len;
 	return 0;
+}
+
+/* One more (d +1) or one less (d -1) segment holds records of batch. */
+static void bpart_count(struct sn_kv *kv, uint64_t batch, int d)
+{
+	struct u64map_ent *c;
+
+	pthread_mutex_lock(&kv->bparts_lock);
+	c = d > 0 ? u64map_get(&kv->bparts, batch) : u64map_find(&kv->bparts, batch);
+	if (!c)
+		kv->bparts_lost = 1;
+	else if ((c->val += (uint64_t)(int64_t)d) == 0)
+		u64map_del(&kv->bparts, c);
+	pthread_mutex_unlock(&kv->bparts_lock);
+}
+
+/* Does recovery still need the commit record of batch? */
+int kv_batch_needed(struct sn_kv *kv, uint64_t batch)
+{
+	int needed;
+
+	pthread_mutex_lock(&kv->bparts_lock);
+	needed = kv->bparts_lost || u64map_find(&kv->bparts, batch) != NULL;
+	pthread_mutex_unlock(&kv->bparts_lock);
+	return needed;
+}
+
+/* Segment seg holds a record of batch (appended, or found by recovery). */
+void kv_seg_note_batch(struct kv_shard *sh, uint32_t seg, uint64_t batch)
+{
+	struct kv_seg *s = &sh->segs[seg];
+
+	for (uint32_t i = s->nbatches; i-- > 0 && i + 4 >= s->nbatches;)
+		if (s->batches[i] == batch) /* a batch's records come together */
+			return;
+	if (s->nbatches == s->batches_cap) {
+		uint32_t cap = s->batches_cap ? 2 * s->batches_cap : 8;
+		uint64_t *n = realloc(s->batches, cap * sizeof(*n));
+
+		if (!n) {
+			sh->kv->bparts_lost = 1;
+			return;
+		}
+		s->batches = n;
+		s->batches_cap = cap;
+	}
+	s->batches[s->nbatches++] = batch;
+	bpart_count(sh->kv, batch, 1);
+}
+
+/* Segment seg is free (its cleared header is durable): its batch records are gone. */
+static void seg_forget_batches(struct kv_shard *sh, uint32_t seg)
+{
+	struct kv_seg *s = &sh->segs[seg];
+
+	for (uint32_t i = 0; i < s->nbatches; i++)
+		bpart_count(sh->kv, s->batches[i], -1);
+	free(s->batches);
+	s->batches = NULL;
+	s->nbatches = s->batches_cap = 0;
 }
 
 /* Point e at a new record, moving the live-byte accounting. */
@@ -218,11 +277,10 @@ void kv_shard_index_set(struct kv_shard *sh, struct sn_idx_ent *e, unsigned type
                         uint32_t off, uint32_t len)
 {
 	int tomb = type == SN_KV_REC_DEL || type == SN_KV_REC_BDEL;
+	int batch = type == SN_KV_REC_BPUT || type == SN_KV_REC_BDEL;
 
 	if (e->seg != UINT32_MAX)
 		sh->segs[e->seg].live -= e->len;
-	int batch = type == SN_KV_REC_BPUT || type == SN_KV_REC_BDEL;
-
 	sh->idx.tombs += (uint64_t)tomb - e->tomb;
 	if (batch != e->batch)
 		atomic_fetch_add_explicit(&sh->live_bparts, batch ? 1 : (uint64_t)-1,
@@ -233,6 +291,15 @@ void kv_shard_index_set(struct kv_shard *sh, struct sn_idx_ent *e, unsigned type
 	e->tomb = (uint8_t)tomb;
 	e->batch = (uint8_t)batch;
 	sh->segs[seg].live += len;
+}
+
+/* Remove e from the index (a delete compaction drops), with its accounting. */
+void kv_shard_index_drop(struct kv_shard *sh, struct sn_idx_ent *e)
+{
+	sh->segs[e->seg].live -= e->len;
+	if (e->batch)
+		atomic_fetch_sub_explicit(&sh->live_bparts, 1, memory_order_relaxed);
+	sn_idx_remove(&sh->idx, e);
 }
 
 /* ---- group commit rounds ---- */
@@ -284,10 +351,8 @@ static void round_write(struct kv_shard *sh, uint64_t off, unsigned char *buf, u
 	int err;
 
 	if (kv->map) {
-		/* The image is the mapping: the bytes are in place, make them durable. A
-		 * cleared header is cleared here. */
-		if (buf == zero_block)
-			memset(kv->map + off, 0, len);
+		/* The image is the mapping: the bytes are in place, make them durable. */
+		(void)buf;
 		if (!sh->round_err && (err = sn_dev_persist(kv->dev, kv->map + off, len)))
 			sh->round_err = err;
 		return;
@@ -370,7 +435,14 @@ static void round_start(struct kv_shard *sh)
 			continue;
 		s->state = SEG_ZEROING;
 		sh->ncompacted--;
-		round_write(sh, kv_seg_off(sh, i), zero_block, bs);
+		if (kv->map) {
+			/* One cache line: however a crash tears it, the header is whole or
+			 * invalid. */
+			memset(s->img, 0, sizeof(struct sn_kv_seghdr));
+			round_write(sh, kv_seg_off(sh, i), s->img, sizeof(struct sn_kv_seghdr));
+		} else {
+			round_write(sh, kv_seg_off(sh, i), s->clear_blk, bs);
+		}
 		zeroing = 1;
 	}
 	if (d != UINT32_MAX) {
@@ -520,6 +592,9 @@ static void round_done(struct kv_shard *sh, uint64_t seg, uint64_t pos)
 		if (s->state == SEG_SEALED && was < s->used && s->durable >= s->used)
 			sh->unsynced_seals--;
 		if (s->state == SEG_ZEROING) {
+			seg_forget_batches(sh, i);
+			free(s->clear_blk);
+			s->clear_blk = NULL;
 			s->state = SEG_FREE;
 			s->seq = 0;
 			s->used = s->live = s->written = s->durable = 0;
@@ -1002,8 +1077,12 @@ void kv_shard_fini(struct kv_shard *sh)
 	free(sh->parts);
 	sh->parts = NULL;
 	sh->nparts = 0;
-	for (uint32_t i = 0; sh->segs && i < sh->nsegs && !sh->kv->map; i++)
-		free(sh->segs[i].img);
+	for (uint32_t i = 0; sh->segs && i < sh->nsegs; i++) {
+		if (!sh->kv->map)
+			free(sh->segs[i].img);
+		free(sh->segs[i].batches);
+		free(sh->segs[i].clear_blk);
+	}
 	free(sh->segs);
 	sh->segs = NULL;
 	sn_idx_free(&sh->idx);

@@ -1110,6 +1110,8 @@ static void kv_free(struct sn_kv *kv)
 	if (kv->dev)
 		sn_dev_close(kv->dev);
 	pthread_mutex_destroy(&kv->batch_lock);
+	pthread_mutex_destroy(&kv->bparts_lock);
+	u64map_free(&kv->bparts);
 	free(kv->commits);
 	free(kv->shards);
 	free(kv->workers);
@@ -1130,6 +1132,7 @@ int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kv
 	if (!kv)
 		return sn__err(-ENOMEM, "out of memory");
 	pthread_mutex_init(&kv->batch_lock, NULL);
+	pthread_mutex_init(&kv->bparts_lock, NULL);
 	kv->opts = opts ? *opts : (struct sn_kv_opts){ 0 };
 	if (!kv->opts.sync_interval_us)
 		kv->opts.sync_interval_us = 1000;
