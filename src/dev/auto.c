@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * auto: opens the best engine that works for PATH on this machine and records why, in
- * the seed's recommendation order for a portable deployment: io_uring, then O_DIRECT
- * pread/pwrite, then standard I/O. Direct I/O is used when the filesystem takes it,
+ * the seed's recommendation order for a portable deployment: dax for an existing file on a
+ * DAX mount (MAP_SYNC works: persistent memory, byte-addressable), then io_uring, then
+ * O_DIRECT pread/pwrite, then standard I/O. Direct I/O is used when the filesystem takes it,
  * because snstore's users keep their own caches and the page cache would hold data twice.
  */
 #define _GNU_SOURCE
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -61,15 +63,40 @@ static int direct_ok(const char *path, char *why, size_t len)
 	return 0;
 }
 
+/* Is path an existing file on a DAX mount? (A MAP_SYNC mapping works; tmpfs, which
+ * accepts MAP_SYNC without meaning it on some kernels, is not.) */
+static int on_dax(const char *path)
+{
+	struct statfs sfs;
+	void *p;
+	int fd, ok = 0;
+
+	if (statfs(path, &sfs) || sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC)
+		return 0;
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED_VALIDATE | MAP_SYNC, fd, 0);
+	if (p != MAP_FAILED) {
+		munmap(p, 4096);
+		ok = 1;
+	}
+	close(fd);
+	return ok;
+}
+
 /* Rebuild the URI for engine, with direct= set and the other options passed through. */
 static void build_uri(char *out, size_t len, const char *engine, const struct sn_uri *uri,
                       int direct)
 {
-	size_t used = (size_t)snprintf(out, len, "%s:%s?direct=%d", engine, uri->path, direct);
+	size_t used = direct < 0 ? (size_t)snprintf(out, len, "%s:%s?", engine, uri->path)
+	                         : (size_t)snprintf(out, len, "%s:%s?direct=%d", engine, uri->path,
+	                                            direct);
 
 	for (unsigned i = 0; i < uri->nkv && used < len; i++)
 		if (strcmp(uri->kv[i].key, "direct") != 0)
-			used += (size_t)snprintf(out + used, len - used, "&%s=%s", uri->kv[i].key,
+			used += (size_t)snprintf(out + used, len - used, "%s%s=%s",
+			                         out[used - 1] == '?' ? "" : "&", uri->kv[i].key,
 			                         uri->kv[i].value);
 }
 
@@ -83,6 +110,16 @@ static int auto_resolve(const struct sn_uri *uri, struct sn_dev **devp)
 		return sn__err(-EINVAL, "auto: needs a path: auto:/path/to/file-or-device");
 	if ((err = sn__uri_bool(uri, "direct", &direct)))
 		return err;
+	if (direct < 0 && on_dax(uri->path)) {
+		build_uri(target, sizeof(target), "dax", uri, -1);
+		if (sn_dev_open(target, devp) == 0) {
+			snprintf((*devp)->note, sizeof((*devp)->note),
+			         "auto: chose dax, '%.180s' is on a DAX mount (MAP_SYNC works)",
+			         uri->path);
+			return 0;
+		}
+		snprintf(refused, sizeof(refused), "dax refused: %.200s", sn_errmsg());
+	}
 	if (direct < 0)
 		direct = direct_ok(uri->path, why_direct, sizeof(why_direct));
 	else
