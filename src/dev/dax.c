@@ -48,11 +48,6 @@ struct dax_dev {
 	int nt; /* writes of whole cache lines use non-temporal stores */
 };
 
-struct dax_queue {
-	struct sn_queue q;
-	int fd; /* fallback=msync: its own file description for flushes (sn__file_reopen) */
-};
-
 static const struct sn_option dax_options[] = {
 	SN_FILE_OPTIONS,
 	{ "fallback", "none|msync",
@@ -366,20 +361,10 @@ static int dax_sync(struct dax_dev *d, uint64_t off, uint64_t len)
 
 static int dax_queue_init(struct sn_queue *q)
 {
-	struct dax_queue *dq = (struct dax_queue *)q;
 	struct dax_dev *d = (struct dax_dev *)q->dev;
 
 	/* Only the page-cache fallback has writeback errors to report per queue. */
-	dq->fd = d->how == HOW_MSYNC ? sn__file_reopen(q->dev, d->fd) : -1;
-	return dq->fd < -1 ? dq->fd : 0;
-}
-
-static void dax_queue_fini(struct sn_queue *q)
-{
-	struct dax_queue *dq = (struct dax_queue *)q;
-
-	if (dq->fd >= 0)
-		close(dq->fd);
+	return sn__file_queue_init(q, d->fd, d->how == HOW_MSYNC);
 }
 
 static int64_t dax_one(struct dax_dev *d, int fd, const struct sn_io *io)
@@ -421,7 +406,7 @@ static int64_t dax_one(struct dax_dev *d, int fd, const struct sn_io *io)
 static int dax_submit(struct sn_queue *q, const struct sn_io *ios, unsigned n)
 {
 	struct dax_dev *d = (struct dax_dev *)q->dev;
-	int fd = ((struct dax_queue *)q)->fd;
+	int fd = ((struct sn_file_queue *)q)->fd;
 
 	for (unsigned i = 0; i < n; i++)
 		sn__queue_complete(q, ios[i].user_data, dax_one(d, fd, &ios[i]));
@@ -448,11 +433,11 @@ const struct sn_engine sn_engine_dax = {
 	           "persist; byte-addressable",
 	.options = dax_options,
 	.dev_size = sizeof(struct dax_dev),
-	.queue_size = sizeof(struct dax_queue),
+	.queue_size = sizeof(struct sn_file_queue),
 	.open = dax_open,
 	.close = dax_close,
 	.queue_init = dax_queue_init,
-	.queue_fini = dax_queue_fini,
+	.queue_fini = sn__file_queue_fini,
 	.submit = dax_submit,
 	.map = dax_base,
 	.persist = dax_persist,

@@ -140,6 +140,15 @@ int sn__file_open(struct sn_dev *dev, const struct sn_uri *uri, const struct sn_
  */
 int sn__file_reopen(struct sn_dev *dev, int fd);
 
+/* The queue of a file engine: a file description of its own for flushes, or -1. */
+struct sn_file_queue {
+	struct sn_queue q;
+	int fd;
+};
+/* queue_init: q's own description of dev_fd's file (sn__file_reopen) when own, else -1. */
+int sn__file_queue_init(struct sn_queue *q, int dev_fd, int own);
+void sn__file_queue_fini(struct sn_queue *q); /* queue_fini: closes it */
+
 /* Blocking full-length pread/pwrite for an fd: retries short transfers and EINTR. */
 int64_t sn__file_rw(int fd, int write, void *buf, uint64_t len, uint64_t off);
 

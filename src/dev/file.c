@@ -211,6 +211,22 @@ int sn__file_reopen(struct sn_dev *dev, int fd)
 	return nfd;
 }
 
+int sn__file_queue_init(struct sn_queue *q, int dev_fd, int own)
+{
+	struct sn_file_queue *fq = (struct sn_file_queue *)q;
+
+	fq->fd = own ? sn__file_reopen(q->dev, dev_fd) : -1;
+	return fq->fd < -1 ? fq->fd : 0;
+}
+
+void sn__file_queue_fini(struct sn_queue *q)
+{
+	struct sn_file_queue *fq = (struct sn_file_queue *)q;
+
+	if (fq->fd >= 0)
+		close(fq->fd);
+}
+
 int64_t sn__file_rw(int fd, int write, void *buf, uint64_t len, uint64_t off)
 {
 	uint64_t done = 0;

@@ -22,11 +22,6 @@ struct mmap_dev {
 	size_t page;
 };
 
-struct mmap_queue {
-	struct sn_queue q;
-	int fd; /* its own file description for flushes: see sn__file_reopen() */
-};
-
 static const struct sn_option mmap_options[] = {
 	SN_FILE_OPTIONS,
 	{ "populate", "0|1", "MAP_POPULATE: fault every page in at open" },
@@ -80,15 +75,7 @@ static int mmap_sync(struct mmap_dev *m, uint64_t off, uint64_t len)
 
 static int mmap_queue_init(struct sn_queue *q)
 {
-	struct mmap_queue *mq = (struct mmap_queue *)q;
-
-	mq->fd = sn__file_reopen(q->dev, ((struct mmap_dev *)q->dev)->fd);
-	return mq->fd < 0 ? mq->fd : 0;
-}
-
-static void mmap_queue_fini(struct sn_queue *q)
-{
-	close(((struct mmap_queue *)q)->fd);
+	return sn__file_queue_init(q, ((struct mmap_dev *)q->dev)->fd, 1);
 }
 
 static int64_t mmap_one(struct mmap_dev *m, int fd, const struct sn_io *io)
@@ -119,7 +106,7 @@ static int64_t mmap_one(struct mmap_dev *m, int fd, const struct sn_io *io)
 static int mmap_submit(struct sn_queue *q, const struct sn_io *ios, unsigned n)
 {
 	struct mmap_dev *m = (struct mmap_dev *)q->dev;
-	int fd = ((struct mmap_queue *)q)->fd;
+	int fd = ((struct sn_file_queue *)q)->fd;
 
 	for (unsigned i = 0; i < n; i++)
 		sn__queue_complete(q, ios[i].user_data, mmap_one(m, fd, &ios[i]));
@@ -145,11 +132,11 @@ const struct sn_engine sn_engine_mmap = {
 	.summary = "shared mapping of a file or block device; fdatasync to flush; byte-addressable",
 	.options = mmap_options,
 	.dev_size = sizeof(struct mmap_dev),
-	.queue_size = sizeof(struct mmap_queue),
+	.queue_size = sizeof(struct sn_file_queue),
 	.open = mmap_open,
 	.close = mmap_close,
 	.queue_init = mmap_queue_init,
-	.queue_fini = mmap_queue_fini,
+	.queue_fini = sn__file_queue_fini,
 	.submit = mmap_submit,
 	.map = mmap_map,
 	.persist = mmap_persist,

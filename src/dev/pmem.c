@@ -37,11 +37,6 @@ struct pmem_dev {
 	pmem2_memcpy_fn copy;
 };
 
-struct pmem_queue {
-	struct sn_queue q;
-	int fd; /* page granularity: its own file description for flushes (sn__file_reopen) */
-};
-
 static const struct sn_option pmem_options[] = {
 	SN_FILE_OPTIONS,
 	{ NULL, NULL, NULL },
@@ -191,20 +186,10 @@ static int pmem_sync(struct pmem_dev *p, uint64_t off, uint64_t len)
 
 static int pmem_queue_init(struct sn_queue *q)
 {
-	struct pmem_queue *pq = (struct pmem_queue *)q;
 	struct pmem_dev *p = (struct pmem_dev *)q->dev;
 
 	/* Only page granularity goes through the page cache, with writeback errors. */
-	pq->fd = p->gran == PMEM2_GRANULARITY_PAGE ? sn__file_reopen(q->dev, p->fd) : -1;
-	return pq->fd < -1 ? pq->fd : 0;
-}
-
-static void pmem_queue_fini(struct sn_queue *q)
-{
-	struct pmem_queue *pq = (struct pmem_queue *)q;
-
-	if (pq->fd >= 0)
-		close(pq->fd);
+	return sn__file_queue_init(q, p->fd, p->gran == PMEM2_GRANULARITY_PAGE);
 }
 
 static int64_t pmem_one(struct pmem_dev *p, int fd, const struct sn_io *io)
@@ -244,7 +229,7 @@ static int64_t pmem_one(struct pmem_dev *p, int fd, const struct sn_io *io)
 static int pmem_submit(struct sn_queue *q, const struct sn_io *ios, unsigned n)
 {
 	struct pmem_dev *p = (struct pmem_dev *)q->dev;
-	int fd = ((struct pmem_queue *)q)->fd;
+	int fd = ((struct sn_file_queue *)q)->fd;
 
 	for (unsigned i = 0; i < n; i++)
 		sn__queue_complete(q, ios[i].user_data, pmem_one(p, fd, &ios[i]));
@@ -271,11 +256,11 @@ const struct sn_engine sn_engine_pmem = {
 	           "byte-addressable",
 	.options = pmem_options,
 	.dev_size = sizeof(struct pmem_dev),
-	.queue_size = sizeof(struct pmem_queue),
+	.queue_size = sizeof(struct sn_file_queue),
 	.open = pmem_open,
 	.close = pmem_close,
 	.queue_init = pmem_queue_init,
-	.queue_fini = pmem_queue_fini,
+	.queue_fini = sn__file_queue_fini,
 	.submit = pmem_submit,
 	.map = pmem_base,
 	.persist = pmem_persist,

@@ -19,11 +19,6 @@ struct psync_dev {
 	int fd;
 };
 
-struct psync_queue {
-	struct sn_queue q;
-	int fd; /* its own file description: see sn__file_reopen() */
-};
-
 static const struct sn_option psync_options[] = {
 	{ "direct", "0|1", "O_DIRECT: bypass the page cache (aligned I/O only)" },
 	{ "dsync", "0|1", "O_DSYNC: every write is durable when it completes" },
@@ -58,15 +53,7 @@ static void psync_close(struct sn_dev *dev)
 
 static int psync_queue_init(struct sn_queue *q)
 {
-	struct psync_queue *pq = (struct psync_queue *)q;
-
-	pq->fd = sn__file_reopen(q->dev, ((struct psync_dev *)q->dev)->fd);
-	return pq->fd < 0 ? pq->fd : 0;
-}
-
-static void psync_queue_fini(struct sn_queue *q)
-{
-	close(((struct psync_queue *)q)->fd);
+	return sn__file_queue_init(q, ((struct psync_dev *)q->dev)->fd, 1);
 }
 
 static int64_t psync_one(struct psync_dev *p, int fd, const struct sn_io *io)
@@ -112,7 +99,7 @@ static int64_t psync_one(struct psync_dev *p, int fd, const struct sn_io *io)
 static int psync_submit(struct sn_queue *q, const struct sn_io *ios, unsigned n)
 {
 	struct psync_dev *p = (struct psync_dev *)q->dev;
-	int fd = ((struct psync_queue *)q)->fd;
+	int fd = ((struct sn_file_queue *)q)->fd;
 
 	for (unsigned i = 0; i < n; i++)
 		sn__queue_complete(q, ios[i].user_data, psync_one(p, fd, &ios[i]));
@@ -125,10 +112,10 @@ const struct sn_engine sn_engine_psync = {
 	.summary = "pread/pwrite on a file or block device; direct=1 for O_DIRECT",
 	.options = psync_options,
 	.dev_size = sizeof(struct psync_dev),
-	.queue_size = sizeof(struct psync_queue),
+	.queue_size = sizeof(struct sn_file_queue),
 	.open = psync_open,
 	.close = psync_close,
 	.queue_init = psync_queue_init,
-	.queue_fini = psync_queue_fini,
+	.queue_fini = sn__file_queue_fini,
 	.submit = psync_submit,
 };

@@ -36,16 +36,18 @@ static uint32_t pick_victim(struct kv_shard *sh, int force)
 	for (uint32_t i = 0; i < sh->nsegs; i++) {
 		const struct kv_seg *s = &sh->segs[i];
 		uint64_t data = s->used - sizeof(struct sn_kv_seghdr);
+		/* Forced, a segment of live records and commits would be copied round and
+		 * round while its batches' records stay: count commits as kept there. */
+		uint64_t live = s->live + (force ? s->commits : 0);
 
-		if (s->state != SEG_SEALED || s->durable < s->used || s->nocompact ||
-		    s->live >= data)
+		if (s->state != SEG_SEALED || s->durable < s->used || s->nocompact || live >= data)
 			continue;
-		if (!force && (uint64_t)s->live * 100 > (uint64_t)pct * data)
+		if (!force && live * 100 > (uint64_t)pct * data)
 			continue;
 		/* Least live share first. */
-		if (best == UINT32_MAX || (uint64_t)s->live * best_used < best_live * data) {
+		if (best == UINT32_MAX || live * best_used < best_live * data) {
 			best = i;
-			best_live = s->live;
+			best_live = live;
 			best_used = data;
 		}
 	}

@@ -76,6 +76,7 @@ struct kv_seg {
 	uint8_t nocompact; /* compaction could not read it all back: leave it */
 	uint32_t used;     /* bytes holding records (and the header) */
 	uint32_t live;     /* bytes of records the index points at */
+	uint32_t commits;  /* bytes of commit records (not in the index; maybe still needed) */
 	uint32_t written;  /* bytes handed to the device (block-aligned down when rewritten) */
 	uint32_t durable;  /* bytes known durable */
 	uint64_t zero_after_seq, zero_after_pos; /* SEG_COMPACTED: free after this is durable */

@@ -164,6 +164,7 @@ static int scan(struct kv_shard *sh, uint32_t i, uint32_t *endp, int *clean)
 				return sn__err(-ENOMEM, "out of memory for the index");
 			kv_shard_index_set(sh, e, r->type, i, off, len);
 		} else if (r->type == SN_KV_REC_COMMIT) {
+			s->commits += len;
 			if ((err = add_commit(sh->kv, p + sizeof(*r))))
 				return err;
 		} else if ((err = stash_part(sh, r, i, off, len))) {

@@ -206,6 +206,8 @@ int kv_shard_append(struct kv_shard *sh, unsigned type, const void *key, uint32_
 	r->crc = sn_crc32c(s->seed, p + 4, sizeof(*r) - 4 + xlen + klen + vlen);
 	if (type == SN_KV_REC_BPUT || type == SN_KV_REC_BDEL)
 		kv_seg_note_batch(sh, sh->head, *(const uint64_t *)extra);
+	else if (type == SN_KV_REC_COMMIT)
+		s->commits += len;
 	*segp = sh->head;
 	*offp = s->used;
 	s->used += len;
@@ -597,7 +599,7 @@ static void round_done(struct kv_shard *sh, uint64_t seg, uint64_t pos)
 			s->clear_blk = NULL;
 			s->state = SEG_FREE;
 			s->seq = 0;
-			s->used = s->live = s->written = s->durable = 0;
+			s->used = s->live = s->written = s->durable = s->commits = 0;
 			if (s->img && !sh->kv->map) {
 				sh->cached_bytes -= sh->kv->sb.segment_size;
 				free(s->img);
