@@ -413,7 +413,8 @@ static int store_ready(struct store *s, int fresh)
 		return -1;
 	ko.shards = o->shards ? o->shards : sn_rt_workers(s->rt);
 	ko.capacity = o->capacity;
-	if (!ko.capacity && !file_exists(o->db)) {
+	/* A new file: room for the run, unless the URI sizes the device (size=N: all of it). */
+	if (!ko.capacity && !file_exists(o->db) && !strstr(o->db, "size=")) {
 		ko.capacity = 3 * o->num * rec + 64 * MIB;
 		ko.capacity = ko.capacity < 1024 * MIB ? 1024 * MIB
 		                                       : (ko.capacity + MIB - 1) & ~(MIB - 1);
