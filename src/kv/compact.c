@@ -116,6 +116,9 @@ static void gave_up(struct kv_shard *sh)
 {
 	if (sh->space_head && !kv_space_coming(sh))
 		kv_shard_space_retry(sh);
+	/* sn_kv_compact() waits: go on to the next victim, or release it (a failed shard). */
+	if (sh->compact_done)
+		sn_rt_defer(&sh->compact_task);
 }
 
 /* Copy (or drop) one live record at v's offset off; returns its length, 0 at the end. */
