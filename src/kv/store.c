@@ -980,7 +980,10 @@ static int read_super(struct sn_dev *dev, struct sn_kv_super *sb)
 	    sb->segment_size > SN_KV_MAX_SEG || !sb->shards || sb->shards > SN_KV_MAX_SHARDS ||
 	    sb->shard_segments < 4 || sb->shard_segments > (1ull << 32) ||
 	    sb->log_offset % sb->block_size || sb->capacity > in.capacity_bytes ||
-	    sb->log_offset + sb->shard_segments * sb->segment_size * sb->shards > sb->capacity)
+	    sb->log_offset > sb->capacity ||
+	    /* sb->log_offset + shard_segments * segment_size * shards <= capacity, without
+	     * the overflow a crafted superblock would use to pass it */
+	    sb->shard_segments > (sb->capacity - sb->log_offset) / sb->segment_size / sb->shards)
 		return sn__err(SN_EFORMAT,
 		               "the superblock describes an impossible layout (capacity "
 		               "%llu, %u shards of %llu segments of %u bytes, device %llu "
