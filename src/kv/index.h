@@ -19,8 +19,7 @@ struct sn_idx_ent {
 	uint32_t off;  /* record offset in the segment */
 	uint32_t len;  /* record length on disk (8-byte padded) */
 	uint16_t klen;
-	uint8_t tomb;  /* the newest record is a delete */
-	uint8_t batch; /* the newest record is a batch part (its commit must be kept) */
+	uint8_t tomb; /* the newest record is a delete */
 	union {
 		uint8_t key[SN_IDX_INLINE];
 		uint8_t *kptr;

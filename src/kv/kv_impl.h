@@ -120,12 +120,10 @@ struct kv_shard {
 	int round_err;
 	uint64_t round_seg, round_pos; /* what the round makes durable */
 	uint64_t durable_seg, durable_pos;
-	_Atomic uint64_t live_bparts; /* index entries whose newest record is a batch record
-	                                 (read by other shards' compaction) */
-	uint32_t unsynced_seals;      /* sealed segments not yet durable */
-	uint32_t ncompacted;          /* segments in SEG_COMPACTED */
-	int failed;                   /* a write or flush failed: the shard takes no more writes */
-	int closed;                   /* closing: deferred tasks and timers do nothing */
+	uint32_t unsynced_seals; /* sealed segments not yet durable */
+	uint32_t ncompacted;     /* segments in SEG_COMPACTED */
+	int failed;              /* a write or flush failed: the shard takes no more writes */
+	int closed;              /* closing: deferred tasks and timers do nothing */
 	struct sn_rt_task round_task;
 	struct sn_rt_timer sync_timer;
 

@@ -279,19 +279,14 @@ void kv_shard_index_set(struct kv_shard *sh, struct sn_idx_ent *e, unsigned type
                         uint32_t off, uint32_t len)
 {
 	int tomb = type == SN_KV_REC_DEL || type == SN_KV_REC_BDEL;
-	int batch = type == SN_KV_REC_BPUT || type == SN_KV_REC_BDEL;
 
 	if (e->seg != UINT32_MAX)
 		sh->segs[e->seg].live -= e->len;
 	sh->idx.tombs += (uint64_t)tomb - e->tomb;
-	if (batch != e->batch)
-		atomic_fetch_add_explicit(&sh->live_bparts, batch ? 1 : (uint64_t)-1,
-		                          memory_order_relaxed);
 	e->seg = seg;
 	e->off = off;
 	e->len = len;
 	e->tomb = (uint8_t)tomb;
-	e->batch = (uint8_t)batch;
 	sh->segs[seg].live += len;
 }
 
@@ -299,8 +294,6 @@ void kv_shard_index_set(struct kv_shard *sh, struct sn_idx_ent *e, unsigned type
 void kv_shard_index_drop(struct kv_shard *sh, struct sn_idx_ent *e)
 {
 	sh->segs[e->seg].live -= e->len;
-	if (e->batch)
-		atomic_fetch_sub_explicit(&sh->live_bparts, 1, memory_order_relaxed);
 	sn_idx_remove(&sh->idx, e);
 }
 
