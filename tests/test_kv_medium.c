@@ -178,11 +178,14 @@ static int test_corrupt_while_open(void)
 }
 
 /*
- * A byte flipped while the store was closed: recovery finds it. The only acceptable
- * outcomes for each key are its value, SN_ECORRUPT, or -ENOENT (or the key's previous
- * value) with the loss reported in corrupt_records / torn_bytes; never other bytes.
+ * A byte flipped while the store was closed. Scanning the log (full_scan), recovery finds
+ * it: the only acceptable outcomes for each key are its value, SN_ECORRUPT, or -ENOENT
+ * (or the key's previous value) with the loss reported in corrupt_records / torn_bytes;
+ * never other bytes. From the index checkpoint, recovery does not read the record: the
+ * get finds it (SN_ECORRUPT, counted), whether the record is in a cached head or read
+ * from the device, and every other key is intact.
  */
-static int corrupt_closed(int older_segment)
+static int corrupt_closed(int older_segment, int full_scan)
 {
 	struct sn_kv_opts o = km_opts();
 	struct sn_kv_stats st;
@@ -207,9 +210,25 @@ static int corrupt_closed(int older_segment)
 	at = find_in_file(val, sizeof(val));
 	ASSERT_TRUE(at >= 0);
 	ASSERT_OK(flip_byte((uint64_t)at + 10));
+	o.no_checkpoint = full_scan;
 	ASSERT_OK(sn_kv_open(km_uri, &o, &kv));
 	ASSERT_OK(sn_kv_stat(kv, &st));
 	err = sn_kv_get(kv, "victim", 6, &v, &vl);
+	if (!full_scan) {
+		printf("    victim in %s segment, recovery from the checkpoint (%llu keys): get = "
+		       "%s\n",
+		       older_segment ? "an older" : "the newest",
+		       (unsigned long long)st.checkpoint_keys, sn_errname(err));
+		ASSERT_TRUE(st.checkpoint_keys > 0);
+		ASSERT_EQ(err, SN_ECORRUPT);
+		ASSERT_OK(sn_kv_stat(kv, &st));
+		ASSERT_TRUE(st.corrupt_records >= 1);
+		for (unsigned i = 0; i < n; i++)
+			if (km_expect(kv, key, km_name(key, "after", i), 1000, i))
+				return T_FAIL;
+		ASSERT_OK(sn_kv_close(kv));
+		return T_PASS;
+	}
 	printf("    victim in %s segment: get = %s; recovery: %llu corrupt records, %llu "
 	       "torn bytes\n",
 	       older_segment ? "an older" : "the newest", sn_errname(err),
@@ -251,12 +270,22 @@ static int corrupt_closed(int older_segment)
 
 static int test_corrupt_newest(void)
 {
-	return corrupt_closed(0);
+	return corrupt_closed(0, 1);
 }
 
 static int test_corrupt_older(void)
 {
-	return corrupt_closed(1);
+	return corrupt_closed(1, 1);
+}
+
+static int test_corrupt_newest_ckpt(void)
+{
+	return corrupt_closed(0, 0);
+}
+
+static int test_corrupt_older_ckpt(void)
+{
+	return corrupt_closed(1, 0);
 }
 
 /* ---- superblock ---- */
@@ -689,6 +718,10 @@ int main(int argc, char **argv)
 	T_RUN("a byte flipped under an open store: SN_ECORRUPT", test_corrupt_while_open());
 	T_RUN("a byte flipped in the newest segment of a closed store", test_corrupt_newest());
 	T_RUN("a byte flipped in an older segment of a closed store", test_corrupt_older());
+	T_RUN("a byte flipped in the newest segment, found by the get after a checkpoint load",
+	      test_corrupt_newest_ckpt());
+	T_RUN("a byte flipped in an older segment, found by the get after a checkpoint load",
+	      test_corrupt_older_ckpt());
 	T_RUN("superblock: newer version refused, either copy serves", test_format_version());
 	T_RUN("a file that is not a store: SN_EFORMAT", test_not_a_store());
 	T_RUN("a reformat leaves nothing of the old store readable", test_reformat());

@@ -229,10 +229,16 @@ static void print_stats(FILE *f, const char *path, const struct sn_kv_stats *s)
 	fprintf(f, "\ncompaction   %" PRIu64 " segments rewritten, %s of live records moved\n",
 	        s->compactions, fmt_size(s->compacted_bytes, b1, sizeof(b1)));
 	fprintf(f,
-	        "recovery     %" PRIu64 " records replayed in %.1f ms; torn tail cut: %s (writes "
-	        "never made durable); corrupt records: %" PRIu64 "\n",
-	        s->recovered_records, (double)s->recovery_ns / 1e6,
+	        "recovery     %" PRIu64 " keys from the index checkpoint, %" PRIu64
+	        " log records replayed, in %.1f ms; torn tail cut: %s (writes never made "
+	        "durable); corrupt records: %" PRIu64 "\n",
+	        s->checkpoint_keys, s->recovered_records, (double)s->recovery_ns / 1e6,
 	        fmt_size(s->torn_bytes, b1, sizeof(b1)), s->corrupt_records);
+	fprintf(f,
+	        "checkpoint   %u segments held (%s; given back as free space when space runs "
+	        "short)\n",
+	        s->checkpoint_segments,
+	        fmt_size((uint64_t)s->checkpoint_segments * s->segment_size, b1, sizeof(b1)));
 }
 
 static void print_stats_json(FILE *f, const char *path, const struct sn_kv_stats *s)
@@ -255,12 +261,14 @@ static void print_stats_json(FILE *f, const char *path, const struct sn_kv_stats
 	        ",\"cache_bytes\":%" PRIu64 ",\"compactions\":%" PRIu64
 	        ",\"compacted_bytes\":%" PRIu64 ",\"recovered_records\":%" PRIu64
 	        ",\"recovery_ns\":%" PRIu64 ",\"torn_bytes\":%" PRIu64
-	        ",\"corrupt_records\":%" PRIu64 "}\n",
+	        ",\"corrupt_records\":%" PRIu64 ",\"checkpoint_keys\":%" PRIu64
+	        ",\"checkpoint_segments\":%u}\n",
 	        s->shards, s->workers, s->segment_size, s->block_size, s->capacity_bytes, s->keys,
 	        s->live_bytes, s->dead_bytes, s->segments_used, s->segments_total, s->puts, s->gets,
 	        s->dels, s->batches, s->syncs, s->flushes, s->cache_hits, s->cache_misses,
 	        s->cache_bytes, s->compactions, s->compacted_bytes, s->recovered_records,
-	        s->recovery_ns, s->torn_bytes, s->corrupt_records);
+	        s->recovery_ns, s->torn_bytes, s->corrupt_records, s->checkpoint_keys,
+	        s->checkpoint_segments);
 }
 
 /* ---- subcommands ---- */
@@ -498,6 +506,7 @@ static int do_check(struct kv_args *a)
 	char b1[32], b2[32], msg[256] = "";
 	int rc, err, scan_err;
 
+	a->o.no_checkpoint = 1; /* recovery reads every record of the log, checkpoint or not */
 	if ((rc = open_store(a, 0, &kv)))
 		return rc;
 	if ((err = sn_kv_stat(kv, &st0)))
@@ -615,18 +624,22 @@ static const struct sub subs[] = {
 	  "Prints the store's statistics (struct sn_kv_stats): layout, keys, live and dead\n"
 	  "bytes (dead bytes are what compaction can reclaim), segments used, operation and\n"
 	  "flush counts and cache hits since this open, compaction, and what recovery found\n"
-	  "at this open: records replayed, torn tail bytes cut (writes that were never made\n"
-	  "durable), corrupt records.\n"
+	  "at this open: keys loaded from the index checkpoint the last clean close wrote,\n"
+	  "log records replayed after it (all of them without a checkpoint), torn tail bytes\n"
+	  "cut (writes that were never made durable), corrupt records; and the segments the\n"
+	  "checkpoint holds.\n"
 	  "  --json           one JSON object with every field of struct sn_kv_stats\n",
 	  O_JSON, 0, 0, do_stat },
 	{ "check", "PATH", "verify every record; exit 1 on corruption",
-	  "Opens the store (recovery checks the CRC-32C of every record in the log, cuts a\n"
-	  "torn tail and counts corrupt records), prints what recovery found, then reads\n"
+	  "Opens the store scanning the whole log, not the index checkpoint (recovery checks\n"
+	  "the CRC-32C of every record, cuts a torn tail and counts corrupt records), prints\n"
+	  "what recovery found, then reads\n"
 	  "every live key's value back (sn_kv_scan) and prints the statistics and a summary\n"
 	  "line. Exit 0 when clean (a torn tail is not corruption: those writes were never\n"
 	  "acknowledged as durable), 1 when a record failed its checksum, the scan failed, or\n"
 	  "the scan disagrees with the index. Like every open, recovery writes: the torn tail\n"
-	  "is zeroed on the device.\n",
+	  "is zeroed on the device. Its close writes no new checkpoint (the next open loads\n"
+	  "the older one, which stays valid, and scans the log after it).\n",
 	  0, 0, 0, do_check },
 	{ "compact", "PATH [--force]", "rewrite mostly-dead segments; show space before/after",
 	  "Compacts every segment that is at most half live (every segment with --force),\n"

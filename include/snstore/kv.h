@@ -79,6 +79,9 @@ struct sn_kv_opts {
 	unsigned compact_pct;      /* compact a segment when at most this % of it is live; 0: 50 */
 	int block_io;              /* on a byte-addressable device (dax, pmem, mmap) still go
 	                              through block I/O and a write buffer, not the mapping */
+	int no_checkpoint;         /* open scans the whole log instead of loading the index
+	                              checkpoint (checking every record's CRC), and close writes
+	                              none */
 };
 
 /**
@@ -92,8 +95,10 @@ int sn_kv_format(const char *uri, const struct sn_kv_opts *opts);
 /**
  * Open the store at uri (formatting a new one when the device holds none, unless
  * opts->no_create), recover every shard in parallel on its worker, and return it.
- * Recovery cuts a torn or corrupt log tail at the last valid record; what it found is
- * in sn_kv_stats (recovered_*, torn_*, corrupt_*).
+ * Recovery loads the index checkpoint the last clean close wrote (if it is whole) and
+ * scans the log written after it, or scans the whole log; it cuts a torn or corrupt log
+ * tail at the last valid record; what it found is in sn_kv_stats (recovered_*,
+ * checkpoint_*, torn_*, corrupt_*).
  * Returns 0 and *kvp, or:
  *   SN_EFORMAT  the device holds something else, or a store of a newer format version
  *   -ENOENT     no store and opts->no_create
@@ -104,9 +109,12 @@ int sn_kv_format(const char *uri, const struct sn_kv_opts *opts);
 int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kvp);
 
 /**
- * Make every acknowledged write durable, stop compaction, and free the store (and the
- * runtime it started). Calls still in flight complete first. Returns 0 or the first error
- * of the final flush (the store is freed either way). Any thread but a worker.
+ * Make every acknowledged write durable, stop compaction, write each shard's index
+ * checkpoint (so the next open need not scan the log; skipped without free segments for
+ * it), and free the store (and the runtime it started). Calls still in flight complete
+ * first. Returns 0 or the first error of the final flush or the checkpoint writes (the
+ * store is freed either way; the data is safe when only a checkpoint failed). Any thread
+ * but a worker.
  */
 int sn_kv_close(struct sn_kv *kv);
 
@@ -182,6 +190,9 @@ struct sn_kv_stats {
 	uint32_t mapped;          /* 1: the log is the device's mapping (dax, pmem): appends are
 	                             stores, syncs persist cache lines, reads are loads; 0: block
 	                             I/O from a write buffer */
+	uint32_t checkpoint_segments; /* segments held by the index checkpoint open loaded */
+	uint64_t checkpoint_keys;     /* index entries open took from a checkpoint (the rest
+	                                 came from scanning the log written after it) */
 };
 
 /** Fill *st, summed over shards. Any thread but a worker. */

@@ -20,13 +20,6 @@
 
 #define SLICE 64 /* records per step */
 
-/* Background compaction starts when a quarter or less of the segments are free, or only
- * the reserve (and one more) is left on small shards. */
-static int low_on_space(const struct kv_shard *sh)
-{
-	return sh->nfree * 4 <= sh->nsegs || sh->nfree <= 3;
-}
-
 static uint32_t pick_victim(struct kv_shard *sh, int force)
 {
 	unsigned pct = sh->kv->opts.compact_pct;
@@ -59,7 +52,8 @@ static int oldest_on_disk(const struct kv_shard *sh, uint32_t seg)
 	uint64_t seq = sh->segs[seg].seq;
 
 	for (uint32_t i = 0; i < sh->nsegs; i++)
-		if (sh->segs[i].state != SEG_FREE && sh->segs[i].seq < seq)
+		if (sh->segs[i].state != SEG_FREE && sh->segs[i].state != SEG_CKPT &&
+		    sh->segs[i].seq < seq)
 			return 0;
 	return 1;
 }
@@ -209,7 +203,7 @@ static void step(void *arg)
 		/* Background passes stop once space is no longer short; sn_kv_compact()
 		 * (compact_done set) goes through every segment under compact_pct. */
 		if (v == UINT32_MAX ||
-		    (!sh->compact_force && !sh->compact_done && !low_on_space(sh))) {
+		    (!sh->compact_force && !sh->compact_done && !kv_low_on_space(sh))) {
 			for (uint32_t i = 0; sh->compact_done && i < sh->nsegs; i++)
 				if (sh->segs[i].state == SEG_COMPACTED ||
 				    sh->segs[i].state == SEG_ZEROING) {
@@ -261,7 +255,7 @@ void kv_compact_init(struct kv_shard *sh)
 
 void kv_compact_maybe(struct kv_shard *sh)
 {
-	if (sh->compact_done || (!sh->compacting && low_on_space(sh)))
+	if (sh->compact_done || (!sh->compacting && kv_low_on_space(sh)))
 		sn_rt_defer(&sh->compact_task);
 }
 

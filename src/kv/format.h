@@ -61,6 +61,63 @@ struct sn_kv_seghdr {
 };
 _Static_assert(sizeof(struct sn_kv_seghdr) == 64, "segment header layout");
 
+/*
+ * Index checkpoint, written by a clean close into free segments of the shard: the index
+ * and the segment table as they were, so the next open reads it instead of scanning the
+ * log (docs/format.md, "Index checkpoint"). Each of its segments starts with this header
+ * (a segment without SN_KV_SEG_MAGIC is free space to a reader that knows no checkpoint);
+ * the payload is split across its parts in order, each part after its header.
+ */
+#define SN_KV_CKPT_MAGIC 0x504b4353u /* "SCKP" */
+
+struct sn_kv_ckpthdr {
+	uint32_t magic;       /* SN_KV_CKPT_MAGIC */
+	uint32_t crc;         /* CRC-32C of the header with this field zero */
+	uint8_t uuid[16];     /* the store's */
+	uint64_t seq;         /* the checkpoint's number, from the shard's segment sequence */
+	uint32_t shard;       /* which shard wrote it */
+	uint32_t version;     /* SN_KV_FORMAT_VERSION */
+	uint32_t part;        /* 0 .. nparts-1 */
+	uint32_t nparts;      /* segments the checkpoint takes */
+	uint32_t len;         /* payload bytes in this part (after this header) */
+	uint32_t payload_crc; /* CRC-32C of those bytes */
+	uint64_t total;       /* payload bytes of all parts */
+};
+_Static_assert(sizeof(struct sn_kv_ckpthdr) == 64, "checkpoint header layout");
+
+/* The payload: this, then `segments` struct sn_kv_ckpt_seg, then every segment's batch ids
+ * (uint64, segment by segment), then `entries` index entries, each a struct
+ * sn_kv_ckpt_ent followed by its key. */
+struct sn_kv_ckpt {
+	uint64_t segments;    /* the shard's segment count */
+	uint32_t head;        /* the head segment */
+	uint32_t pad;         /* 0 */
+	uint64_t head_seq;    /* its sequence number: the newest segment the checkpoint covers */
+	uint64_t head_pos;    /* covered up to here; records after it are the log tail */
+	uint64_t next_recseq; /* the shard's next record sequence number */
+	uint64_t entries;     /* index entries that follow */
+	uint64_t batch_ids;   /* batch ids that follow the segment table */
+	uint64_t reserved;    /* 0 */
+};
+_Static_assert(sizeof(struct sn_kv_ckpt) == 64, "checkpoint layout");
+
+struct sn_kv_ckpt_seg {
+	uint64_t seq;      /* the segment's sequence number then; 0: free (or a checkpoint) */
+	uint32_t used;     /* bytes of header and records */
+	uint32_t commits;  /* bytes of commit records */
+	uint32_t nbatches; /* ids of batches with records in it, in the batch id list */
+	uint32_t pad;      /* 0 */
+};
+_Static_assert(sizeof(struct sn_kv_ckpt_seg) == 24, "checkpoint segment layout");
+
+struct sn_kv_ckpt_ent {
+	uint32_t seg, off, len; /* where the key's newest record is, as in the index */
+	uint16_t klen;          /* key bytes that follow, 1 .. 1024 */
+	uint8_t tomb;           /* the record is a delete */
+	uint8_t pad;            /* 0 */
+};
+_Static_assert(sizeof(struct sn_kv_ckpt_ent) == 16, "checkpoint entry layout");
+
 enum sn_kv_rec_type {
 	SN_KV_REC_PUT = 1,
 	SN_KV_REC_DEL = 2,

@@ -65,6 +65,7 @@ enum kv_seg_state {
 	SEG_SEALED,    /* full (or cut at recovery); may not be durable yet */
 	SEG_COMPACTED, /* its live records were copied; free once the copies are durable */
 	SEG_ZEROING,   /* its header is being cleared */
+	SEG_CKPT,      /* holds a part of the index checkpoint recovery loaded (ckpt.c) */
 };
 
 struct kv_seg {
@@ -79,6 +80,10 @@ struct kv_seg {
 	uint32_t commits;  /* bytes of commit records (not in the index; maybe still needed) */
 	uint32_t written;  /* bytes handed to the device (block-aligned down when rewritten) */
 	uint32_t durable;  /* bytes known durable */
+	/* Records below this offset in img came from the device unchecked (a whole-segment
+	 * load, or the part of a head an index checkpoint covers): a get checks their CRC.
+	 * Records the store wrote itself, or recovery scanned, are trusted in memory. */
+	uint32_t check_below;
 	uint64_t zero_after_seq, zero_after_pos; /* SEG_COMPACTED: free after this is durable */
 	unsigned char *img;                      /* the segment's bytes in memory, or NULL */
 	/* SEG_COMPACTED: the first block as its clearing writes it, the header zeroed and
@@ -142,6 +147,10 @@ struct kv_shard {
 	struct sn_rt_latch *compact_done; /* sn_kv_compact() waits */
 	int compact_force;
 
+	/* The index checkpoint recovery loaded: its segments are kept while space lasts. */
+	uint32_t nckpt;     /* segments in SEG_CKPT */
+	uint64_t ckpt_keys; /* index entries recovery took from it */
+
 	struct kv_part *parts; /* recovery only */
 	size_t nparts, parts_cap;
 
@@ -175,6 +184,8 @@ struct kv_worker {
 	struct sn_rt_task done_task;
 	int err;
 	char errmsg[256];
+	int close_err; /* writing a checkpoint at close failed */
+	char close_msg[256];
 };
 
 struct sn_kv {
@@ -207,6 +218,7 @@ struct sn_kv {
 	uint64_t *commits; /* sorted, after recovery */
 	size_t ncommits, commits_cap;
 	char report[512]; /* what recovery found, for the CLI */
+	int ckpt_on_close; /* the close made everything durable: write index checkpoints */
 };
 
 /* The worker that owns shard s. */
@@ -223,6 +235,14 @@ static inline unsigned kv_shard_of(const struct sn_kv *kv, uint64_t hash)
 static inline uint64_t kv_seg_off(const struct kv_shard *sh, uint32_t seg)
 {
 	return sh->base + (uint64_t)seg * sh->kv->sb.segment_size;
+}
+
+/* Background compaction starts when a quarter or less of the segments are free, or only
+ * the reserve (and one more) is left on small shards; a held checkpoint gives its
+ * segments back first. */
+static inline int kv_low_on_space(const struct kv_shard *sh)
+{
+	return sh->nfree * 4 <= sh->nsegs || sh->nfree <= 3;
 }
 
 /* The CRC seed of records in the segment with sequence number seq: a record from another
@@ -252,15 +272,30 @@ void kv_shard_index_set(struct kv_shard *sh, struct sn_idx_ent *e, unsigned type
 void kv_shard_index_drop(struct kv_shard *sh, struct sn_idx_ent *e);
 void kv_seg_note_batch(struct kv_shard *sh, uint32_t seg, uint64_t batch);
 int kv_batch_needed(struct sn_kv *kv, uint64_t batch);
+int kv_shard_write(struct kv_shard *sh, const unsigned char *buf, uint32_t len, uint64_t off);
+int kv_shard_flush_all(struct kv_shard *sh);
 int kv_shard_scan_keys(struct kv_shard *sh, unsigned char **bufp, size_t *lenp);
 
 /* store.c: hand a finished request back to its caller (on the owning worker). */
 void kv_complete(struct kv_worker *w, struct kv_req *r);
 
 /* recover.c */
+int kv_shard_read(struct kv_shard *sh, unsigned char *buf, uint64_t off, uint32_t len);
 int kv_shard_recover(struct kv_shard *sh);
 int kv_shard_apply_batches(struct kv_shard *sh);
 void kv_commits_sort(struct sn_kv *kv);
+
+/* ckpt.c: the index checkpoint. */
+struct kv_ckpt_part { /* a checkpoint segment's header, as recovery found it */
+	uint64_t seq, total;
+	uint32_t seg, part, nparts, len, crc;
+};
+int kv_ckpt_write(struct kv_shard *sh);
+int kv_ckpt_header(const struct kv_shard *sh, const void *blk, uint32_t seg_idx,
+                   struct kv_ckpt_part *out);
+int kv_ckpt_load(struct kv_shard *sh, struct kv_ckpt_part *parts, uint32_t n,
+                 const uint64_t *disk_seq, uint32_t *headp, uint32_t *posp);
+void kv_ckpt_release(struct kv_shard *sh);
 
 /* compact.c */
 void kv_compact_init(struct kv_shard *sh);

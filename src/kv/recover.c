@@ -48,7 +48,8 @@ static int header_valid(const struct kv_shard *sh, const struct sn_kv_seghdr *h)
 	       h->seq != 0;
 }
 
-static int read_range(struct kv_shard *sh, unsigned char *buf, uint64_t off, uint32_t len)
+/* Read len bytes at off on the shard's queue and wait (recovery only). */
+int kv_shard_read(struct kv_shard *sh, unsigned char *buf, uint64_t off, uint32_t len)
 {
 	uint32_t chunk = 1u << 20, max = sh->kv->info.max_transfer_bytes;
 
@@ -121,12 +122,12 @@ static int add_commit(struct sn_kv *kv, const unsigned char *extra)
 	return err;
 }
 
-/* Scan segment i's image; returns the end of its valid records (*clean: a zero header or
- * the segment's end stopped the scan, not a bad record). */
-static int scan(struct kv_shard *sh, uint32_t i, uint32_t *endp, int *clean)
+/* Scan segment i's image from off; returns the end of its valid records (*clean: a zero
+ * header or the segment's end stopped the scan, not a bad record). */
+static int scan(struct kv_shard *sh, uint32_t i, uint32_t off, uint32_t *endp, int *clean)
 {
 	struct kv_seg *s = &sh->segs[i];
-	uint32_t size = sh->kv->sb.segment_size, off = sizeof(struct sn_kv_seghdr);
+	uint32_t size = sh->kv->sb.segment_size;
 	static const unsigned char zero[sizeof(struct sn_kv_rechdr)];
 
 	*clean = 1;
@@ -180,44 +181,69 @@ static int scan(struct kv_shard *sh, uint32_t i, uint32_t *endp, int *clean)
 int kv_shard_recover(struct kv_shard *sh)
 {
 	struct sn_kv *kv = sh->kv;
-	uint32_t bs = kv->sb.block_size, size = kv->sb.segment_size, n = 0;
+	uint32_t bs = kv->sb.block_size, size = kv->sb.segment_size, n = 0, nck = 0;
+	uint32_t ck_head = UINT32_MAX, ck_pos = 0;
 	uint64_t t0 = sn__now_ns();
 	struct order *ord = calloc(sh->nsegs, sizeof(*ord));
+	struct kv_ckpt_part *ck = calloc(sh->nsegs, sizeof(*ck));
+	uint64_t *disk_seq = calloc(sh->nsegs, sizeof(*disk_seq));
 	unsigned char *hb = NULL;
 	int err = 0;
 
-	if (!ord || posix_memalign((void **)&hb, 4096, bs)) {
+	if (!ord || !ck || !disk_seq || posix_memalign((void **)&hb, 4096, bs)) {
 		free(ord);
+		free(ck);
+		free(disk_seq);
 		return sn__err(-ENOMEM, "out of memory");
 	}
 	for (uint32_t i = 0; i < sh->nsegs && !err; i++) {
 		const struct sn_kv_seghdr *h = (const struct sn_kv_seghdr *)hb;
 
-		if ((err = read_range(sh, hb, kv_seg_off(sh, i), bs)))
+		if ((err = kv_shard_read(sh, hb, kv_seg_off(sh, i), bs)))
 			break;
+		if (kv_ckpt_header(sh, hb, i, &ck[nck])) {
+			if (ck[nck].seq >= sh->next_segseq) /* never reused for a segment */
+				sh->next_segseq = ck[nck].seq + 1;
+			nck++;
+			continue;
+		}
 		if (!header_valid(sh, h))
 			continue;
+		disk_seq[i] = h->seq;
 		ord[n].seq = h->seq;
 		ord[n++].idx = i;
 	}
 	free(hb);
 	if (n)
 		qsort(ord, n, sizeof(*ord), cmp_order);
+	/* The newest usable index checkpoint: the segments it covers are not scanned (they
+	 * come back SEG_SEALED from it), nor the head's records before ck_pos. */
+	if (!err && !kv->opts.no_checkpoint)
+		err = kv_ckpt_load(sh, ck, nck, disk_seq, &ck_head, &ck_pos);
+	free(ck);
+	free(disk_seq);
 	for (uint32_t k = 0; k < n && !err; k++) {
-		uint32_t i = ord[k].idx, end = 0;
+		uint32_t i = ord[k].idx, end = 0, start = sizeof(struct sn_kv_seghdr);
 		struct kv_seg *s = &sh->segs[i];
 		int clean = 1, last = k + 1 == n;
 
-		s->seq = ord[k].seq;
-		s->seed = kv_rec_seed(kv, s->seq);
-		s->state = SEG_SEALED;
-		sh->nfree--;
-		if (s->seq >= sh->next_segseq)
-			sh->next_segseq = s->seq + 1;
+		if (ord[k].seq >= sh->next_segseq)
+			sh->next_segseq = ord[k].seq + 1;
+		if (s->state == SEG_SEALED) { /* covered by the checkpoint */
+			if (i != ck_head)
+				continue;
+			start = ck_pos; /* the log tail starts in it */
+		} else {
+			s->seq = ord[k].seq;
+			s->seed = kv_rec_seed(kv, s->seq);
+			s->state = SEG_SEALED;
+			sh->nfree--;
+		}
 		if ((err = kv_shard_img(sh, i)) ||
-		    (!kv->map && (err = read_range(sh, s->img, kv_seg_off(sh, i), size))))
+		    (!kv->map && (err = kv_shard_read(sh, s->img, kv_seg_off(sh, i), size))))
 			break;
-		if ((err = scan(sh, i, &end, &clean)))
+		s->check_below = start; /* the checkpoint's part of the head is checked by gets */
+		if ((err = scan(sh, i, start, &end, &clean)))
 			break;
 		s->used = s->written = s->durable = end;
 		if (!last) {
@@ -267,11 +293,19 @@ int kv_shard_recover(struct kv_shard *sh)
 	 * of the shard). Never reuse them: a record left by such a segment would carry the
 	 * same CRC seed as a new one in the same place. */
 	sh->next_segseq += sh->nsegs;
+	if (!err && sh->nckpt && kv_low_on_space(sh))
+		kv_ckpt_release(sh); /* space is short: the checkpoint gives way */
 	if (!err && sh->head == UINT32_MAX && n && !sh->nfree) {
 		/* The newest segment is full and nothing is free: open anyway, so deletes and
 		 * compaction can make room (puts get -ENOSPC meanwhile). */
+		struct kv_seg *s = &sh->segs[ord[n - 1].idx];
+
+		if (!s->img && !(err = kv_shard_img(sh, ord[n - 1].idx))) {
+			err = kv_shard_read(sh, s->img, kv_seg_off(sh, ord[n - 1].idx), size);
+			s->check_below = s->used; /* covered by the checkpoint: not scanned */
+		}
 		sh->head = ord[n - 1].idx;
-		sh->segs[sh->head].state = SEG_HEAD;
+		s->state = SEG_HEAD;
 	}
 	free(ord);
 	if (!err && sh->head == UINT32_MAX)

@@ -146,9 +146,11 @@ int kv_shard_open_head(struct kv_shard *sh)
 	s->state = SEG_HEAD;
 	s->used = sizeof(*h);
 	s->live = 0;
-	s->written = s->durable = 0;
+	s->written = s->durable = s->check_below = 0;
 	sh->nfree--;
 	sh->head = i;
+	if (sh->nckpt && kv_low_on_space(sh))
+		kv_ckpt_release(sh); /* space runs short: the checkpoint gives way */
 	return 0;
 }
 
@@ -592,6 +594,7 @@ static void round_done(struct kv_shard *sh, uint64_t seg, uint64_t pos)
 			s->state = SEG_FREE;
 			s->seq = 0;
 			s->used = s->live = s->written = s->durable = s->commits = 0;
+			s->check_below = 0;
 			if (s->img && !sh->kv->map) {
 				sh->cached_bytes -= sh->kv->sb.segment_size;
 				free(s->img);
@@ -605,6 +608,50 @@ static void round_done(struct kv_shard *sh, uint64_t seg, uint64_t pos)
 	kv_shard_round_kick(sh);
 	if (sh->space_head)
 		kv_shard_space_retry(sh);
+}
+
+/* Write len bytes at off on the shard's queue and wait (recovery and close only). */
+int kv_shard_write(struct kv_shard *sh, const unsigned char *buf, uint32_t len, uint64_t off)
+{
+	uint32_t chunk = 1u << 20, max = sh->kv->info.max_transfer_bytes;
+
+	if (max && max < chunk)
+		chunk = max & ~(sh->kv->sb.block_size - 1);
+	for (uint32_t o = 0; o < len; o += chunk) {
+		int err = sn_queue_pwrite(sh->w->q, buf + o, len - o < chunk ? len - o : chunk,
+		                          off + o);
+
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/*
+ * At close, with nothing else running on the shard: make every appended byte durable,
+ * oldest segment first and a flush after each (the order rounds keep), so the index as
+ * it stands describes the log on disk.
+ */
+int kv_shard_flush_all(struct kv_shard *sh)
+{
+	struct sn_kv *kv = sh->kv;
+	uint32_t bs = kv->sb.block_size, d;
+	int err = 0;
+
+	while (!err && (d = oldest_dirty(sh)) != UINT32_MAX) {
+		struct kv_seg *s = &sh->segs[d];
+		uint32_t from = s->durable & ~(bs - 1), to = (s->used + bs - 1) & ~(bs - 1);
+
+		if (to > kv->sb.segment_size)
+			to = kv->sb.segment_size;
+		if (kv->map)
+			err = sn_dev_persist(kv->dev, s->img + from, to - from);
+		else if (!(err = kv_shard_write(sh, s->img + from, to - from, kv_seg_off(sh, d))))
+			err = sn_queue_flush(sh->w->q);
+		if (!err)
+			s->durable = s->written = s->used;
+	}
+	return err;
 }
 
 /* Is there a reason to start a round now? (Cheap: runs after every iteration with puts.) */
@@ -824,8 +871,9 @@ static void exec_get(struct kv_shard *sh, struct kv_req *r)
 	if (s->img) {
 		s->ref = 1;
 		sh->hits++;
-		/* A cached image is memory we wrote; the mapping is the medium: check it. */
-		if (sh->kv->map &&
+		/* A cached image is memory we wrote or checked, unless it came back from the
+		 * device unchecked; the mapping is the medium: check it. */
+		if ((sh->kv->map || e->off < s->check_below) &&
 		    (r->res = check_record(sh, s->seq, s->img + e->off, e->len, r))) {
 			sh->corrupt++;
 			sn__err(r->res,
@@ -901,6 +949,7 @@ static void load_done(struct kv_io *x, int64_t res)
 	s->loading = 0;
 	if (!l->err && s->seq == x->segseq && !s->img) {
 		s->img = l->buf;
+		s->check_below = s->used; /* read back, not checked: gets check each record */
 		sh->cached_bytes += sh->kv->sb.segment_size;
 		kv_compact_loaded(sh);
 	} else {

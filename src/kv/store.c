@@ -1086,6 +1086,14 @@ static void worker_close(void *arg)
 				break;
 			kv_shard_io_done(w, cqe, (unsigned)n);
 		}
+		for (unsigned s = w->idx; kv->ckpt_on_close && s < kv->sb.shards; s += kv->nworkers) {
+			int err = kv_ckpt_write(&kv->shards[s]);
+
+			if (err && !w->close_err) {
+				w->close_err = err;
+				snprintf(w->close_msg, sizeof(w->close_msg), "%s", sn_errmsg());
+			}
+		}
 		sn_rt_queue_unwatch(w->q);
 		sn_queue_destroy(w->q);
 		w->q = NULL;
@@ -1100,13 +1108,20 @@ static void nop(void *arg)
 	(void)arg;
 }
 
-static void kv_free(struct sn_kv *kv)
+/* Stop every worker's share (writing checkpoints when ckpt_on_close) and free the store:
+ * 0 or the first checkpoint error. */
+static int kv_free(struct sn_kv *kv)
 {
+	int err = 0;
+
 	if (kv->rt && kv->workers) {
 		for (unsigned i = 0; i < kv->nworkers; i++)
 			sn_rt_call(kv->rt, i, worker_close, &kv->workers[i]);
 		for (unsigned i = 0; i < kv->nworkers; i++)
 			sn_rt_call(kv->rt, i, nop, NULL);
+		for (unsigned i = 0; i < kv->nworkers && !err; i++)
+			if (kv->workers[i].close_err)
+				err = sn__err(kv->workers[i].close_err, "%s", kv->workers[i].close_msg);
 	}
 	if (kv->own_rt)
 		sn_rt_destroy(kv->rt);
@@ -1119,6 +1134,7 @@ static void kv_free(struct sn_kv *kv)
 	free(kv->shards);
 	free(kv->workers);
 	free(kv);
+	return err;
 }
 
 int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kvp)
@@ -1243,7 +1259,14 @@ int sn_kv_close(struct sn_kv *kv)
 	if ((err = not_on_worker(kv, "sn_kv_close")))
 		return err;
 	err = sn_kv_sync(kv);
-	kv_free(kv);
+	/* Checkpoints only of a store whose every acknowledged write is durable. */
+	kv->ckpt_on_close = !err && !kv->opts.no_checkpoint;
+	{
+		int cerr = kv_free(kv);
+
+		if (!err)
+			err = cerr;
+	}
 	return err;
 }
 
@@ -1270,6 +1293,10 @@ static void worker_stat(void *arg)
 
 			if (g->state == SEG_FREE)
 				continue;
+			if (g->state == SEG_CKPT) {
+				st->checkpoint_segments++;
+				continue;
+			}
 			st->segments_used++;
 			st->live_bytes += g->live;
 			if (g->state != SEG_COMPACTED && g->state != SEG_ZEROING)
@@ -1287,6 +1314,7 @@ static void worker_stat(void *arg)
 		st->compactions += sh->compactions;
 		st->compacted_bytes += sh->compacted_bytes;
 		st->recovered_records += sh->recovered;
+		st->checkpoint_keys += sh->ckpt_keys;
 		if (sh->recovery_ns > st->recovery_ns)
 			st->recovery_ns = sh->recovery_ns;
 		st->torn_bytes += sh->torn_bytes;
@@ -1326,6 +1354,8 @@ int sn_kv_stat(struct sn_kv *kv, struct sn_kv_stats *st)
 			st->recovery_ns = c.st.recovery_ns;
 		st->torn_bytes += c.st.torn_bytes;
 		st->corrupt_records += c.st.corrupt_records;
+		st->checkpoint_keys += c.st.checkpoint_keys;
+		st->checkpoint_segments += c.st.checkpoint_segments;
 	}
 	st->shards = kv->sb.shards;
 	st->workers = kv->nworkers;
