@@ -12,7 +12,8 @@
  * bytes are zeros. Flags make the target repair checksums after the mutation, so that the
  * fuzzer reaches the code behind them: 1 the superblocks' CRCs, 2 the segment headers',
  * 4 the records'; 8 opens the store through fault:...?bytes=1, a byte-addressable device,
- * so that recovery and the rest run on the mapped log. The seed corpus (fuzz/corpus/kv_recover/) holds images of real stores;
+ * so that recovery and the rest run on the mapped log. Flag 2 also repairs the CRCs of
+ * index checkpoint parts (header and payload). The seed corpus (fuzz/corpus/kv_recover/) holds images of real stores;
  * FUZZ_KV_RECOVER_SEEDS=DIR ./fuzz_kv_recover writes them again (from the API) and exits.
  */
 #define _GNU_SOURCE
@@ -93,6 +94,17 @@ static void fix_log(unsigned flags)
 		struct sn_kv_seghdr *h = (struct sn_kv_seghdr *)seg, c;
 		uint32_t off = sizeof(*h), seed;
 
+		if (h->magic == SN_KV_CKPT_MAGIC && (flags & FIX_SEGHDR)) {
+			/* An index checkpoint's part: its payload's CRC, then the header's. */
+			struct sn_kv_ckpthdr *k = (struct sn_kv_ckpthdr *)seg, kc;
+
+			if (k->len <= SEG - sizeof(*k))
+				k->payload_crc = sn_crc32c(0, seg + sizeof(*k), k->len);
+			kc = *k;
+			kc.crc = 0;
+			k->crc = sn_crc32c(0, &kc, sizeof(kc));
+			continue;
+		}
 		if (h->magic != SN_KV_SEG_MAGIC)
 			continue;
 		if (flags & FIX_SEGHDR) {
@@ -305,6 +317,23 @@ static int write_seeds(const char *dir)
 	read_log();
 	err |= save(dir, "small-store", 0, LOG_AREA);
 	err |= save(dir, "small-store-fix-all", FIX_SUPER | FIX_SEGHDR | FIX_RECORDS, LOG_AREA);
+
+	/* The checkpoint that close wrote, and a log tail written after it (synced, never
+	 * closed: recovery loads the checkpoint and scans the tail). */
+	if (sn_kv_open(dev_uri, &o, &kv))
+		return -1;
+	sn_kv_put(kv, "key-1", 5, "after the checkpoint", 20, 0);
+	sn_kv_del(kv, "key-2", 5, 0);
+	sn_kv_put(kv, "tail-key", 8, "tail", 4, 0);
+	sn_kv_sync(kv);
+	if (read_log())
+		err = -1;
+	sn_kv_close(kv);
+	err |= save(dir, "checkpoint-and-tail", 0, LOG_AREA);
+	err |= save(dir, "checkpoint-and-tail-fix-all", FIX_SEGHDR | FIX_RECORDS, LOG_AREA);
+	err |= save(dir, "checkpoint-and-tail-mapped", MAPPED, LOG_AREA);
+	if (read_log())
+		err = -1;
 
 	/* Cut in the middle of the log: a torn tail. */
 	{

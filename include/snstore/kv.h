@@ -185,9 +185,9 @@ struct sn_kv_stats {
 	uint64_t compactions;              /* segments rewritten */
 	uint64_t compacted_bytes;          /* live bytes they moved */
 	uint64_t recovered_records, recovery_ns;
-	uint64_t torn_bytes;      /* cut from log tails at open: writes never made durable */
-	uint64_t corrupt_records; /* checksum failures seen (recovery and reads) */
-	uint32_t mapped;          /* 1: the log is the device's mapping (dax, pmem): appends are
+	uint64_t torn_bytes;          /* cut from log tails at open: writes never made durable */
+	uint64_t corrupt_records;     /* checksum failures seen (recovery and reads) */
+	uint32_t mapped;              /* 1: the log is the device's mapping (dax, pmem): appends are
 	                             stores, syncs persist cache lines, reads are loads; 0: block
 	                             I/O from a write buffer */
 	uint32_t checkpoint_segments; /* segments held by the index checkpoint open loaded */

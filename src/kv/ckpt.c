@@ -37,7 +37,8 @@ static uint32_t hdr_crc(const struct sn_kv_ckpthdr *h)
 
 static void put(unsigned char **p, const void *src, size_t len)
 {
-	memcpy(*p, src, len);
+	if (len)
+		memcpy(*p, src, len);
 	*p += len;
 }
 
@@ -70,6 +71,7 @@ static unsigned char *build(struct kv_shard *sh, uint64_t *lenp)
 	c.next_recseq = sh->next_recseq;
 	c.entries = n;
 	c.batch_ids = ids;
+	c.close_id = sh->kv->close_id;
 	p = buf;
 	put(&p, &c, sizeof(c));
 	for (uint32_t i = 0; i < sh->nsegs; i++) {
@@ -152,7 +154,8 @@ int kv_ckpt_write(struct kv_shard *sh)
 		memcpy(blk + CKPT_HDR, payload + from, len);
 		h->payload_crc = sn_crc32c(0, blk + CKPT_HDR, len);
 		h->crc = hdr_crc(h);
-		err = kv_shard_write(sh, blk, (CKPT_HDR + len + bs - 1) & ~(bs - 1), kv_seg_off(sh, i));
+		err = kv_shard_write(sh, blk, (CKPT_HDR + len + bs - 1) & ~(bs - 1),
+		                     kv_seg_off(sh, i));
 	}
 	if (!err)
 		err = sn_queue_flush(sh->w->q);
@@ -179,10 +182,10 @@ int kv_ckpt_header(const struct kv_shard *sh, const void *blk, uint32_t seg_idx,
 	    h->part >= h->nparts || h->len > room || !h->len)
 		return 0;
 	/* Every part but the last is full; the total says how full the last one is. */
-	if (h->part + 1 < h->nparts ? h->len != room ||
-	                                      h->total <= (uint64_t)(h->nparts - 1) * room ||
-	                                      h->total > (uint64_t)h->nparts * room
-	                            : h->total != (uint64_t)(h->nparts - 1) * room + h->len)
+	if (h->part + 1 < h->nparts
+	            ? h->len != room || h->total <= (uint64_t)(h->nparts - 1) * room ||
+	                      h->total > (uint64_t)h->nparts * room
+	            : h->total != (uint64_t)(h->nparts - 1) * room + h->len)
 		return 0;
 	out->seq = h->seq;
 	out->total = h->total;
@@ -361,10 +364,10 @@ static int apply(struct kv_shard *sh, const unsigned char *buf, uint64_t total,
 	return 0;
 }
 
-int kv_ckpt_load(struct kv_shard *sh, struct kv_ckpt_part *parts, uint32_t n,
-                 const uint64_t *disk_seq, uint32_t *headp, uint32_t *posp)
+int kv_ckpt_find(struct kv_shard *sh, struct kv_ckpt_part *parts, uint32_t n,
+                 const uint64_t *disk_seq, struct kv_ckpt_found *f)
 {
-	*headp = UINT32_MAX;
+	memset(f, 0, sizeof(*f));
 	if (!n)
 		return 0;
 	qsort(parts, n, sizeof(*parts), cmp_part);
@@ -384,26 +387,44 @@ int kv_ckpt_load(struct kv_shard *sh, struct kv_ckpt_part *parts, uint32_t n,
 			if (r < 0)
 				return r;
 			if (valid(sh, buf, parts[k].total, disk_seq)) {
-				const struct sn_kv_ckpt *h = (const struct sn_kv_ckpt *)buf;
-				int err = apply(sh, buf, parts[k].total, disk_seq);
-
-				if (!err && disk_seq[h->head] == h->head_seq) {
-					*headp = h->head;
-					*posp = (uint32_t)h->head_pos;
+				if (!(f->segs = malloc(m * sizeof(*f->segs)))) {
+					free(buf);
+					return sn__err(-ENOMEM, "out of memory");
 				}
-				for (uint32_t j = 0; !err && j < m; j++) {
-					sh->segs[parts[k + j].seg].state = SEG_CKPT;
-					sh->nfree--;
-					sh->nckpt++;
-				}
-				free(buf);
-				return err;
+				for (uint32_t j = 0; j < m; j++)
+					f->segs[j] = parts[k + j].seg;
+				f->nsegs = m;
+				f->buf = buf;
+				f->total = parts[k].total;
+				f->close_id = ((const struct sn_kv_ckpt *)buf)->close_id;
+				return 0;
 			}
 			free(buf);
 		}
 		k += m;
 	}
 	return 0;
+}
+
+/* Load what kv_ckpt_find() found: the segments it covers come back SEG_SEALED, with
+ * their recorded end as used (recovery scans only what follows it). */
+int kv_ckpt_apply(struct kv_shard *sh, const struct kv_ckpt_found *f, const uint64_t *disk_seq)
+{
+	int err = apply(sh, f->buf, f->total, disk_seq);
+
+	for (uint32_t j = 0; !err && j < f->nsegs; j++) {
+		sh->segs[f->segs[j]].state = SEG_CKPT;
+		sh->nfree--;
+		sh->nckpt++;
+	}
+	return err;
+}
+
+void kv_ckpt_found_free(struct kv_ckpt_found *f)
+{
+	free(f->buf);
+	free(f->segs);
+	memset(f, 0, sizeof(*f));
 }
 
 /* Give the checkpoint's segments back as free space (the shard runs short). */

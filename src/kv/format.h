@@ -97,7 +97,9 @@ struct sn_kv_ckpt {
 	uint64_t next_recseq; /* the shard's next record sequence number */
 	uint64_t entries;     /* index entries that follow */
 	uint64_t batch_ids;   /* batch ids that follow the segment table */
-	uint64_t reserved;    /* 0 */
+	uint64_t close_id;    /* random, the same in every shard's checkpoint of one close:
+	                         they are used only all together (a batch's records and its
+	                         commit may sit on different shards) */
 };
 _Static_assert(sizeof(struct sn_kv_ckpt) == 64, "checkpoint layout");
 

@@ -151,7 +151,8 @@ struct kv_shard {
 	uint32_t nckpt;     /* segments in SEG_CKPT */
 	uint64_t ckpt_keys; /* index entries recovery took from it */
 
-	struct kv_part *parts; /* recovery only */
+	struct kv_recovery *rec; /* between the phases of recovery (recover.c) */
+	struct kv_part *parts;   /* recovery only */
 	size_t nparts, parts_cap;
 
 	/* Statistics (read by the owner for sn_kv_stat). */
@@ -217,8 +218,10 @@ struct sn_kv {
 	int bparts_lost;
 	uint64_t *commits; /* sorted, after recovery */
 	size_t ncommits, commits_cap;
-	char report[512]; /* what recovery found, for the CLI */
+	char report[512];  /* what recovery found, for the CLI */
 	int ckpt_on_close; /* the close made everything durable: write index checkpoints */
+	uint64_t close_id; /* the close's, in each of its checkpoints */
+	int ckpt_use;      /* every shard found a checkpoint of the same close: load them */
 };
 
 /* The worker that owns shard s. */
@@ -281,7 +284,10 @@ void kv_complete(struct kv_worker *w, struct kv_req *r);
 
 /* recover.c */
 int kv_shard_read(struct kv_shard *sh, unsigned char *buf, uint64_t off, uint32_t len);
+int kv_shard_recover_headers(struct kv_shard *sh);
 int kv_shard_recover(struct kv_shard *sh);
+void kv_shard_recover_free(struct kv_shard *sh);
+int kv_shard_ckpt_close(const struct kv_shard *sh, uint64_t *close_id);
 int kv_shard_apply_batches(struct kv_shard *sh);
 void kv_commits_sort(struct sn_kv *kv);
 
@@ -290,11 +296,18 @@ struct kv_ckpt_part { /* a checkpoint segment's header, as recovery found it */
 	uint64_t seq, total;
 	uint32_t seg, part, nparts, len, crc;
 };
+struct kv_ckpt_found {      /* the newest whole, valid checkpoint of a shard */
+	unsigned char *buf; /* its payload; NULL: none */
+	uint64_t total, close_id;
+	uint32_t *segs, nsegs; /* the segments holding it */
+};
 int kv_ckpt_write(struct kv_shard *sh);
 int kv_ckpt_header(const struct kv_shard *sh, const void *blk, uint32_t seg_idx,
                    struct kv_ckpt_part *out);
-int kv_ckpt_load(struct kv_shard *sh, struct kv_ckpt_part *parts, uint32_t n,
-                 const uint64_t *disk_seq, uint32_t *headp, uint32_t *posp);
+int kv_ckpt_find(struct kv_shard *sh, struct kv_ckpt_part *parts, uint32_t n,
+                 const uint64_t *disk_seq, struct kv_ckpt_found *f);
+int kv_ckpt_apply(struct kv_shard *sh, const struct kv_ckpt_found *f, const uint64_t *disk_seq);
+void kv_ckpt_found_free(struct kv_ckpt_found *f);
 void kv_ckpt_release(struct kv_shard *sh);
 
 /* compact.c */

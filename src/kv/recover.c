@@ -178,19 +178,47 @@ static int scan(struct kv_shard *sh, uint32_t i, uint32_t off, uint32_t *endp, i
 	return 0;
 }
 
-int kv_shard_recover(struct kv_shard *sh)
+/* What the first phase of a shard's recovery found, for the second. */
+struct kv_recovery {
+	struct order *ord; /* the valid segments, oldest first */
+	uint32_t n;
+	uint64_t *disk_seq; /* per segment: its valid header's sequence number, or 0 */
+	struct kv_ckpt_found ck;
+	uint64_t ns; /* time spent */
+};
+
+void kv_shard_recover_free(struct kv_shard *sh)
+{
+	if (!sh->rec)
+		return;
+	free(sh->rec->ord);
+	free(sh->rec->disk_seq);
+	kv_ckpt_found_free(&sh->rec->ck);
+	free(sh->rec);
+	sh->rec = NULL;
+}
+
+/*
+ * Phase 1: read every segment header, and find the newest whole, valid index checkpoint
+ * (sh->rec->ck). The store loads checkpoints only when every shard found one of the
+ * same close (kv->ckpt_use): a batch's records and its commit can be on different
+ * shards, and one shard's checkpoint from an older close could cover a commit whose
+ * batch record another shard's log tail holds.
+ */
+int kv_shard_recover_headers(struct kv_shard *sh)
 {
 	struct sn_kv *kv = sh->kv;
-	uint32_t bs = kv->sb.block_size, size = kv->sb.segment_size, n = 0, nck = 0;
-	uint32_t ck_head = UINT32_MAX, ck_pos = 0;
+	uint32_t bs = kv->sb.block_size, n = 0, nck = 0;
 	uint64_t t0 = sn__now_ns();
+	struct kv_recovery *rc = calloc(1, sizeof(*rc));
 	struct order *ord = calloc(sh->nsegs, sizeof(*ord));
 	struct kv_ckpt_part *ck = calloc(sh->nsegs, sizeof(*ck));
 	uint64_t *disk_seq = calloc(sh->nsegs, sizeof(*disk_seq));
 	unsigned char *hb = NULL;
 	int err = 0;
 
-	if (!ord || !ck || !disk_seq || posix_memalign((void **)&hb, 4096, bs)) {
+	if (!rc || !ord || !ck || !disk_seq || posix_memalign((void **)&hb, 4096, bs)) {
+		free(rc);
 		free(ord);
 		free(ck);
 		free(disk_seq);
@@ -216,12 +244,63 @@ int kv_shard_recover(struct kv_shard *sh)
 	free(hb);
 	if (n)
 		qsort(ord, n, sizeof(*ord), cmp_order);
-	/* The newest usable index checkpoint: the segments it covers are not scanned (they
-	 * come back SEG_SEALED from it), nor the head's records before ck_pos. */
 	if (!err && !kv->opts.no_checkpoint)
-		err = kv_ckpt_load(sh, ck, nck, disk_seq, &ck_head, &ck_pos);
+		err = kv_ckpt_find(sh, ck, nck, disk_seq, &rc->ck);
 	free(ck);
-	free(disk_seq);
+	rc->ord = ord;
+	rc->n = n;
+	rc->disk_seq = disk_seq;
+	sh->rec = rc;
+	rc->ns = sn__now_ns() - t0;
+	return err;
+}
+
+/* After phase 1: 1 and the close that wrote the checkpoint it found, or 0: none. */
+int kv_shard_ckpt_close(const struct kv_shard *sh, uint64_t *close_id)
+{
+	if (!sh->rec || !sh->rec->ck.buf)
+		return 0;
+	*close_id = sh->rec->ck.close_id;
+	return 1;
+}
+
+/* Could records follow offset `at` of covered segment i? (Is anything there but zeros?)
+ * A recovery that scanned the log, or the "newest full segment" rule, can reopen any
+ * segment as the head after the checkpoint was written. */
+static int appended(struct kv_shard *sh, uint32_t i, uint32_t at, unsigned char *blk, int *err)
+{
+	static const unsigned char zero[sizeof(struct sn_kv_rechdr)];
+	uint32_t bs = sh->kv->sb.block_size, from = at & ~(bs - 1);
+
+	if (at + sizeof(zero) > sh->kv->sb.segment_size)
+		return 0;
+	if (sh->kv->map)
+		return memcmp(sh->segs[i].img + at, zero, sizeof(zero)) != 0;
+	if ((*err = kv_shard_read(sh, blk, kv_seg_off(sh, i) + from, bs)))
+		return 0;
+	return memcmp(blk + (at - from), zero, sizeof(zero)) != 0;
+}
+
+/*
+ * Phase 2: load the checkpoint when the store uses them (the segments it covers come
+ * back SEG_SEALED, their records up to the recorded end not scanned), then scan the log
+ * in segment order: every valid segment whole, or those the checkpoint does not cover
+ * whole and the covered ones from their recorded end, where something follows it (the
+ * head the checkpoint recorded, or a segment a later recovery reopened as the head).
+ */
+int kv_shard_recover(struct kv_shard *sh)
+{
+	struct sn_kv *kv = sh->kv;
+	struct kv_recovery *rc = sh->rec;
+	struct order *ord = rc->ord;
+	uint32_t bs = kv->sb.block_size, size = kv->sb.segment_size, n = rc->n;
+	uint64_t t0 = sn__now_ns();
+	unsigned char *blk = NULL;
+	int err = 0;
+
+	if (kv->ckpt_use && !(err = kv_ckpt_apply(sh, &rc->ck, rc->disk_seq)) &&
+	    posix_memalign((void **)&blk, 4096, bs))
+		err = sn__err(-ENOMEM, "out of memory");
 	for (uint32_t k = 0; k < n && !err; k++) {
 		uint32_t i = ord[k].idx, end = 0, start = sizeof(struct sn_kv_seghdr);
 		struct kv_seg *s = &sh->segs[i];
@@ -230,9 +309,12 @@ int kv_shard_recover(struct kv_shard *sh)
 		if (ord[k].seq >= sh->next_segseq)
 			sh->next_segseq = ord[k].seq + 1;
 		if (s->state == SEG_SEALED) { /* covered by the checkpoint */
-			if (i != ck_head)
+			start = s->used;
+			if (!last && !appended(sh, i, start, blk, &err)) {
+				if (err)
+					break;
 				continue;
-			start = ck_pos; /* the log tail starts in it */
+			}
 		} else {
 			s->seq = ord[k].seq;
 			s->seed = kv_rec_seed(kv, s->seq);
@@ -242,7 +324,7 @@ int kv_shard_recover(struct kv_shard *sh)
 		if ((err = kv_shard_img(sh, i)) ||
 		    (!kv->map && (err = kv_shard_read(sh, s->img, kv_seg_off(sh, i), size))))
 			break;
-		s->check_below = start; /* the checkpoint's part of the head is checked by gets */
+		s->check_below = start; /* the checkpoint's part is checked by gets */
 		if ((err = scan(sh, i, start, &end, &clean)))
 			break;
 		s->used = s->written = s->durable = end;
@@ -307,7 +389,6 @@ int kv_shard_recover(struct kv_shard *sh)
 		sh->head = ord[n - 1].idx;
 		s->state = SEG_HEAD;
 	}
-	free(ord);
 	if (!err && sh->head == UINT32_MAX)
 		err = kv_shard_open_head(sh);
 	if (!err) {
@@ -316,7 +397,9 @@ int kv_shard_recover(struct kv_shard *sh)
 		sh->durable_seg = h->seq;
 		sh->durable_pos = h->durable;
 	}
-	sh->recovery_ns = sn__now_ns() - t0;
+	free(blk);
+	sh->recovery_ns = rc->ns + sn__now_ns() - t0;
+	kv_shard_recover_free(sh);
 	return err;
 }
 

@@ -1114,6 +1114,7 @@ int kv_shard_init(struct kv_shard *sh)
 void kv_shard_fini(struct kv_shard *sh)
 {
 	sn_rt_timer_cancel(&sh->sync_timer);
+	kv_shard_recover_free(sh); /* a recovery that failed between its phases */
 	/* Batch records held by a recovery that failed before applying them. */
 	for (size_t i = 0; i < sh->nparts; i++)
 		free(sh->parts[i].key);

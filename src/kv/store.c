@@ -1022,10 +1022,12 @@ static void worker_setup(void *arg)
 	}
 }
 
+enum { REC_HEADERS, REC_SCAN, REC_BATCHES }; /* the phases of recovery, in order */
+
 struct recover_ctx {
 	struct kv_worker *w;
 	struct sn_rt_latch *done;
-	int apply;
+	int phase;
 };
 
 static void worker_recover(void *arg)
@@ -1035,8 +1037,9 @@ static void worker_recover(void *arg)
 	struct sn_kv *kv = w->kv;
 
 	for (unsigned s = w->idx; !w->err && s < kv->sb.shards; s += kv->nworkers) {
-		int err = c->apply ? kv_shard_apply_batches(&kv->shards[s])
-		                   : kv_shard_recover(&kv->shards[s]);
+		int err = c->phase == REC_HEADERS ? kv_shard_recover_headers(&kv->shards[s])
+		          : c->phase == REC_SCAN  ? kv_shard_recover(&kv->shards[s])
+		                                  : kv_shard_apply_batches(&kv->shards[s]);
 
 		if (err) {
 			w->err = err;
@@ -1046,8 +1049,8 @@ static void worker_recover(void *arg)
 	sn_rt_latch_done(c->done);
 }
 
-/* Run recovery (or batch application) on every worker at once. */
-static int recover_all(struct sn_kv *kv, int apply)
+/* Run one phase of recovery on every worker at once. */
+static int recover_all(struct sn_kv *kv, int phase)
 {
 	struct recover_ctx *c = calloc(kv->nworkers, sizeof(*c));
 	struct sn_rt_latch done;
@@ -1057,7 +1060,7 @@ static int recover_all(struct sn_kv *kv, int apply)
 		return sn__err(-ENOMEM, "out of memory");
 	sn_rt_latch_init(&done, kv->nworkers);
 	for (unsigned i = 0; i < kv->nworkers; i++) {
-		c[i] = (struct recover_ctx){ &kv->workers[i], &done, apply };
+		c[i] = (struct recover_ctx){ &kv->workers[i], &done, phase };
 		while (sn_rt_send(kv->rt, i, worker_recover, &c[i]) == -EAGAIN)
 			sched_yield();
 	}
@@ -1086,7 +1089,8 @@ static void worker_close(void *arg)
 				break;
 			kv_shard_io_done(w, cqe, (unsigned)n);
 		}
-		for (unsigned s = w->idx; kv->ckpt_on_close && s < kv->sb.shards; s += kv->nworkers) {
+		for (unsigned s = w->idx; kv->ckpt_on_close && s < kv->sb.shards;
+		     s += kv->nworkers) {
 			int err = kv_ckpt_write(&kv->shards[s]);
 
 			if (err && !w->close_err) {
@@ -1121,7 +1125,8 @@ static int kv_free(struct sn_kv *kv)
 			sn_rt_call(kv->rt, i, nop, NULL);
 		for (unsigned i = 0; i < kv->nworkers && !err; i++)
 			if (kv->workers[i].close_err)
-				err = sn__err(kv->workers[i].close_err, "%s", kv->workers[i].close_msg);
+				err = sn__err(kv->workers[i].close_err, "%s",
+				              kv->workers[i].close_msg);
 	}
 	if (kv->own_rt)
 		sn_rt_destroy(kv->rt);
@@ -1226,10 +1231,21 @@ int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kv
 			goto fail;
 		}
 	}
-	if ((err = recover_all(kv, 0)))
+	if ((err = recover_all(kv, REC_HEADERS)))
+		goto fail;
+	/* Checkpoints only of one close on every shard (see kv_shard_recover_headers). */
+	kv->ckpt_use = 1;
+	for (unsigned s = 0; s < kv->sb.shards; s++) {
+		uint64_t id, id0;
+
+		if (!kv_shard_ckpt_close(&kv->shards[s], &id) ||
+		    !kv_shard_ckpt_close(&kv->shards[0], &id0) || id != id0)
+			kv->ckpt_use = 0;
+	}
+	if ((err = recover_all(kv, REC_SCAN)))
 		goto fail;
 	kv_commits_sort(kv);
-	if ((err = recover_all(kv, 1)))
+	if ((err = recover_all(kv, REC_BATCHES)))
 		goto fail;
 	if (getrandom(&kv->batch_base, sizeof(kv->batch_base), 0) != sizeof(kv->batch_base))
 		kv->batch_base = sn__now_ns() * 0x9e3779b97f4a7c15ull;
@@ -1261,6 +1277,8 @@ int sn_kv_close(struct sn_kv *kv)
 	err = sn_kv_sync(kv);
 	/* Checkpoints only of a store whose every acknowledged write is durable. */
 	kv->ckpt_on_close = !err && !kv->opts.no_checkpoint;
+	if (getrandom(&kv->close_id, sizeof(kv->close_id), 0) != sizeof(kv->close_id))
+		kv->close_id = sn__now_ns() * 0x9e3779b97f4a7c15ull;
 	{
 		int cerr = kv_free(kv);
 
