@@ -646,7 +646,8 @@ int kv_shard_flush_all(struct kv_shard *sh)
 			to = kv->sb.segment_size;
 		if (kv->map)
 			err = sn_dev_persist(kv->dev, s->img + from, to - from);
-		else if (!(err = kv_shard_write(sh, s->img + from, to - from, kv_seg_off(sh, d))))
+		else if (!(err = kv_shard_write(sh, s->img + from, to - from,
+		                                kv_seg_off(sh, d) + from)))
 			err = sn_queue_flush(sh->w->q);
 		if (!err)
 			s->durable = s->written = s->used;
