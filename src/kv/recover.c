@@ -276,7 +276,9 @@ static int appended(struct kv_shard *sh, uint32_t i, uint32_t at, unsigned char 
 		return 0;
 	if (sh->kv->map)
 		return memcmp(sh->segs[i].img + at, zero, sizeof(zero)) != 0;
-	if ((*err = kv_shard_read(sh, blk, kv_seg_off(sh, i) + from, bs)))
+	/* blk holds two blocks: a record header can straddle the boundary. */
+	if ((*err = kv_shard_read(sh, blk, kv_seg_off(sh, i) + from,
+	                          at - from + sizeof(zero) > bs ? 2 * bs : bs)))
 		return 0;
 	return memcmp(blk + (at - from), zero, sizeof(zero)) != 0;
 }
@@ -299,7 +301,7 @@ int kv_shard_recover(struct kv_shard *sh)
 	int err = 0;
 
 	if (kv->ckpt_use && !(err = kv_ckpt_apply(sh, &rc->ck, rc->disk_seq)) &&
-	    posix_memalign((void **)&blk, 4096, bs))
+	    posix_memalign((void **)&blk, 4096, 2 * bs))
 		err = sn__err(-ENOMEM, "out of memory");
 	for (uint32_t k = 0; k < n && !err; k++) {
 		uint32_t i = ord[k].idx, end = 0, start = sizeof(struct sn_kv_seghdr);
