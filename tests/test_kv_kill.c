@@ -255,7 +255,10 @@ static int test_kill_loop(void)
 	       (unsigned long long)tot.lost, (unsigned long long)tot.corrupt,
 	       (unsigned long long)tot.torn_batches);
 	ASSERT_EQ(tot.lost + tot.corrupt + tot.torn_batches, 0);
-	ASSERT_TRUE(killed_n > cfg.iters / 2);
+	/* A floor that shows the loop kills processes, not one that tunes it: delays are
+	 * drawn over 1.25 runs (kills land in close and its checkpoint writes too), so about
+	 * half the processes finish first, more when the machine is slow. */
+	ASSERT_TRUE(killed_n >= cfg.iters / 3);
 	return T_PASS;
 }
 
