@@ -189,10 +189,11 @@ killtest() {
 	i=1
 	landed=0
 	while [ $i -le "$DAXVM_KILL9_ITERS" ]; do
-		# 4000 keys overwritten 60 times, one durable put at a time: longer than the
-		# kill's delay (a guest once did 80,000 such puts in under 3 s), while the
-		# store stays small enough to check quickly.
-		snstore kvbench --db "$U" --num 4000 --sync 1 --depth 1 --seed $i \
+		# 12000 keys overwritten 60 times, one durable put at a time: longer than the
+		# kill's delay (a guest once did 80,000 such puts in under 3 s, and the open
+		# loads an index checkpoint in much less than the second a log scan took),
+		# while the store stays small enough to check quickly.
+		snstore kvbench --db "$U" --num 12000 --sync 1 --depth 1 --seed $i \
 			--benchmarks "$overwrites" >/tmp/kvbench.out 2>&1 &
 		pid=$!
 		# 1.0 to 3.9 s: the store opens after about a second under TCG.
