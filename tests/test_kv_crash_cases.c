@@ -5,6 +5,7 @@
  * loop of test_kv_kill.c) found, made deterministic. A durable delete after an unflushed
  * cross-shard batch; compaction after such a batch (the durable value, the batch's
  * atomicity); a crash while compaction holds a shard's last segment (the store must open);
+ * what a close's final flush writes after its sync (it must land in place);
  * EIO at each I/O of a compaction (sn_kv_compact returns, nothing is lost). Sweeps run each
  * point in a child with a deadline, so a hang is reported, not waited for.
  *
@@ -448,6 +449,86 @@ static int test_full_shard_crash(void)
 	return sweep_points(full_shard_crash, "a crash");
 }
 
+/*
+ * What background compaction can leave at a close: a record appended after the close's
+ * sync. The close's final flush (kv_shard_flush_all) writes it at its own offset before
+ * the checkpoint; here a record is appended on the worker past blocks already durable,
+ * and the flush called straight, so the test does not wait for compaction's timing.
+ * Then the store must open (by a full scan: the checkpoint is not what is tested) with
+ * every value, the late one included.
+ */
+struct late_put {
+	struct kv_shard *sh;
+	char key[32];
+	size_t klen;
+	unsigned char val[3000];
+	int err;
+};
+
+static void late_put_fn(void *arg)
+{
+	struct late_put *p = arg;
+	uint32_t seg, off, len = sn_kv_rec_len(SN_KV_REC_PUT, (uint32_t)p->klen, sizeof(p->val));
+	struct sn_idx_ent *e;
+	int fresh;
+
+	p->err = kv_shard_append(p->sh, SN_KV_REC_PUT, p->key, (uint32_t)p->klen, p->val,
+	                         sizeof(p->val), NULL, &seg, &off);
+	if (p->err)
+		return;
+	e = sn_idx_upsert(&p->sh->idx, sn_kv_hash(p->key, p->klen), p->key, p->klen, &fresh);
+	if (!e) {
+		p->err = -ENOMEM;
+		return;
+	}
+	kv_shard_index_set(p->sh, e, SN_KV_REC_PUT, seg, off, len);
+	p->err = kv_shard_flush_all(p->sh);
+}
+
+static int test_close_flush(void)
+{
+	struct sn_kv_opts o = store_opts();
+	static struct late_put late;
+	struct late_put *p = &late;
+	struct sn_kv *kv;
+	char uri[1200], f[32];
+
+	if (fresh_store())
+		return T_FAIL;
+	snprintf(uri, sizeof(uri), "%s:%s?direct=1", engine, file);
+	ASSERT_OK(sn_kv_open(uri, &o, &kv));
+	/* 8 values of 3000 bytes on shard 1, durable: the head is blocks past its header. */
+	for (unsigned i = 0; i < 8; i++) {
+		size_t fl = key_on_shard(kv, "f", 1, i, f);
+
+		ASSERT_OK(km_put(kv, f, fl, 3000, i, i == 7 ? SN_KV_DURABLE : 0));
+	}
+	p->sh = &kv->shards[1];
+	p->klen = key_on_shard(kv, "late", 1, 0, p->key);
+	km_fill(p->val, sizeof(p->val), 99);
+	ASSERT_OK(sn_rt_call(kv->rt, kv_owner(kv, 1), late_put_fn, p));
+	ASSERT_OK(p->err);
+	printf("    8 durable values, then one appended and flushed the way a close does\n");
+	ASSERT_OK(sn_kv_close(kv));
+	o.no_create = 1;
+	o.no_checkpoint = 1;
+	ASSERT_OK(sn_kv_open(uri, &o, &kv));
+	for (unsigned i = 0; i < 8; i++) {
+		size_t fl = key_on_shard(kv, "f", 1, i, f);
+
+		if (km_expect(kv, f, fl, 3000, i)) {
+			sn_kv_close(kv);
+			return T_FAIL;
+		}
+	}
+	if (km_expect(kv, p->key, p->klen, sizeof(p->val), 99)) {
+		sn_kv_close(kv);
+		return T_FAIL;
+	}
+	ASSERT_OK(sn_kv_close(kv));
+	return T_PASS;
+}
+
 int main(int argc, char **argv)
 {
 	struct sn_dev *dev;
@@ -482,6 +563,8 @@ int main(int argc, char **argv)
 	      test_batch_then_compact_both());
 	T_RUN("a crash while compaction holds a shard's last segment: the store opens",
 	      test_full_shard_crash());
+	T_RUN("a close's final flush writes what was appended after its sync in place",
+	      test_close_flush());
 	T_RUN("sn_kv_compact returns when one of its I/Os fails, and loses nothing",
 	      test_compact_io_errors());
 	unlink(file);
