@@ -129,6 +129,12 @@ static uint32_t one_record(struct kv_shard *sh, uint32_t vi, uint32_t off, int *
 
 	if (off + sizeof(*r) > v->used || !r->type || r->type > SN_KV_REC_COMMIT)
 		return 0;
+	/* An image read back from the device is checked here: lengths before the CRC (a
+	 * huge vlen would wrap the length sum). */
+	if (r->klen > SN_KV_MAX_KEY || r->vlen > sh->kv->max_value) {
+		sh->corrupt++;
+		return 0;
+	}
 	x = sn_kv_rec_extra(r->type);
 	len = sn_kv_rec_len(r->type, r->klen, r->vlen);
 	if (off + len > v->used ||

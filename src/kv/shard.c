@@ -811,8 +811,11 @@ static int check_record(const struct kv_shard *sh, uint64_t segseq, const unsign
 	const struct sn_kv_rechdr *h = (const struct sn_kv_rechdr *)p;
 	uint32_t x = sn_kv_rec_extra(h->type);
 
-	(void)sh;
-	if (sn_kv_rec_len(h->type, h->klen, h->vlen) != len || h->klen != r->klen ||
+	/* The header's lengths first: bytes read back unchecked can claim anything, and a
+	 * huge vlen would wrap the length sum into one that matches. */
+	if (h->type < SN_KV_REC_PUT || h->type > SN_KV_REC_COMMIT || h->klen > SN_KV_MAX_KEY ||
+	    h->vlen > sh->kv->max_value || sn_kv_rec_len(h->type, h->klen, h->vlen) != len ||
+	    h->klen != r->klen ||
 	    sn_crc32c(kv_rec_seed(sh->kv, segseq), p + 4, sizeof(*h) - 4 + x + h->klen + h->vlen) !=
 	            h->crc ||
 	    memcmp(p + sizeof(*h) + x, r->data, r->klen))
