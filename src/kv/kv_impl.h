@@ -275,6 +275,7 @@ void kv_shard_index_set(struct kv_shard *sh, struct sn_idx_ent *e, unsigned type
 void kv_shard_index_drop(struct kv_shard *sh, struct sn_idx_ent *e);
 void kv_seg_note_batch(struct kv_shard *sh, uint32_t seg, uint64_t batch);
 int kv_batch_needed(struct sn_kv *kv, uint64_t batch);
+int kv_shard_read(struct kv_shard *sh, unsigned char *buf, uint64_t off, uint32_t len);
 int kv_shard_write(struct kv_shard *sh, const unsigned char *buf, uint32_t len, uint64_t off);
 int kv_shard_flush_all(struct kv_shard *sh);
 int kv_shard_scan_keys(struct kv_shard *sh, unsigned char **bufp, size_t *lenp);
@@ -283,7 +284,6 @@ int kv_shard_scan_keys(struct kv_shard *sh, unsigned char **bufp, size_t *lenp);
 void kv_complete(struct kv_worker *w, struct kv_req *r);
 
 /* recover.c */
-int kv_shard_read(struct kv_shard *sh, unsigned char *buf, uint64_t off, uint32_t len);
 int kv_shard_recover_headers(struct kv_shard *sh);
 int kv_shard_recover(struct kv_shard *sh);
 void kv_shard_recover_free(struct kv_shard *sh);

@@ -48,24 +48,6 @@ static int header_valid(const struct kv_shard *sh, const struct sn_kv_seghdr *h)
 	       h->seq != 0;
 }
 
-/* Read len bytes at off on the shard's queue and wait (recovery only). */
-int kv_shard_read(struct kv_shard *sh, unsigned char *buf, uint64_t off, uint32_t len)
-{
-	uint32_t chunk = 1u << 20, max = sh->kv->info.max_transfer_bytes;
-
-	if (max && max < chunk)
-		chunk = max & ~(sh->kv->sb.block_size - 1);
-	for (uint32_t o = 0; o < len; o += chunk) {
-		int err = sn_queue_pread(sh->w->q, buf + o, len - o < chunk ? len - o : chunk,
-		                         off + o);
-
-		if (err)
-			return sn__err(err, "shard %u: reading offset %llu: %s", sh->id,
-			               (unsigned long long)(off + o), sn_strerror(err));
-	}
-	return 0;
-}
-
 static int stash_part(struct kv_shard *sh, const struct sn_kv_rechdr *r, uint32_t seg, uint32_t off,
                       uint32_t len)
 {

@@ -610,21 +610,36 @@ static void round_done(struct kv_shard *sh, uint64_t seg, uint64_t pos)
 		kv_shard_space_retry(sh);
 }
 
-/* Write len bytes at off on the shard's queue and wait (recovery and close only). */
-int kv_shard_write(struct kv_shard *sh, const unsigned char *buf, uint32_t len, uint64_t off)
+/* Read or write len bytes at off on the shard's queue and wait, in transfers the device
+ * takes (recovery and close only). */
+static int blocking_io(struct kv_shard *sh, int write, unsigned char *buf, uint32_t len,
+                       uint64_t off)
 {
 	uint32_t chunk = 1u << 20, max = sh->kv->info.max_transfer_bytes;
 
 	if (max && max < chunk)
 		chunk = max & ~(sh->kv->sb.block_size - 1);
 	for (uint32_t o = 0; o < len; o += chunk) {
-		int err = sn_queue_pwrite(sh->w->q, buf + o, len - o < chunk ? len - o : chunk,
-		                          off + o);
+		uint32_t n = len - o < chunk ? len - o : chunk;
+		int err = write ? sn_queue_pwrite(sh->w->q, buf + o, n, off + o)
+		                : sn_queue_pread(sh->w->q, buf + o, n, off + o);
 
 		if (err)
-			return err;
+			return sn__err(err, "shard %u: %s offset %llu: %s", sh->id,
+			               write ? "writing" : "reading", (unsigned long long)(off + o),
+			               sn_strerror(err));
 	}
 	return 0;
+}
+
+int kv_shard_read(struct kv_shard *sh, unsigned char *buf, uint64_t off, uint32_t len)
+{
+	return blocking_io(sh, 0, buf, len, off);
+}
+
+int kv_shard_write(struct kv_shard *sh, const unsigned char *buf, uint32_t len, uint64_t off)
+{
+	return blocking_io(sh, 1, (unsigned char *)buf, len, off);
 }
 
 /*
