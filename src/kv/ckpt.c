@@ -9,8 +9,9 @@
  * segments as they are on disk: a segment counts as covered only while it still carries
  * the sequence number the checkpoint recorded (a compacted segment's records were copied
  * to the log's tail before its header was cleared, and a reused one has a newer number),
- * every record written after it is in a newer segment or past the recorded position of
- * the head, and the tail is replayed over the checkpoint in log order. So the checkpoint
+ * every record written after it is in a newer segment or past the recorded end of a
+ * covered one (the head then, or a segment a later recovery reopened as the head), and
+ * that tail is replayed over the checkpoint in log order. So the checkpoint
  * needs no clearing when the store runs on: its segments are kept while space is
  * plentiful, and given back as free space (their headers left as they are) when the
  * shard runs short; a crash after that means a full scan at the next open.
@@ -113,7 +114,7 @@ int kv_ckpt_write(struct kv_shard *sh)
 {
 	struct sn_kv *kv = sh->kv;
 	uint32_t seg = kv->sb.segment_size, bs = kv->sb.block_size, room = seg - CKPT_HDR;
-	uint32_t nparts, part = 0, nfree = 0;
+	uint32_t nparts, part = 0;
 	uint64_t total, seq;
 	unsigned char *payload, *blk = NULL;
 	int err;
@@ -124,12 +125,10 @@ int kv_ckpt_write(struct kv_shard *sh)
 	if ((err = kv_shard_flush_all(sh)))
 		return sn__err(err, "shard %u: making the log durable at close: %s", sh->id,
 		               sn_strerror(err));
-	for (uint32_t i = 0; i < sh->nsegs; i++)
-		nfree += sh->segs[i].state == SEG_FREE;
 	if (!(payload = build(sh, &total)))
 		return 0; /* out of memory: no checkpoint, nothing lost */
 	nparts = (uint32_t)((total + room - 1) / room);
-	if (nparts > nfree || posix_memalign((void **)&blk, 4096, seg)) {
+	if (nparts > sh->nfree || posix_memalign((void **)&blk, 4096, seg)) {
 		free(payload); /* no room for it: the next open scans the log */
 		return 0;
 	}
@@ -351,7 +350,7 @@ static int apply(struct kv_shard *sh, const unsigned char *buf, uint64_t total,
 
 		memcpy(&e, take(&c, sizeof(e)), sizeof(e));
 		key = take(&c, e.klen);
-		if (sh->segs[e.seg].state != SEG_SEALED || sh->segs[e.seg].seq != disk_seq[e.seg])
+		if (sh->segs[e.seg].state != SEG_SEALED)
 			continue; /* its segment was compacted: the tail has the copy */
 		x = sn_idx_upsert(&sh->idx, sn_kv_hash(key, e.klen), key, e.klen, &fresh);
 		if (!x)

@@ -368,7 +368,8 @@ int kv_shard_recover(struct kv_shard *sh)
 
 		if (!s->img && !(err = kv_shard_img(sh, ord[n - 1].idx))) {
 			err = kv_shard_read(sh, s->img, kv_seg_off(sh, ord[n - 1].idx), size);
-			s->check_below = s->used; /* covered by the checkpoint: not scanned */
+			/* Its image went for the cache budget: read back, so gets check it. */
+			s->check_below = s->used;
 		}
 		sh->head = ord[n - 1].idx;
 		s->state = SEG_HEAD;

@@ -1234,13 +1234,12 @@ int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kv
 	if ((err = recover_all(kv, REC_HEADERS)))
 		goto fail;
 	/* Checkpoints only of one close on every shard (see kv_shard_recover_headers). */
-	kv->ckpt_use = 1;
-	for (unsigned s = 0; s < kv->sb.shards; s++) {
+	{
 		uint64_t id, id0;
 
-		if (!kv_shard_ckpt_close(&kv->shards[s], &id) ||
-		    !kv_shard_ckpt_close(&kv->shards[0], &id0) || id != id0)
-			kv->ckpt_use = 0;
+		kv->ckpt_use = kv_shard_ckpt_close(&kv->shards[0], &id0);
+		for (unsigned s = 1; s < kv->sb.shards && kv->ckpt_use; s++)
+			kv->ckpt_use = kv_shard_ckpt_close(&kv->shards[s], &id) && id == id0;
 	}
 	if ((err = recover_all(kv, REC_SCAN)))
 		goto fail;
