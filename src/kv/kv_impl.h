@@ -80,6 +80,7 @@ struct kv_seg {
 	uint32_t commits;  /* bytes of commit records (not in the index; maybe still needed) */
 	uint32_t written;  /* bytes handed to the device (block-aligned down when rewritten) */
 	uint32_t durable;  /* bytes known durable */
+	uint32_t zeroed;   /* bytes written since it became the head (see ZERO_AHEAD) */
 	/* Records below this offset in img came from the device unchecked (a whole-segment
 	 * load, or the part of a head an index checkpoint covers): a get checks their CRC.
 	 * Records the store wrote itself, or recovery scanned, are trusted in memory. */
@@ -205,6 +206,7 @@ struct sn_kv {
 	                       loads); NULL: images are buffers in memory, written by I/O */
 	int pipeline;       /* a round may write while the previous round's flush runs
 	                       (SN_KV_NOPIPE=1 in the environment turns it off, to diagnose) */
+	int zero_ahead;     /* a regular file: rounds write ahead of the head (ZERO_AHEAD) */
 
 	/* Batches: ids, and the commits recovery found. */
 	uint64_t batch_base; /* random per open: batch ids never repeat across opens */
