@@ -206,7 +206,8 @@ struct sn_kv {
 	                       loads); NULL: images are buffers in memory, written by I/O */
 	int pipeline;       /* a round may write while the previous round's flush runs
 	                       (SN_KV_NOPIPE=1 in the environment turns it off, to diagnose) */
-	int zero_ahead;     /* a regular file: rounds write ahead of the head (ZERO_AHEAD) */
+	int zero_ahead;     /* a regular file, not mapped: rounds write zeros ahead of the head
+	                       (ZERO_AHEAD in shard.c; SN_KV_NOZERO=1 turns it off) */
 
 	/* Batches: ids, and the commits recovery found. */
 	uint64_t batch_base; /* random per open: batch ids never repeat across opens */

@@ -1183,7 +1183,7 @@ int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kv
 			kv->map = base;
 	}
 	kv->pipeline = !getenv("SN_KV_NOPIPE");
-	kv->zero_ahead = !(kv->info.caps & SN_CAP_BLOCKDEV) && !getenv("SN_KV_NOZERO");
+	kv->zero_ahead = !kv->map && !(kv->info.caps & SN_CAP_BLOCKDEV) && !getenv("SN_KV_NOZERO");
 	err = read_super(kv->dev, &kv->sb);
 	if (err == -ENOENT && !kv->opts.no_create)
 		err = do_format(kv->dev, &kv->opts, &kv->sb);
