@@ -97,9 +97,12 @@ static void usage(FILE *f)
 	      "  (default)         client i runs ON runtime worker i mod W as a shared-nothing\n"
 	      "                    program does: up to --depth asynchronous calls in flight\n"
 	      "                    (sn_kv_put_async ...), the next issued from each completion\n"
-	      "  --foreign         clients are plain threads making blocking calls (sn_kv_put "
-	      "...),\n"
-	      "                    one at a time, through the workers' inboxes\n"
+	      "  --foreign         clients are plain threads, not workers, as in a program that\n"
+	      "                    calls the store from its own threads: up to --depth\n"
+	      "                    asynchronous calls in flight through the workers' inboxes,\n"
+	      "                    their callbacks run on the owning workers and hand each\n"
+	      "                    finished call back to the thread; --depth 1 makes blocking\n"
+	      "                    calls (sn_kv_put ...), as bench/kvref.c's clients do\n"
 	      "  --threads T       clients (default 1)\n"
 	      "  --writers W       fillsync clients, each at depth 1 (default 1)\n"
 	      "  --depth D         calls in flight per client (default 64; 1 = one at a time, as "
@@ -155,7 +158,7 @@ static void usage(FILE *f)
 	      "1000000\n"
 	      "  snstore kvbench --benchmarks fillsync --writers 32 --json\n"
 	      "  snstore kvbench --benchmarks ycsba,ycsbb,ycsbc --threads 4 --depth 16\n"
-	      "  snstore kvbench --benchmarks fillseq,readrandom --foreign --threads 2\n",
+	      "  snstore kvbench --benchmarks fillseq,readrandom --foreign --threads 2 --depth 1\n",
 	      f);
 }
 
@@ -477,8 +480,10 @@ static void print_header(const struct kb_opts *o, const struct store *s)
 	printf("keys %u B, values %u B, num %" PRIu64 ", seed %" PRIu64 "; ", o->key_size,
 	       o->value_size, o->num, o->seed);
 	if (o->foreign)
-		printf("%u foreign client thread%s, blocking calls", o->threads,
-		       o->threads > 1 ? "s" : "");
+		printf("%u foreign client thread%s, %s", o->threads, o->threads > 1 ? "s" : "",
+		       o->depth > 1 ? "depth " : "blocking calls");
+	if (o->foreign && o->depth > 1)
+		printf("%u (asynchronous calls)", o->depth);
 	else
 		printf("%u client%s on workers, depth %u", o->threads, o->threads > 1 ? "s" : "",
 		       o->depth);
@@ -543,7 +548,7 @@ static void print_json(const struct kb_opts *o, const struct store *s, const str
 	       "\"writers\":%u,\"workers\":%u,\"depth\":%u,\"clients\":\"%s\",\"mode\":\"%s\","
 	       "\"results\":[",
 	       o->num, o->key_size, o->value_size, o->sync, o->threads, o->writers,
-	       sn_rt_workers(s->rt), o->foreign ? 1 : o->depth, o->foreign ? "foreign" : "worker",
+	       sn_rt_workers(s->rt), o->depth, o->foreign ? "foreign" : "worker",
 	       o->mode == SN_RT_POLL ? "poll" : "event");
 	for (unsigned i = 0; i < n; i++) {
 		const struct kb_result *r = &res[i];

@@ -3,7 +3,9 @@
  * kvbench_work.c — the clients of `snstore kvbench` and their workloads. A client either
  * runs ON a worker of the store's runtime and keeps up to --depth asynchronous calls in
  * flight, issuing the next one from each completion (callbacks run on the calling worker,
- * never inside the call), or (--foreign) is a plain thread making blocking calls. Each
+ * never inside the call), or (--foreign) is a plain thread: at --depth 1 it makes
+ * blocking calls; deeper, it keeps --depth asynchronous calls in flight, whose callbacks
+ * run on the owning workers and hand the finished call back to the thread. Each
  * client owns its counters and latency histogram: nothing is shared on the hot path but
  * the key counter of YCSB inserts.
  *
@@ -50,7 +52,9 @@ struct slot {
 	struct client *c;
 	uint64_t t0, key;
 	uint8_t op, step;  /* step: RMW 0 get, 1 put; SCAN the point read */
-	struct slot *next; /* on the retry list */
+	struct slot *next; /* on the retry list; a foreign client's lists */
+	int res;           /* foreign, asynchronous: the call's result and when it came */
+	uint64_t t1;
 };
 
 struct run;
@@ -69,6 +73,7 @@ struct client {
 	struct sn_hist *h;
 	struct zipf z;
 	struct slot *slots, *retry, **retry_tail;
+	_Atomic(struct slot *) finished; /* foreign, asynchronous: calls the workers ended */
 	struct sn_rt_task retry_task;
 	int stopping, err;
 	char errmsg[200];
@@ -355,16 +360,41 @@ static void client_finish(struct client *c)
 
 static void on_done(void *arg, int res, const void *val, size_t vlen);
 
-static int submit(struct client *c, struct slot *s)
+static int submit_cb(struct client *c, struct slot *s, sn_kv_cb cb)
 {
 	const struct kb_opts *o = c->run->o;
 	struct sn_kv *kv = c->run->env->kv;
 
 	fmt_key(c->key, o->key_size, s->key); /* the store copies key and value at once */
 	if (is_get(s))
-		return sn_kv_get_async(kv, c->key, o->key_size, on_done, s);
+		return sn_kv_get_async(kv, c->key, o->key_size, cb, s);
 	return sn_kv_put_async(kv, c->key, o->key_size, value_next(c, o->value_size), o->value_size,
-	                       c->flags, on_done, s);
+	                       c->flags, cb, s);
+}
+
+static int submit(struct client *c, struct slot *s)
+{
+	return submit_cb(c, s, on_done);
+}
+
+/* A call ended: is it an error, or a step of a longer operation (RMW, SCAN)? 1: the
+ * operation is over; 0: s goes on (start it again); -1: the client failed. */
+static int call_ended(struct client *c, struct slot *s, int res)
+{
+	if (res && !(res == -ENOENT && is_get(s))) {
+		client_error(c, res, sn_strerror(res));
+		return -1;
+	}
+	if (is_get(s)) {
+		c->reads++;
+		c->found += !res;
+	}
+	if ((s->op == OP_RMW && s->step == 0) || (s->op == OP_SCAN && s->step + 1 < KB_SCAN_LEN)) {
+		s->step++;
+		s->key += s->op == OP_SCAN;
+		return 0;
+	}
+	return 1;
 }
 
 static void slot_idle(struct client *c)
@@ -429,18 +459,11 @@ static void on_done(void *arg, int res, const void *val, size_t vlen)
 
 	(void)val;
 	(void)vlen;
-	if (res && !(res == -ENOENT && is_get(s))) {
-		client_error(c, res, sn_strerror(res));
+	switch (call_ended(c, s, res)) {
+	case -1:
 		slot_idle(c);
 		return;
-	}
-	if (is_get(s)) {
-		c->reads++;
-		c->found += !res;
-	}
-	if ((s->op == OP_RMW && s->step == 0) || (s->op == OP_SCAN && s->step + 1 < KB_SCAN_LEN)) {
-		s->step++;
-		s->key += s->op == OP_SCAN;
+	case 0:
 		start_op(c, s);
 		return;
 	}
@@ -508,6 +531,84 @@ static int blocking_op(struct client *c, struct slot *s)
 	}
 }
 
+/* ---- foreign clients, deeper than 1: plain threads, asynchronous calls ---- */
+
+/* On the owning worker: hand the finished call back to its thread. */
+static void on_done_foreign(void *arg, int res, const void *val, size_t vlen)
+{
+	struct slot *s = arg;
+	struct client *c = s->c;
+	struct slot *head = atomic_load_explicit(&c->finished, memory_order_relaxed);
+
+	(void)val;
+	(void)vlen;
+	s->res = res;
+	s->t1 = now_ns();
+	do
+		s->next = head;
+	while (!atomic_compare_exchange_weak_explicit(&c->finished, &head, s, memory_order_release,
+	                                              memory_order_relaxed));
+}
+
+/* Keep c->depth calls in flight from this thread until the client's operations end. */
+static void async_thread(struct client *c)
+{
+	struct slot *ready = NULL, **ready_tail = &ready;
+	unsigned inflight = 0, idle = 0;
+
+	for (unsigned i = 0; i < c->depth && next_op(c, &c->slots[i]); i++) {
+		c->slots[i].t0 = now_ns();
+		*ready_tail = &c->slots[i];
+		ready_tail = &c->slots[i].next;
+	}
+	*ready_tail = NULL;
+	while (ready || inflight) {
+		struct slot *f;
+
+		while (ready) {
+			struct slot *s = ready,
+			            *next = s->next; /* s->next is the worker's once sent */
+			int err = c->stopping ? -ECANCELED : submit_cb(c, s, on_done_foreign);
+
+			if (err == -EAGAIN) /* an inbox is full: reap, then try again */
+				break;
+			if (!(ready = next))
+				ready_tail = &ready;
+			if (!err)
+				inflight++;
+			else if (err != -ECANCELED)
+				client_error(c, err, sn_errmsg());
+		}
+		f = atomic_exchange_explicit(&c->finished, NULL, memory_order_acquire);
+		if (!f) {
+			/* Yield now and then: on a machine with fewer CPUs than threads, the
+			 * workers this thread waits for may need this CPU. */
+			if (++idle % 64 == 0)
+				sched_yield();
+			continue;
+		}
+		idle = 0;
+		while (f) {
+			struct slot *s = f;
+			int r = call_ended(c, s, s->res);
+
+			f = s->next;
+			inflight--;
+			if (r > 0) {
+				op_done(c, s, s->t1);
+				if (!next_op(c, s))
+					continue;
+				s->t0 = now_ns();
+			} else if (r < 0) {
+				continue;
+			}
+			s->next = NULL;
+			*ready_tail = s;
+			ready_tail = &s->next;
+		}
+	}
+}
+
 static void *client_thread(void *arg)
 {
 	struct client *c = arg;
@@ -516,6 +617,11 @@ static void *client_thread(void *arg)
 
 	pthread_barrier_wait(&c->run->barrier);
 	c->t_start = now_ns();
+	if (c->depth > 1) {
+		async_thread(c);
+		client_finish(c);
+		return NULL;
+	}
 	while (next_op(c, s)) {
 		s->t0 = now_ns();
 		if ((err = blocking_op(c, s))) {
@@ -557,11 +663,12 @@ static int setup_clients(struct run *r, unsigned nreaders, uint64_t total, const
 		c->run = r;
 		c->idx = i;
 		c->worker = i % workers;
-		c->depth = r->kind == KB_FILLSYNC || o->foreign ? 1 : o->depth;
+		c->depth = r->kind == KB_FILLSYNC ? 1 : o->depth;
 		c->flags = r->kind == KB_FILLSYNC || o->sync ? SN_KV_DURABLE : 0;
 		c->rng = client_seed(seed, i);
 		c->vpos = (size_t)(rng_below(&c->rng, KB_VALUE_POOL / KB_VALUE_PIECE) *
 		                   KB_VALUE_PIECE);
+		atomic_init(&c->finished, NULL);
 		c->h = malloc(sizeof(*c->h));
 		c->slots = calloc(c->depth, sizeof(*c->slots));
 		if (!c->h || !c->slots)

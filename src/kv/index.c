@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "index.h"
 
@@ -40,6 +41,39 @@ uint64_t sn_kv_hash(const void *key, size_t klen)
 	return h ? h : 1;
 }
 
+#define HUGE_PAGE (2ull << 20)
+
+/*
+ * A zeroed table of cap entries. Tables of 2 MiB and more are their own mapping, in huge
+ * pages where the kernel gives them (MADV_HUGEPAGE; Debian's default THP mode is
+ * "madvise"): a lookup is a random access, and with 4 KiB pages each one is also a TLB
+ * miss, and the table's first touch a fault per page.
+ */
+static struct sn_idx_ent *table_alloc(uint64_t cap)
+{
+	size_t len = cap * sizeof(struct sn_idx_ent);
+	void *p;
+
+	if (len < HUGE_PAGE)
+		return calloc(cap, sizeof(struct sn_idx_ent));
+	len = (len + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	(void)madvise(p, len, MADV_HUGEPAGE); /* a hint: 4 KiB pages work too */
+	return p;
+}
+
+static void table_free(struct sn_idx_ent *t, uint64_t cap)
+{
+	size_t len = cap * sizeof(struct sn_idx_ent);
+
+	if (len < HUGE_PAGE)
+		free(t);
+	else if (t)
+		munmap(t, (len + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
+}
+
 int sn_idx_init(struct sn_idx *ix, uint64_t expect)
 {
 	uint64_t cap = 64;
@@ -47,7 +81,7 @@ int sn_idx_init(struct sn_idx *ix, uint64_t expect)
 	while (cap * 3 / 4 < expect)
 		cap *= 2;
 	memset(ix, 0, sizeof(*ix));
-	ix->t = calloc(cap, sizeof(*ix->t));
+	ix->t = table_alloc(cap);
 	if (!ix->t)
 		return -ENOMEM;
 	ix->mask = cap - 1;
@@ -59,7 +93,7 @@ void sn_idx_free(struct sn_idx *ix)
 	for (uint64_t i = 0; ix->t && i <= ix->mask; i++)
 		if (ix->t[i].hash && ix->t[i].klen > SN_IDX_INLINE)
 			free(ix->t[i].k.kptr);
-	free(ix->t);
+	table_free(ix->t, ix->mask + 1);
 	ix->t = NULL;
 }
 
@@ -83,7 +117,7 @@ struct sn_idx_ent *sn_idx_find(struct sn_idx *ix, uint64_t hash, const void *key
 static int grow(struct sn_idx *ix)
 {
 	uint64_t cap = (ix->mask + 1) * 2;
-	struct sn_idx_ent *t = calloc(cap, sizeof(*t));
+	struct sn_idx_ent *t = table_alloc(cap);
 
 	if (!t)
 		return -ENOMEM;
@@ -96,7 +130,7 @@ static int grow(struct sn_idx *ix)
 			;
 		t[j] = ix->t[i];
 	}
-	free(ix->t);
+	table_free(ix->t, ix->mask + 1);
 	ix->t = t;
 	ix->mask = cap - 1;
 	return 0;
