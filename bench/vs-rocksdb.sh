@@ -69,7 +69,7 @@ Environment:
                      created and removed
   BUILD=build        build directory: kvref is built as $BUILD/bench-kvref/kvref
   SNSTORE=$BUILD/snstore
-  SN_ARGS=""         extra `snstore kvbench` flags, e.g. "--depth 1" or "--foreign"
+  SN_ARGS=""         extra `snstore kvbench` flags, e.g. "--depth 1" or "--foreign --depth 1"
 
 Installs librocksdb-dev libleveldb-dev liblmdb-dev gcc with apt-get when missing.
 Exits non-zero when a run fails.

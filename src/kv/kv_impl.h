@@ -264,6 +264,8 @@ void kv_shard_fini(struct kv_shard *sh);
 void kv_shard_exec(struct kv_shard *sh, struct kv_req *r);
 void kv_shard_io_done(struct kv_worker *w, const struct sn_cqe *cqe, unsigned n);
 void kv_shard_round_kick(struct kv_shard *sh);
+void *kv_img_alloc(const struct sn_kv *kv);
+void kv_img_free(const struct sn_kv *kv, void *img);
 void kv_shard_wait_durable(struct kv_shard *sh, struct kv_req *r);
 void kv_shard_space_retry(struct kv_shard *sh);
 int kv_shard_open_head(struct kv_shard *sh);

@@ -349,7 +349,7 @@ int kv_shard_recover(struct kv_shard *sh)
 		}
 		/* Keep what the cache budget allows (the head always). */
 		if (!kv->map && sh->cached_bytes > sh->cache_budget && i != sh->head) {
-			free(s->img);
+			kv_img_free(kv, s->img);
 			s->img = NULL;
 			sh->cached_bytes -= size;
 		}

@@ -1,0 +1,79 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# cli_kvbench.sh SNSTORE DIR — `snstore kvbench` end to end, in every client mode: clients
+# on workers (depth 64 and 1), foreign threads with asynchronous calls (depth 16) and with
+# blocking calls (depth 1), 1 and 3 clients. The keys are a function of --seed alone, so
+# every mode must write and find exactly the same keys: readrandom's "found" and the YCSB
+# rows' found counts are compared across modes, and each row's ops with --num. Then the
+# JSON interface the acceptance checks use, fillsync with several writers, and bad usage.
+set -eu
+SN=$1
+DIR=$2/cli-kvbench.$$
+NUM=20000
+mkdir -p "$DIR"
+trap 'rm -rf "$DIR"' EXIT
+fail() {
+	echo "FAIL: $*"
+	exit 1
+}
+
+# field NAME JSON_OBJECT_TEXT: the number after "NAME": in it
+field() {
+	printf '%s\n' "$2" | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"
+}
+
+# row BENCH JSON: the result object of BENCH
+row() {
+	printf '%s\n' "$2" | tr '{' '\n' | grep "\"name\":\"$1\"" | head -1
+}
+
+# run MODE ARGS...: fillrandom,readrandom,ycsbc,ycsbf; prints "found_read found_c found_f"
+run() {
+	mode=$1
+	shift
+	rm -f "$DIR/kv.db"
+	out=$("$SN" kvbench --db "$DIR/kv.db" --benchmarks fillrandom,readrandom,ycsbc,ycsbf \
+		--num $NUM --seed 7 --json "$@") || fail "$mode: kvbench exited $?"
+	for b in fillrandom readrandom ycsbc ycsbf; do
+		r=$(row $b "$out")
+		[ -n "$r" ] || fail "$mode: no $b row in: $out"
+		[ "$(field ops "$r")" = $NUM ] || fail "$mode: $b did $(field ops "$r") ops, not $NUM"
+		ops=$(field ops_per_sec "$r")
+		[ "${ops%%.*}" -gt 0 ] || fail "$mode: $b at $ops ops/s"
+	done
+	echo "$(field found "$(row readrandom "$out")") $(field found "$(row ycsbc "$out")")" \
+		"$(field found "$(row ycsbf "$out")")"
+}
+
+ref=$(run "workers, depth 64")
+echo "clients on workers, depth 64: found (readrandom ycsbc ycsbf) = $ref"
+set -- $ref
+[ "$1" -gt $((NUM / 2)) ] && [ "$1" -lt $((NUM * 7 / 10)) ] ||
+	fail "readrandom found $1 of $NUM: fillrandom should leave ~63% of the key space"
+[ "$2" = $NUM ] || fail "ycsbc found $2 of $NUM: the load writes every key"
+# Each client has its own key stream: compare modes with the same number of clients.
+ref3=$(run "workers, 3 clients" --threads 3)
+echo "3 clients on workers: found = $ref3"
+for m in "--depth 1" "--foreign" "--foreign --depth 1" "--threads 3 --foreign --depth 16" \
+	"--threads 3 --foreign --depth 1"; do
+	got=$(run "$m" $m)
+	want=$ref
+	case "$m" in --threads*) want=$ref3 ;; esac
+	echo "$m: found = $got"
+	[ "$got" = "$want" ] || fail "$m found $got, clients on workers found $want"
+done
+
+rm -f "$DIR/kv.db"
+out=$("$SN" kvbench --db "$DIR/kv.db" --benchmarks fillsync --num 2000000 --writers 4 --json) ||
+	fail "fillsync exited $?"
+r=$(row fillsync "$out")
+[ "$(field ops "$r")" = 2000 ] || fail "fillsync did $(field ops "$r") ops, not 2000: $out"
+echo "fillsync, 4 writers: $(field ops_per_sec "$r") ops/s"
+
+if "$SN" kvbench --db "$DIR/kv.db" --depth 0 >/dev/null 2>&1; then
+	fail "--depth 0 was accepted"
+fi
+if "$SN" kvbench --db "$DIR/kv.db" --benchmarks nosuch >/dev/null 2>&1; then
+	fail "an unknown benchmark was accepted"
+fi
+echo "ok"
