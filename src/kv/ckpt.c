@@ -58,6 +58,7 @@ static unsigned char *build(struct kv_shard *sh, uint64_t *lenp)
 			ids += s->nbatches;
 	}
 	len += ids * 8;
+	sn_idx_settle(&sh->idx); /* every entry in idx.t */
 	for (uint64_t i = 0; i <= sh->idx.mask; i++)
 		if (sh->idx.t[i].hash) {
 			len += sizeof(struct sn_kv_ckpt_ent) + sh->idx.t[i].klen;

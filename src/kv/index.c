@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * index.c — the shard index (index.h). Growth doubles the table at 3/4 load; removal
- * shifts later entries of the probe run back (no deleted-slot markers), so probe runs
- * stay short however many keys come and go.
+ * index.c — the shard index (index.h). Growth doubles the table at 3/4 load, moving the
+ * entries a few slots per upsert (no stall of a whole rehash: 10 M keys took ~1 s in one
+ * call); removal shifts later entries of the probe run back (no deleted-slot markers), so
+ * probe runs stay short however many keys come and go.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -90,6 +91,7 @@ int sn_idx_init(struct sn_idx *ix, uint64_t expect)
 
 void sn_idx_free(struct sn_idx *ix)
 {
+	sn_idx_settle(ix);
 	for (uint64_t i = 0; ix->t && i <= ix->mask; i++)
 		if (ix->t[i].hash && ix->t[i].klen > SN_IDX_INLINE)
 			free(ix->t[i].k.kptr);
@@ -102,10 +104,20 @@ static int key_eq(const struct sn_idx_ent *e, uint64_t hash, const void *key, si
 	return e->hash == hash && e->klen == klen && !memcmp(sn_idx_key(e), key, klen);
 }
 
-struct sn_idx_ent *sn_idx_find(struct sn_idx *ix, uint64_t hash, const void *key, size_t klen)
+/* Slots of old each upsert moves: old has 2/3 of the new table's room for inserts left
+ * to finish in (3/8 -> 3/4 full), and is half its size, so anything above 4/3 will do. */
+#define MIG_STEP 4
+
+static int moved(const struct sn_idx *ix, uint64_t i)
 {
-	for (uint64_t i = hash & ix->mask;; i = (i + 1) & ix->mask) {
-		struct sn_idx_ent *e = &ix->t[i];
+	return ((i - ix->mig_start - 1) & ix->old_mask) < ix->mig_done;
+}
+
+static struct sn_idx_ent *find_in(struct sn_idx_ent *t, uint64_t mask, uint64_t hash,
+                                  const void *key, size_t klen)
+{
+	for (uint64_t i = hash & mask;; i = (i + 1) & mask) {
+		struct sn_idx_ent *e = &t[i];
 
 		if (!e->hash)
 			return NULL;
@@ -114,23 +126,101 @@ struct sn_idx_ent *sn_idx_find(struct sn_idx *ix, uint64_t hash, const void *key
 	}
 }
 
+/* The entry for key in old's slots not yet moved, or NULL. */
+static struct sn_idx_ent *find_old(struct sn_idx *ix, uint64_t hash, const void *key, size_t klen)
+{
+	for (uint64_t i = hash & ix->old_mask;; i = (i + 1) & ix->old_mask) {
+		struct sn_idx_ent *e = &ix->old[i];
+
+		if (!e->hash)
+			return NULL;
+		if (!moved(ix, i) && key_eq(e, hash, key, klen))
+			return e;
+	}
+}
+
+struct sn_idx_ent *sn_idx_find(struct sn_idx *ix, uint64_t hash, const void *key, size_t klen)
+{
+	struct sn_idx_ent *e = find_in(ix->t, ix->mask, hash, key, klen);
+
+	return e || !ix->old ? e : find_old(ix, hash, key, klen);
+}
+
+/* An empty slot of t for hash. */
+static struct sn_idx_ent *free_slot(struct sn_idx *ix, uint64_t hash)
+{
+	uint64_t i = hash & ix->mask;
+
+	while (ix->t[i].hash)
+		i = (i + 1) & ix->mask;
+	return &ix->t[i];
+}
+
+/*
+ * Empty slot i of t (mask): move up any later entry of the probe run whose home is at or
+ * before the hole (backward shift: no deleted-slot markers, probe runs stay short).
+ */
+static void shift_back(struct sn_idx_ent *t, uint64_t mask, uint64_t i)
+{
+	uint64_t j = i;
+
+	for (;;) {
+		uint64_t home;
+
+		t[i].hash = 0;
+		for (;;) {
+			j = (j + 1) & mask;
+			if (!t[j].hash)
+				return;
+			home = t[j].hash & mask;
+			/* Can j's entry move to i? Only if home is not cyclically in (i, j]. */
+			if (i <= j ? (home <= i || home > j) : (home <= i && home > j))
+				break;
+		}
+		t[i] = t[j];
+		i = j;
+	}
+}
+
+/* Move up to n more slots of old into t; free old once all are. */
+static void migrate(struct sn_idx *ix, uint64_t n)
+{
+	uint64_t last = ix->old_mask; /* slots to move: all but mig_start */
+
+	while (n-- && ix->mig_done < last) {
+		struct sn_idx_ent *e = &ix->old[(ix->mig_start + 1 + ix->mig_done) & ix->old_mask];
+
+		if (e->hash)
+			*free_slot(ix, e->hash) = *e;
+		ix->mig_done++;
+	}
+	if (ix->mig_done == last) {
+		table_free(ix->old, ix->old_mask + 1);
+		ix->old = NULL;
+	}
+}
+
+void sn_idx_settle(struct sn_idx *ix)
+{
+	if (ix->old)
+		migrate(ix, UINT64_MAX);
+}
+
+/* Start growing: t becomes old, a table twice its size t. */
 static int grow(struct sn_idx *ix)
 {
-	uint64_t cap = (ix->mask + 1) * 2;
-	struct sn_idx_ent *t = table_alloc(cap);
+	uint64_t cap = (ix->mask + 1) * 2, s = 0;
+	struct sn_idx_ent *t;
 
-	if (!t)
+	sn_idx_settle(ix);
+	if (!(t = table_alloc(cap)))
 		return -ENOMEM;
-	for (uint64_t i = 0; i <= ix->mask; i++) {
-		uint64_t j;
-
-		if (!ix->t[i].hash)
-			continue;
-		for (j = ix->t[i].hash & (cap - 1); t[j].hash; j = (j + 1) & (cap - 1))
-			;
-		t[j] = ix->t[i];
-	}
-	table_free(ix->t, ix->mask + 1);
+	while (ix->t[s].hash) /* there is one: the table is at most 3/4 full */
+		s++;
+	ix->old = ix->t;
+	ix->old_mask = ix->mask;
+	ix->mig_start = s;
+	ix->mig_done = 0;
 	ix->t = t;
 	ix->mask = cap - 1;
 	return 0;
@@ -139,25 +229,23 @@ static int grow(struct sn_idx *ix)
 struct sn_idx_ent *sn_idx_upsert(struct sn_idx *ix, uint64_t hash, const void *key, size_t klen,
                                  int *fresh)
 {
-	struct sn_idx_ent *e;
-	uint64_t i;
+	struct sn_idx_ent *e, *o;
 
-	for (i = hash & ix->mask;; i = (i + 1) & ix->mask) {
-		e = &ix->t[i];
-		if (!e->hash)
-			break;
-		if (key_eq(e, hash, key, klen)) {
-			*fresh = 0;
-			return e;
-		}
+	if (ix->old)
+		migrate(ix, MIG_STEP);
+	*fresh = 0;
+	if ((e = find_in(ix->t, ix->mask, hash, key, klen)))
+		return e;
+	if (ix->old && (o = find_old(ix, hash, key, klen))) {
+		/* Not moved yet: move it now (upserts hand out entries of t only). */
+		e = free_slot(ix, hash);
+		*e = *o;
+		shift_back(ix->old, ix->old_mask, (uint64_t)(o - ix->old));
+		return e;
 	}
-	if ((ix->used + 1) * 4 > (ix->mask + 1) * 3) {
-		if (grow(ix))
-			return NULL;
-		for (i = hash & ix->mask; ix->t[i].hash; i = (i + 1) & ix->mask)
-			;
-		e = &ix->t[i];
-	}
+	if ((ix->used + 1) * 4 > (ix->mask + 1) * 3 && grow(ix))
+		return NULL;
+	e = free_slot(ix, hash);
 	memset(e, 0, sizeof(*e));
 	if (klen > SN_IDX_INLINE) {
 		e->k.kptr = malloc(klen);
@@ -177,27 +265,16 @@ struct sn_idx_ent *sn_idx_upsert(struct sn_idx *ix, uint64_t hash, const void *k
 
 void sn_idx_remove(struct sn_idx *ix, struct sn_idx_ent *e)
 {
-	uint64_t i = (uint64_t)(e - ix->t), j = i;
+	int in_old = ix->old && e >= ix->old && e <= ix->old + ix->old_mask;
 
 	if (e->klen > SN_IDX_INLINE)
 		free(e->k.kptr);
 	ix->used--;
 	ix->tombs -= e->tomb;
-	/* Backward shift: move up any later entry whose home slot is at or before the hole. */
-	for (;;) {
-		uint64_t home;
-
-		ix->t[i].hash = 0;
-		for (;;) {
-			j = (j + 1) & ix->mask;
-			if (!ix->t[j].hash)
-				return;
-			home = ix->t[j].hash & ix->mask;
-			/* Can j's entry move to i? Only if home is not cyclically in (i, j]. */
-			if (i <= j ? (home <= i || home > j) : (home <= i && home > j))
-				break;
-		}
-		ix->t[i] = ix->t[j];
-		i = j;
-	}
+	/* In old the shift stays among slots not yet moved: the run ends at mig_start's
+	 * empty slot at the latest, and slots are moved in order from just after it. */
+	if (in_old)
+		shift_back(ix->old, ix->old_mask, (uint64_t)(e - ix->old));
+	else
+		shift_back(ix->t, ix->mask, (uint64_t)(e - ix->t));
 }

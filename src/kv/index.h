@@ -26,11 +26,21 @@ struct sn_idx_ent {
 	} k;
 };
 
+/*
+ * Growing is incremental: a full table becomes `old` and a table twice its size takes its
+ * place; every upsert then moves a few of old's slots, in order from just after an empty
+ * one (mig_start), so no single call pays for the whole table. A key is in exactly one of
+ * the two: t, or a slot of old not yet moved. Moved slots keep their bytes (probes of old
+ * pass over them) but never match.
+ */
 struct sn_idx {
 	struct sn_idx_ent *t;
 	uint64_t mask; /* capacity - 1 */
-	uint64_t used; /* entries, tombstones included */
+	uint64_t used; /* entries, tombstones included, in both tables */
 	uint64_t tombs;
+	struct sn_idx_ent *old; /* growing: the previous table, or NULL */
+	uint64_t old_mask;
+	uint64_t mig_start, mig_done; /* an empty slot of old; slots moved after it */
 };
 
 uint64_t sn_kv_hash(const void *key, size_t klen);
@@ -49,12 +59,16 @@ struct sn_idx_ent *sn_idx_find(struct sn_idx *ix, uint64_t hash, const void *key
 /*
  * The entry for key, inserting an empty one (seg = UINT32_MAX, len 0) when missing.
  * *fresh says which. NULL when out of memory. May move entries (growth): pointers from
- * earlier calls are invalid afterwards.
+ * earlier calls are invalid afterwards, as after a remove (find moves nothing).
  */
 struct sn_idx_ent *sn_idx_upsert(struct sn_idx *ix, uint64_t hash, const void *key, size_t klen,
                                  int *fresh);
 
 /* Remove e (from find or upsert). */
 void sn_idx_remove(struct sn_idx *ix, struct sn_idx_ent *e);
+
+/* Finish a growth in progress: afterwards every entry is in t[0..mask] (for walks over
+ * all of them). May move entries. */
+void sn_idx_settle(struct sn_idx *ix);
 
 #endif

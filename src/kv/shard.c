@@ -1210,6 +1210,7 @@ int kv_shard_scan_keys(struct kv_shard *sh, unsigned char **bufp, size_t *lenp)
 
 	if (!buf)
 		return -ENOMEM;
+	sn_idx_settle(&sh->idx); /* every entry in idx.t */
 	for (uint64_t i = 0; i <= sh->idx.mask; i++) {
 		const struct sn_idx_ent *e = &sh->idx.t[i];
 		uint16_t kl = e->klen;
