@@ -56,7 +56,8 @@ static int check_all(struct sn_idx *ix, const uint32_t *want, int weak)
 
 		if (!want[k]) {
 			if (e)
-				T_FAILED("key %llu is found after its remove", (unsigned long long)k);
+				T_FAILED("key %llu is found after its remove",
+				         (unsigned long long)k);
 			continue;
 		}
 		live++;

@@ -832,8 +832,35 @@ static int write_super(struct sn_dev *dev, const struct sn_kv_super *sb)
 	return err;
 }
 
+/*
+ * On a regular file, write the zeros at the start of each shard's first segment (its
+ * first head): the file is preallocated as unwritten extents, and the first durable puts
+ * of a fresh store would otherwise each pay for converting one in the journal (see
+ * ZERO_AHEAD in shard.c, which does the same further on).
+ */
+static int zero_first_heads(struct sn_dev *dev, const struct sn_kv_super *sb)
+{
+	uint32_t len = sb->segment_size < (128u << 10) ? sb->segment_size : 128u << 10;
+	struct sn_queue *q;
+	unsigned char *buf;
+	int err;
+
+	if ((err = sn_queue_create(dev, 4, &q)))
+		return err;
+	if (!(err = sn_queue_buf_alloc(q, len, (void **)&buf))) {
+		memset(buf, 0, len);
+		for (unsigned s = 0; !err && s < sb->shards; s++)
+			err = sn_queue_pwrite(q, buf, len,
+			                      sb->log_offset + (uint64_t)s * sb->shard_segments *
+			                                               sb->segment_size);
+	}
+	sn_queue_destroy(q);
+	return err ? sn__err(err, "writing the first segments: %s", sn_strerror(err)) : 0;
+}
+
 static int do_format(struct sn_dev *dev, const struct sn_kv_opts *o, struct sn_kv_super *sb)
 {
+	int err;
 	struct sn_dev_info in;
 	uint64_t cap, segs;
 	uint32_t seg = o->segment_size ? o->segment_size : DEFAULT_SEGMENT;
@@ -881,6 +908,8 @@ static int do_format(struct sn_dev *dev, const struct sn_kv_opts *o, struct sn_k
 	clock_gettime(CLOCK_REALTIME, &ts);
 	sb->created_unix_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	sb->crc = sn_crc32c(0, sb, offsetof(struct sn_kv_super, crc));
+	if (!(in.caps & SN_CAP_BLOCKDEV) && (err = zero_first_heads(dev, sb)))
+		return err;
 	return write_super(dev, sb);
 }
 
