@@ -68,6 +68,17 @@ enum kv_seg_state {
 	SEG_CKPT,      /* holds a part of the index checkpoint recovery loaded (ckpt.c) */
 };
 
+/*
+ * A small round on a regular file that passes what earlier rounds wrote also writes the
+ * head's zeros 1 to 2 times this far past its end (format writes the first this many
+ * bytes of each shard's first head):
+ * filesystems allocate space as unwritten extents (the store's file is preallocated),
+ * and a flush after a write into one commits the extent's conversion in the
+ * filesystem's journal: 2x the flush's cost on ext4. Later rounds then overwrite blocks
+ * already written, and their flush is a device cache flush only.
+ */
+#define KV_ZERO_AHEAD (128u << 10)
+
 struct kv_seg {
 	uint64_t seq;      /* 0 when free */
 	uint32_t seed;     /* CRC seed of its records: from seq and the store's uuid */
@@ -80,7 +91,7 @@ struct kv_seg {
 	uint32_t commits;  /* bytes of commit records (not in the index; maybe still needed) */
 	uint32_t written;  /* bytes handed to the device (block-aligned down when rewritten) */
 	uint32_t durable;  /* bytes known durable */
-	uint32_t zeroed;   /* bytes written since it became the head (see ZERO_AHEAD) */
+	uint32_t zeroed;   /* bytes written since it became the head (see KV_ZERO_AHEAD) */
 	/* Records below this offset in img came from the device unchecked (a whole-segment
 	 * load, or the part of a head an index checkpoint covers): a get checks their CRC.
 	 * Records the store wrote itself, or recovery scanned, are trusted in memory. */
@@ -207,7 +218,7 @@ struct sn_kv {
 	int pipeline;       /* a round may write while the previous round's flush runs
 	                       (SN_KV_NOPIPE=1 in the environment turns it off, to diagnose) */
 	int zero_ahead;     /* a regular file, not mapped: rounds write zeros ahead of the head
-	                       (ZERO_AHEAD in shard.c; SN_KV_NOZERO=1 turns it off) */
+	                       (KV_ZERO_AHEAD; SN_KV_NOZERO=1 turns it off) */
 
 	/* Batches: ids, and the commits recovery found. */
 	uint64_t batch_base; /* random per open: batch ids never repeat across opens */

@@ -29,14 +29,6 @@
 #define IO_LOAD        4
 #define IO_FLUSH       5 /* the worker's flush: covers the IO_ROUND_FLUSH requests listed */
 #define WRITEBACK      (1u << 20) /* unwritten head bytes that start a round by themselves */
-/*
- * A small round on a regular file writes the head's zeros up to this far past its end
- * once: filesystems allocate space as unwritten extents (the store's file is
- * preallocated), and a flush after a write into one commits the extent's conversion in
- * the filesystem's journal: 2x the flush's cost on ext4. Later rounds then overwrite
- * blocks already written, and their flush is a device cache flush only.
- */
-#define ZERO_AHEAD     (128u << 10)
 #define RESERVE_SEGS   2 /* free segments plain puts leave: one for deletes, one compaction */
 
 struct kv_load {
@@ -489,8 +481,8 @@ static void round_start(struct kv_shard *sh)
 		struct kv_seg *s = &sh->segs[d];
 		uint32_t from = s->written & ~(bs - 1), to = (s->used + bs - 1) & ~(bs - 1);
 
-		if (kv->zero_ahead && to > s->zeroed && to - from < ZERO_AHEAD)
-			to = (to + 2 * ZERO_AHEAD - 1) & ~(ZERO_AHEAD - 1);
+		if (kv->zero_ahead && to > s->zeroed && to - from < KV_ZERO_AHEAD)
+			to = (to + 2 * KV_ZERO_AHEAD - 1) & ~(KV_ZERO_AHEAD - 1);
 		if (to > kv->sb.segment_size)
 			to = kv->sb.segment_size;
 		if (to > s->zeroed)

@@ -832,15 +832,12 @@ static int write_super(struct sn_dev *dev, const struct sn_kv_super *sb)
 	return err;
 }
 
-/*
- * On a regular file, write the zeros at the start of each shard's first segment (its
- * first head): the file is preallocated as unwritten extents, and the first durable puts
- * of a fresh store would otherwise each pay for converting one in the journal (see
- * ZERO_AHEAD in shard.c, which does the same further on).
- */
+/* On a regular file, write the zeros at the start of each shard's first segment (its
+ * first head), so a fresh store's first durable puts need no extent conversion (see
+ * KV_ZERO_AHEAD). */
 static int zero_first_heads(struct sn_dev *dev, const struct sn_kv_super *sb)
 {
-	uint32_t len = sb->segment_size < (128u << 10) ? sb->segment_size : 128u << 10;
+	uint32_t len = sb->segment_size < KV_ZERO_AHEAD ? sb->segment_size : KV_ZERO_AHEAD;
 	struct sn_queue *q;
 	unsigned char *buf;
 	int err;
