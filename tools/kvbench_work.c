@@ -377,12 +377,12 @@ static int submit(struct client *c, struct slot *s)
 	return submit_cb(c, s, on_done);
 }
 
-/* A call ended: is it an error, or a step of a longer operation (RMW, SCAN)? 1: the
- * operation is over; 0: s goes on (start it again); -1: the client failed. */
-static int call_ended(struct client *c, struct slot *s, int res)
+/* A call ended: is it an error (msg says why), or a step of a longer operation (RMW,
+ * SCAN)? 1: the operation is over; 0: s goes on (start it again); -1: the client failed. */
+static int call_ended(struct client *c, struct slot *s, int res, const char *msg)
 {
 	if (res && !(res == -ENOENT && is_get(s))) {
-		client_error(c, res, sn_strerror(res));
+		client_error(c, res, msg);
 		return -1;
 	}
 	if (is_get(s)) {
@@ -459,7 +459,7 @@ static void on_done(void *arg, int res, const void *val, size_t vlen)
 
 	(void)val;
 	(void)vlen;
-	switch (call_ended(c, s, res)) {
+	switch (call_ended(c, s, res, sn_strerror(res))) {
 	case -1:
 		slot_idle(c);
 		return;
@@ -499,36 +499,26 @@ static void client_start(void *arg)
 
 /* ---- foreign clients: plain threads, blocking calls ---- */
 
+/* One operation as blocking calls; 0, or -1 when the client failed. */
 static int blocking_op(struct client *c, struct slot *s)
 {
 	const struct kb_opts *o = c->run->o;
 	struct sn_kv *kv = c->run->env->kv;
 	void *v;
 	size_t vl;
-	int err;
+	int err, r;
 
-	for (;;) {
+	do {
 		fmt_key(c->key, o->key_size, s->key);
 		if (is_get(s)) {
-			err = sn_kv_get(kv, c->key, o->key_size, &v, &vl);
-			if (err && err != -ENOENT)
-				return err;
-			if (!err)
+			if (!(err = sn_kv_get(kv, c->key, o->key_size, &v, &vl)))
 				free(v);
-			c->reads++;
-			c->found += !err;
 		} else {
 			err = sn_kv_put(kv, c->key, o->key_size, value_next(c, o->value_size),
 			                o->value_size, c->flags);
-			if (err)
-				return err;
 		}
-		if (!(s->op == OP_RMW && s->step == 0) &&
-		    !(s->op == OP_SCAN && s->step + 1 < KB_SCAN_LEN))
-			return 0;
-		s->step++;
-		s->key += s->op == OP_SCAN;
-	}
+	} while (!(r = call_ended(c, s, err, sn_errmsg())));
+	return r < 0 ? -1 : 0;
 }
 
 /* ---- foreign clients, deeper than 1: plain threads, asynchronous calls ---- */
@@ -590,7 +580,7 @@ static void async_thread(struct client *c)
 		idle = 0;
 		while (f) {
 			struct slot *s = f;
-			int r = call_ended(c, s, s->res);
+			int r = call_ended(c, s, s->res, sn_strerror(s->res));
 
 			f = s->next;
 			inflight--;
@@ -613,7 +603,6 @@ static void *client_thread(void *arg)
 {
 	struct client *c = arg;
 	struct slot *s = &c->slots[0];
-	int err;
 
 	pthread_barrier_wait(&c->run->barrier);
 	c->t_start = now_ns();
@@ -624,10 +613,8 @@ static void *client_thread(void *arg)
 	}
 	while (next_op(c, s)) {
 		s->t0 = now_ns();
-		if ((err = blocking_op(c, s))) {
-			client_error(c, err, sn_errmsg());
+		if (blocking_op(c, s))
 			break;
-		}
 		op_done(c, s, now_ns());
 	}
 	client_finish(c);

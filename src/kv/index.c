@@ -8,8 +8,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
+#include "../util/util.h"
 #include "index.h"
 
 /* A 64-bit hash of the key: 8-byte words through multiply-xorshift rounds, then the
@@ -42,37 +42,16 @@ uint64_t sn_kv_hash(const void *key, size_t klen)
 	return h ? h : 1;
 }
 
-#define HUGE_PAGE (2ull << 20)
-
-/*
- * A zeroed table of cap entries. Tables of 2 MiB and more are their own mapping, in huge
- * pages where the kernel gives them (MADV_HUGEPAGE; Debian's default THP mode is
- * "madvise"): a lookup is a random access, and with 4 KiB pages each one is also a TLB
- * miss, and the table's first touch a fault per page.
- */
+/* A zeroed table of cap entries, in huge pages when large: a lookup is a random access,
+ * and with 4 KiB pages each one is also a TLB miss. */
 static struct sn_idx_ent *table_alloc(uint64_t cap)
 {
-	size_t len = cap * sizeof(struct sn_idx_ent);
-	void *p;
-
-	if (len < HUGE_PAGE)
-		return calloc(cap, sizeof(struct sn_idx_ent));
-	len = (len + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-	(void)madvise(p, len, MADV_HUGEPAGE); /* a hint: 4 KiB pages work too */
-	return p;
+	return sn__zalloc_big(cap * sizeof(struct sn_idx_ent));
 }
 
 static void table_free(struct sn_idx_ent *t, uint64_t cap)
 {
-	size_t len = cap * sizeof(struct sn_idx_ent);
-
-	if (len < HUGE_PAGE)
-		free(t);
-	else if (t)
-		munmap(t, (len + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
+	sn__free_big(t, cap * sizeof(struct sn_idx_ent));
 }
 
 int sn_idx_init(struct sn_idx *ix, uint64_t expect)

@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "../util/crc32c.h"
 #include "../util/util.h"
@@ -58,47 +57,15 @@ static int submit(struct kv_worker *w, struct sn_io *io)
 	return r == 1 ? 0 : r;
 }
 
-static void *img_alloc(size_t len)
-{
-	void *p = NULL;
-
-	if (posix_memalign(&p, 4096, len))
-		return NULL;
-	memset(p, 0, len);
-	return p;
-}
-
-#define HUGE_PAGE (2ul << 20)
-
-/*
- * A segment's image, zeroed. Segments of 2 MiB and more are their own mapping, aligned
- * to and advised into huge pages: a fresh 4 MiB image then costs two page faults, not
- * a thousand, and no memset (a new mapping reads as zeros).
- */
+/* A segment's image, zeroed (huge pages: see sn__zalloc_big). */
 void *kv_img_alloc(const struct sn_kv *kv)
 {
-	size_t len = kv->sb.segment_size, pad;
-	unsigned char *p;
-
-	if (len < HUGE_PAGE)
-		return img_alloc(len);
-	p = mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-	pad = (HUGE_PAGE - ((uintptr_t)p & (HUGE_PAGE - 1))) & (HUGE_PAGE - 1);
-	if (pad)
-		munmap(p, pad);
-	munmap(p + pad + len, HUGE_PAGE - pad);
-	(void)madvise(p + pad, len, MADV_HUGEPAGE); /* a hint: 4 KiB pages work too */
-	return p + pad;
+	return sn__zalloc_big(kv->sb.segment_size);
 }
 
 void kv_img_free(const struct sn_kv *kv, void *img)
 {
-	if (kv->sb.segment_size < HUGE_PAGE)
-		free(img);
-	else if (img)
-		munmap(img, kv->sb.segment_size);
+	sn__free_big(img, kv->sb.segment_size);
 }
 
 /* ---- cache ---- */
@@ -893,7 +860,7 @@ static void read_record(struct kv_shard *sh, struct kv_req *r, struct sn_idx_ent
 		return;
 	}
 	x = calloc(1, sizeof(*x));
-	if (!x || !(x->buf = img_alloc(to - from))) {
+	if (!x || posix_memalign((void **)&x->buf, 4096, to - from)) { /* the read fills it */
 		free(x);
 		r->res = -ENOMEM;
 		kv_complete(sh->w, r);
