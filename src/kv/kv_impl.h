@@ -183,6 +183,37 @@ struct kv_shard {
  * One at a time, a flush fails exactly when something written before it was lost; then
  * every shard of the worker fails (their unflushed writes may be among the lost).
  */
+/*
+ * Calls a worker makes to another worker's shards travel in batches (post.c): one
+ * message carries many calls, packed, and comes back with their results.
+ */
+#define KV_MB_SIZE     (64u << 10) /* a batch's buffer: calls, then the owner's replies */
+#define KV_MB_CALLS    (KV_MB_SIZE / 2) /* calls fill at most this much of it */
+#define KV_MB_MAX      256u        /* calls in one batch */
+#define KV_MB_CALL_MAX 2048u       /* a bigger call (key and value) goes as a request */
+
+/* One call in a batch; its key and value follow, and the next call starts 8-aligned.
+ * The caller writes it; the owner writes res and rlen only when they are not 0, so a
+ * put's lines go one way. */
+struct kv_call {
+	uint8_t op, flags; /* enum kv_op: KV_PUT, KV_DEL, KV_GET; SN_KV_DURABLE */
+	uint16_t klen;
+	uint32_t vlen;
+	uint64_t hash;
+	int32_t res;   /* the result, or KV_HANDED: it became a request of its own */
+	uint32_t rlen; /* bytes of its reply (a get's value, an error's message) */
+	sn_kv_cb cb;
+	void *arg;
+};
+
+struct kv_mb {
+	struct sn_kv *kv;
+	struct kv_mb *next; /* the caller's free list; the owner's list of unsent replies */
+	unsigned from, to;  /* the calling worker, the owning worker */
+	uint32_t n, len;    /* calls, and their bytes in data */
+	_Alignas(64) unsigned char data[]; /* calls, then replies in call order */
+};
+
 struct kv_io;
 struct kv_worker {
 	struct sn_kv *kv;
@@ -195,6 +226,10 @@ struct kv_worker {
 	struct kv_req *done_head, **done_tail;   /* callbacks for this worker's own calls */
 	struct kv_req *reply_head, **reply_tail; /* replies that found a ring full */
 	struct sn_rt_task done_task;
+	struct kv_mb **mb_open;   /* per owning worker: the batch being filled, or NULL */
+	struct kv_mb *mb_free;    /* empty batch buffers */
+	struct kv_mb *mb_unsent, **mb_unsent_tail; /* replies that found a ring full */
+	struct sn_rt_task mb_task; /* sends the open batches at the end of the iteration */
 	int err;
 	char errmsg[256];
 	int close_err; /* writing a checkpoint at close failed */
@@ -273,6 +308,18 @@ static inline uint32_t kv_rec_seed(const struct sn_kv *kv, uint64_t seq)
 int kv_shard_init(struct kv_shard *sh);
 void kv_shard_fini(struct kv_shard *sh);
 void kv_shard_exec(struct kv_shard *sh, struct kv_req *r);
+/* What a write or get did at once, besides 0 or a negative errno: */
+#define KV_PARK   1 /* write: wait for space (nothing written) */
+#define KV_WAIT   2 /* write: done, the caller waits for it to be durable */
+#define KV_MISS   3 /* get: the record is not in memory: read it (*ep says where) */
+#define KV_HANDED 4 /* post.c: the call became a request of its own */
+int kv_shard_write_now(struct kv_shard *sh, int del, uint64_t hash, const void *key,
+                       uint32_t klen, const void *val, uint32_t vlen, unsigned flags);
+int kv_shard_get_now(struct kv_shard *sh, uint64_t hash, const void *key, uint32_t klen,
+                     const unsigned char **recp, const struct sn_idx_ent **ep);
+void kv_shard_get_done(struct kv_shard *sh, struct kv_req *r, int res, const unsigned char *rec,
+                       const struct sn_idx_ent *e);
+void kv_shard_write_done(struct kv_shard *sh, struct kv_req *r, int res);
 void kv_shard_io_done(struct kv_worker *w, const struct sn_cqe *cqe, unsigned n);
 void kv_shard_round_kick(struct kv_shard *sh);
 void *kv_img_alloc(const struct sn_kv *kv);
@@ -298,6 +345,18 @@ int kv_shard_scan_keys(struct kv_shard *sh, unsigned char **bufp, size_t *lenp);
 
 /* store.c: hand a finished request back to its caller (on the owning worker). */
 void kv_complete(struct kv_worker *w, struct kv_req *r);
+struct kv_req *kv_req_new(struct sn_kv *kv, enum kv_op op, const void *key, size_t klen,
+                          const void *val, size_t vlen, unsigned flags, sn_kv_cb cb,
+                          void *arg);
+
+/* post.c: calls between workers, in batches. */
+int kv_post_init(struct kv_worker *w);
+void kv_post_free(struct kv_worker *w);
+int kv_post(struct sn_kv *kv, unsigned owner, enum kv_op op, uint64_t hash, const void *key,
+            uint32_t klen, const void *val, uint32_t vlen, unsigned flags, sn_kv_cb cb,
+            void *arg);
+int kv_post_send(struct kv_worker *w, unsigned owner);
+void kv_post_retry(struct kv_worker *w);
 
 /* recover.c */
 int kv_shard_recover_headers(struct kv_shard *sh);

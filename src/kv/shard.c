@@ -757,58 +757,65 @@ void kv_shard_space_retry(struct kv_shard *sh)
 	}
 }
 
-static void exec_write(struct kv_shard *sh, struct kv_req *r)
+int kv_shard_write_now(struct kv_shard *sh, int del, uint64_t hash, const void *key,
+                       uint32_t klen, const void *val, uint32_t vlen, unsigned flags)
 {
-	int del = r->op == KV_DEL, fresh;
 	unsigned type = del ? SN_KV_REC_DEL : SN_KV_REC_PUT;
 	struct sn_idx_ent *e;
 	uint32_t seg, off;
-	int err;
+	int fresh, err;
 
-	if (sh->space_head) { /* earlier writes wait for space: stay behind them */
-		space_wait(sh, r);
-		return;
-	}
+	if (sh->space_head) /* earlier writes wait for space: stay behind them */
+		return KV_PARK;
 	if (del) {
-		sh->dels++;
-		e = sn_idx_find(&sh->idx, r->hash, r->data, r->klen);
-		if (!e || e->tomb) /* nothing to delete: nothing to write */
+		e = sn_idx_find(&sh->idx, hash, key, klen);
+		if (!e || e->tomb) { /* nothing to delete: nothing to write */
+			sh->dels++;
 			goto done;
-	} else {
-		sh->puts++;
+		}
 	}
-	err = kv_shard_append(sh, type, r->data, r->klen, r->data + r->klen, r->vlen, NULL, &seg,
-	                      &off);
+	err = kv_shard_append(sh, type, key, klen, val, vlen, NULL, &seg, &off);
 	if (!err) {
-		e = sn_idx_upsert(&sh->idx, r->hash, r->data, r->klen, &fresh);
+		e = sn_idx_upsert(&sh->idx, hash, key, klen, &fresh);
 		if (!e)
 			err = sn__err(-ENOMEM, "out of memory for the index");
 		else
-			kv_shard_index_set(sh, e, type, seg, off,
-			                   sn_kv_rec_len(type, r->klen, r->vlen));
+			kv_shard_index_set(sh, e, type, seg, off, sn_kv_rec_len(type, klen, vlen));
 	}
-	if (err == -ENOSPC && kv_space_coming(sh)) {
-		/* A round or compaction in progress will free space: wait instead of failing
-		 * (a write stall, not an error). */
-		if (del)
-			sh->dels--;
-		else
-			sh->puts--;
-		space_wait(sh, r);
-		return;
-	}
-	if (err) {
-		r->res = err;
-		kv_complete(sh->w, r);
-		return;
-	}
+	/* A round or compaction in progress will free space: wait instead of failing (a
+	 * write stall, not an error). */
+	if (err == -ENOSPC && kv_space_coming(sh))
+		return KV_PARK;
+	if (del)
+		sh->dels++;
+	else
+		sh->puts++;
+	if (err)
+		return err;
 	if (sh->segs[sh->head].used - sh->segs[sh->head].written >= WRITEBACK)
 		kv_shard_round_kick(sh);
 done:
-	if ((r->flags & SN_KV_DURABLE) || sh->kv->opts.sync == SN_KV_SYNC_ALWAYS)
+	return (flags & SN_KV_DURABLE) || sh->kv->opts.sync == SN_KV_SYNC_ALWAYS ? KV_WAIT : 0;
+}
+
+/* Finish r after kv_shard_write_now() said res. */
+void kv_shard_write_done(struct kv_shard *sh, struct kv_req *r, int res)
+{
+	if (res == KV_PARK) {
+		space_wait(sh, r);
+	} else if (res == KV_WAIT) {
 		kv_shard_wait_durable(sh, r);
-	else
+	} else {
+		r->res = res;
 		kv_complete(sh->w, r);
+	}
+}
+
+static void exec_write(struct kv_shard *sh, struct kv_req *r)
+{
+	kv_shard_write_done(sh, r,
+	                    kv_shard_write_now(sh, r->op == KV_DEL, r->hash, r->data, r->klen,
+	                                       r->data + r->klen, r->vlen, r->flags));
 }
 
 /* The value of the record at p (already checked), into r. */
@@ -828,7 +835,7 @@ static void take_value(struct kv_req *r, const unsigned char *p)
 }
 
 static int check_record(const struct kv_shard *sh, uint64_t segseq, const unsigned char *p,
-                        uint32_t len, const struct kv_req *r)
+                        uint32_t len, const void *key, uint32_t klen)
 {
 	const struct sn_kv_rechdr *h = (const struct sn_kv_rechdr *)p;
 	uint32_t x = sn_kv_rec_extra(h->type);
@@ -837,15 +844,15 @@ static int check_record(const struct kv_shard *sh, uint64_t segseq, const unsign
 	 * huge vlen would wrap the length sum into one that matches. */
 	if (h->type < SN_KV_REC_PUT || h->type > SN_KV_REC_COMMIT || h->klen > SN_KV_MAX_KEY ||
 	    h->vlen > sh->kv->max_value || sn_kv_rec_len(h->type, h->klen, h->vlen) != len ||
-	    h->klen != r->klen ||
+	    h->klen != klen ||
 	    sn_crc32c(kv_rec_seed(sh->kv, segseq), p + 4, sizeof(*h) - 4 + x + h->klen + h->vlen) !=
 	            h->crc ||
-	    memcmp(p + sizeof(*h) + x, r->data, r->klen))
+	    memcmp(p + sizeof(*h) + x, key, klen))
 		return SN_ECORRUPT;
 	return 0;
 }
 
-static void read_record(struct kv_shard *sh, struct kv_req *r, struct sn_idx_ent *e)
+static void read_miss(struct kv_shard *sh, struct kv_req *r, const struct sn_idx_ent *e)
 {
 	struct sn_kv *kv = sh->kv;
 	uint32_t bs = kv->sb.block_size, from = e->off & ~(bs - 1);
@@ -882,37 +889,58 @@ static void read_record(struct kv_shard *sh, struct kv_req *r, struct sn_idx_ent
 	}
 }
 
-static void exec_get(struct kv_shard *sh, struct kv_req *r)
+int kv_shard_get_now(struct kv_shard *sh, uint64_t hash, const void *key, uint32_t klen,
+                     const unsigned char **recp, const struct sn_idx_ent **ep)
 {
-	struct sn_idx_ent *e = sn_idx_find(&sh->idx, r->hash, r->data, r->klen);
+	const struct sn_idx_ent *e = sn_idx_find(&sh->idx, hash, key, klen);
 	struct kv_seg *s;
+	int err;
 
 	sh->gets++;
-	if (!e || e->tomb) {
-		r->res = -ENOENT;
-		kv_complete(sh->w, r);
-		return;
-	}
+	if (!e || e->tomb)
+		return -ENOENT;
 	s = &sh->segs[e->seg];
-	if (s->img) {
-		s->ref = 1;
-		sh->hits++;
-		/* A cached image is memory we wrote or checked, unless it came back from the
-		 * device unchecked; the mapping is the medium: check it. */
-		if ((sh->kv->map || e->off < s->check_below) &&
-		    (r->res = check_record(sh, s->seq, s->img + e->off, e->len, r))) {
-			sh->corrupt++;
-			sn__err(r->res,
-			        "shard %u: record at segment %u offset %u fails its checksum",
-			        sh->id, e->seg, e->off);
-		} else {
-			take_value(r, s->img + e->off);
-		}
-		kv_complete(sh->w, r);
+	if (!s->img) {
+		sh->misses++;
+		*ep = e;
+		return KV_MISS;
+	}
+	s->ref = 1;
+	sh->hits++;
+	/* A cached image is memory we wrote or checked, unless it came back from the device
+	 * unchecked; the mapping is the medium: check it. */
+	if ((sh->kv->map || e->off < s->check_below) &&
+	    (err = check_record(sh, s->seq, s->img + e->off, e->len, key, klen))) {
+		sh->corrupt++;
+		return sn__err(err, "shard %u: record at segment %u offset %u fails its checksum",
+		               sh->id, e->seg, e->off);
+	}
+	*recp = s->img + e->off;
+	return 0;
+}
+
+/* Finish r after kv_shard_get_now() said res (rec, e: what it found). */
+void kv_shard_get_done(struct kv_shard *sh, struct kv_req *r, int res, const unsigned char *rec,
+                       const struct sn_idx_ent *e)
+{
+	if (res == KV_MISS) {
+		read_miss(sh, r, e);
 		return;
 	}
-	sh->misses++;
-	read_record(sh, r, e);
+	if (res)
+		r->res = res;
+	else
+		take_value(r, rec);
+	kv_complete(sh->w, r);
+}
+
+static void exec_get(struct kv_shard *sh, struct kv_req *r)
+{
+	const struct sn_idx_ent *e = NULL;
+	const unsigned char *rec = NULL;
+	int res = kv_shard_get_now(sh, r->hash, r->data, r->klen, &rec, &e);
+
+	kv_shard_get_done(sh, r, res, rec, e);
 }
 
 void kv_shard_exec(struct kv_shard *sh, struct kv_req *r)
@@ -951,7 +979,7 @@ static void read_done(struct kv_io *x, int64_t res)
 		kv_shard_exec(sh, r);
 		sh->gets--;
 		return;
-	} else if ((r->res = check_record(sh, x->segseq, x->buf + x->off, x->len, r))) {
+	} else if ((r->res = check_record(sh, x->segseq, x->buf + x->off, x->len, r->data, r->klen))) {
 		sh->corrupt++;
 		sn__err(r->res, "shard %u: record at segment %u offset %u fails its checksum",
 		        sh->id, x->seg, e->off);

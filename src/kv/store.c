@@ -95,7 +95,8 @@ static void done_task(void *arg)
 		}
 		rep = next;
 	}
-	if (w->reply_head)
+	kv_post_retry(w);
+	if (w->reply_head || w->mb_unsent)
 		sn_rt_defer(&w->done_task);
 }
 
@@ -150,8 +151,8 @@ static int check_kv(size_t klen, size_t vlen, const struct sn_kv *kv)
 	return 0;
 }
 
-static struct kv_req *req_new(struct sn_kv *kv, enum kv_op op, const void *key, size_t klen,
-                              const void *val, size_t vlen, unsigned flags, sn_kv_cb cb, void *arg)
+struct kv_req *kv_req_new(struct sn_kv *kv, enum kv_op op, const void *key, size_t klen,
+                          const void *val, size_t vlen, unsigned flags, sn_kv_cb cb, void *arg)
 {
 	struct kv_req *r = malloc(sizeof(*r) + klen + (op == KV_GET ? KV_GET_INLINE : vlen));
 
@@ -186,7 +187,10 @@ static int route(struct sn_kv *kv, struct kv_req *r)
 		kv_shard_exec(&kv->shards[r->shard], r);
 		return 0;
 	}
-	err = sn_rt_send(kv->rt, owner, exec_msg, r);
+	/* Calls to one worker run in order: the batch of earlier ones goes first. */
+	err = r->origin == SN_RT_FOREIGN ? 0 : kv_post_send(&kv->workers[r->origin], owner);
+	if (!err)
+		err = sn_rt_send(kv->rt, owner, exec_msg, r);
 	if (err) {
 		free(r);
 		return err;
@@ -204,7 +208,18 @@ static int submit_op(struct sn_kv *kv, enum kv_op op, const void *key, size_t kl
 		return err;
 	if (flags & ~SN_KV_DURABLE)
 		return sn__err(-EINVAL, "unknown flags 0x%x", flags & ~SN_KV_DURABLE);
-	if (!(r = req_new(kv, op, key, klen, val, vlen, flags, cb, arg)))
+	/* On a worker, a quick call (no wait for a flush, a small value) to a shard of another
+	 * worker goes in a batch. */
+	if (on_worker(kv) && !(flags & SN_KV_DURABLE) && kv->opts.sync != SN_KV_SYNC_ALWAYS &&
+	    sizeof(struct kv_call) + klen + vlen <= KV_MB_CALL_MAX) {
+		uint64_t hash = sn_kv_hash(key, klen);
+		unsigned owner = kv_owner(kv, kv_shard_of(kv, hash));
+
+		if (owner != sn_rt_self())
+			return kv_post(kv, owner, op, hash, key, (uint32_t)klen, val, (uint32_t)vlen,
+			               flags, cb, arg);
+	}
+	if (!(r = kv_req_new(kv, op, key, klen, val, vlen, flags, cb, arg)))
 		return sn__err(-ENOMEM, "out of memory");
 	return route(kv, r);
 }
@@ -261,7 +276,7 @@ int sn_kv_sync_async(struct sn_kv *kv, sn_kv_cb cb, void *arg)
 	m->cb = cb;
 	m->arg = arg;
 	for (unsigned s = 0; s < n; s++) {
-		struct kv_req *r = req_new(kv, KV_SYNC, NULL, 0, NULL, 0, 0, multi_one, m);
+		struct kv_req *r = kv_req_new(kv, KV_SYNC, NULL, 0, NULL, 0, 0, multi_one, m);
 		int err;
 
 		if (!r) {
@@ -269,7 +284,7 @@ int sn_kv_sync_async(struct sn_kv *kv, sn_kv_cb cb, void *arg)
 		} else {
 			r->shard = s;
 			while ((err = route(kv, r)) == -EAGAIN && !on_worker(kv) &&
-			       (r = req_new(kv, KV_SYNC, NULL, 0, NULL, 0, 0, multi_one, m)))
+			       (r = kv_req_new(kv, KV_SYNC, NULL, 0, NULL, 0, 0, multi_one, m)))
 				r->shard = s, sched_yield();
 		}
 		if (err) /* count it as done, failed: the callback still runs once */
@@ -673,7 +688,7 @@ int sn_kv_write(struct sn_kv *kv, struct sn_kv_batch *b, unsigned flags)
 	for (unsigned s = 0; s < n; s++) {
 		if (!len[s])
 			continue;
-		if (!(parts[s] = req_new(kv, KV_BATCH_PART, NULL, 0, NULL, len[s], flags, NULL,
+		if (!(parts[s] = kv_req_new(kv, KV_BATCH_PART, NULL, 0, NULL, len[s], flags, NULL,
 		                         NULL))) {
 			err = sn__err(-ENOMEM, "out of memory");
 			goto out;
@@ -709,7 +724,7 @@ int sn_kv_write(struct sn_kv *kv, struct sn_kv_batch *b, unsigned flags)
 		/* Durable always: once applied, a batch record may hide (or let compaction
 		 * drop) an older durable record, and a later durable write on its shard waits
 		 * only for its own shard's log, not for this commit. */
-		if (!(commit[0] = req_new(kv, KV_BATCH_COMMIT, NULL, 0, NULL, 0,
+		if (!(commit[0] = kv_req_new(kv, KV_BATCH_COMMIT, NULL, 0, NULL, 0,
 		                          flags | SN_KV_DURABLE, NULL, NULL))) {
 			err = sn__err(-ENOMEM, "out of memory");
 		} else {
@@ -723,7 +738,7 @@ int sn_kv_write(struct sn_kv *kv, struct sn_kv_batch *b, unsigned flags)
 	for (unsigned s = 0; s < n; s++) {
 		if (!parts[s] || parts[s]->res) /* a failed part never waits for the outcome */
 			continue;
-		if (!(apply[s] = req_new(kv, KV_BATCH_APPLY, NULL, 0, NULL, 0, 0, NULL, NULL))) {
+		if (!(apply[s] = kv_req_new(kv, KV_BATCH_APPLY, NULL, 0, NULL, 0, 0, NULL, NULL))) {
 			err = sn__err(-ENOMEM, "out of memory"); /* shard keeps waiting: leak-free
 			                                            but compaction stays paused */
 			continue;
@@ -1037,7 +1052,9 @@ static void worker_setup(void *arg)
 	w->done_task = (struct sn_rt_task){ done_task, w, NULL, 0 };
 	w->q_depth =
 	        kv->info.max_queue_depth < QUEUE_DEPTH ? kv->info.max_queue_depth : QUEUE_DEPTH;
-	err = sn_queue_create(kv->dev, w->q_depth, &w->q);
+	err = kv_post_init(w);
+	if (!err)
+		err = sn_queue_create(kv->dev, w->q_depth, &w->q);
 	if (!err)
 		err = sn_rt_queue_watch(w->q, worker_io, w);
 	for (unsigned s = w->idx; !err && s < kv->sb.shards; s += kv->nworkers)
@@ -1156,6 +1173,8 @@ static int kv_free(struct sn_kv *kv)
 	}
 	if (kv->own_rt)
 		sn_rt_destroy(kv->rt);
+	for (unsigned i = 0; kv->workers && i < kv->nworkers; i++)
+		kv_post_free(&kv->workers[i]);
 	if (kv->dev)
 		sn_dev_close(kv->dev);
 	pthread_mutex_destroy(&kv->batch_lock);

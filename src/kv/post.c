@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * post.c — calls a worker makes to shards that another worker owns, in batches.
+ *
+ * A put, delete or get made on a worker for another worker's shard is not a request and
+ * a message of its own: it is appended to the open batch for that worker (a struct
+ * kv_call, the key, the value, packed), and the batch goes as one message at the end of
+ * the caller's loop iteration, or once it is full. The owner runs the calls in order and
+ * sends the batch back, and the caller runs their callbacks and keeps the buffer for the
+ * next batch. So a call costs no allocation and no message of its own, the owner reads
+ * the calls in one sequential sweep, and for a put it writes nothing back: res and rlen
+ * start at 0 and are written only when they are not. Values of gets and the messages of
+ * errors follow the calls in the buffer, in call order.
+ *
+ * A call that cannot finish at once on the owner (a write that waits for space or for
+ * its flush, a get that must read the device, a value that does not fit the buffer)
+ * becomes a request of its own (struct kv_req) there, and completes as requests do.
+ *
+ * Order: a worker's calls to one owner run in the order they were made. Calls that do
+ * not go in a batch (durable writes, syncs, big values) send the open batch first
+ * (kv_post_send from route()).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/util.h"
+#include "kv_impl.h"
+
+static void send_task(void *arg);
+
+static uint32_t call_len(uint32_t klen, uint32_t vlen)
+{
+	return (uint32_t)((sizeof(struct kv_call) + klen + vlen + 7) & ~(size_t)7);
+}
+
+int kv_post_init(struct kv_worker *w)
+{
+	unsigned n = w->kv->nworkers;
+
+	w->mb_open = calloc(n, sizeof(*w->mb_open));
+	w->mb_unsent_tail = &w->mb_unsent;
+	w->mb_task = (struct sn_rt_task){ send_task, w, NULL, 0 };
+	if (!w->mb_open)
+		return sn__err(-ENOMEM, "out of memory");
+	return 0;
+}
+
+void kv_post_free(struct kv_worker *w)
+{
+	for (unsigned i = 0; w->mb_open && i < w->kv->nworkers; i++)
+		free(w->mb_open[i]);
+	while (w->mb_free) {
+		struct kv_mb *mb = w->mb_free;
+
+		w->mb_free = mb->next;
+		free(mb);
+	}
+	free(w->mb_open);
+	w->mb_open = NULL;
+}
+
+/* ---- the owner ---- */
+
+static void done_msg(void *arg);
+
+static void reply(struct kv_worker *w, struct kv_mb *mb)
+{
+	if (!w->mb_unsent && !sn_rt_send(w->kv->rt, mb->from, done_msg, mb))
+		return;
+	mb->next = NULL;
+	*w->mb_unsent_tail = mb;
+	w->mb_unsent_tail = &mb->next;
+	sn_rt_defer(&w->done_task);
+}
+
+/* Replies that found the ring full, again (from the worker's done_task). */
+void kv_post_retry(struct kv_worker *w)
+{
+	struct kv_mb *mb = w->mb_unsent;
+
+	w->mb_unsent = NULL;
+	w->mb_unsent_tail = &w->mb_unsent;
+	while (mb) {
+		struct kv_mb *next = mb->next;
+
+		reply(w, mb);
+		mb = next;
+	}
+}
+
+/* The call as a request of its own: it completes as requests do, with the call's
+ * callback, on the caller. NULL when out of memory (c says so). */
+static struct kv_req *hand_over(struct kv_mb *mb, struct kv_call *c, const unsigned char *key)
+{
+	struct kv_req *r = kv_req_new(mb->kv, c->op, key, c->klen, key + c->klen,
+	                              c->op == KV_GET ? 0 : c->vlen, c->flags, c->cb, c->arg);
+
+	if (!r) {
+		c->res = sn__err(-ENOMEM, "out of memory");
+		return NULL;
+	}
+	r->origin = mb->from;
+	c->res = KV_HANDED;
+	return r;
+}
+
+/* An error's message goes after the calls, if there is room. */
+static uint32_t put_msg(struct kv_call *c, unsigned char *rep, uint32_t room)
+{
+	size_t n = strlen(sn_errmsg()) + 1;
+
+	if (n == 1 || n > room)
+		return 0;
+	memcpy(rep, sn_errmsg(), n);
+	c->rlen = (uint32_t)n;
+	return (uint32_t)n;
+}
+
+static void exec_msg(void *arg)
+{
+	struct kv_mb *mb = arg;
+	struct sn_kv *kv = mb->kv;
+	unsigned char *p = mb->data, *end = p + mb->len, *rep = end;
+	uint32_t room = KV_MB_SIZE - mb->len;
+
+	while (p < end) {
+		struct kv_call *c = (struct kv_call *)p;
+		const unsigned char *key = p + sizeof(*c);
+		struct kv_shard *sh = &kv->shards[kv_shard_of(kv, c->hash)];
+		const unsigned char *rec = NULL;
+		const struct sn_idx_ent *e = NULL;
+		struct kv_req *r;
+		int res;
+
+		p += call_len(c->klen, c->vlen);
+		if (c->op != KV_GET) {
+			res = kv_shard_write_now(sh, c->op == KV_DEL, c->hash, key, c->klen,
+			                         key + c->klen, c->vlen, c->flags);
+			if (res > 0) {
+				if ((r = hand_over(mb, c, key)))
+					kv_shard_write_done(sh, r, res);
+				continue;
+			}
+		} else {
+			res = kv_shard_get_now(sh, c->hash, key, c->klen, &rec, &e);
+			if (!res) {
+				const struct sn_kv_rechdr *h = (const struct sn_kv_rechdr *)rec;
+
+				if (h->vlen <= room) {
+					memcpy(rep, rec + sizeof(*h) + sn_kv_rec_extra(h->type) + h->klen,
+					       h->vlen);
+					c->rlen = h->vlen;
+					rep += h->vlen;
+					room -= h->vlen;
+					continue;
+				}
+			}
+			if (res == 0 || res == KV_MISS) {
+				if ((r = hand_over(mb, c, key)))
+					kv_shard_get_done(sh, r, res, rec, e);
+				continue;
+			}
+		}
+		if (res < 0) {
+			c->res = res;
+			if (res != -ENOENT) {
+				uint32_t n = put_msg(c, rep, room);
+
+				rep += n;
+				room -= n;
+			}
+		}
+	}
+	reply(&kv->workers[mb->to], mb);
+}
+
+/* ---- the caller ---- */
+
+/* Back on the caller: run the callbacks of the calls that finished on the owner. */
+static void done_msg(void *arg)
+{
+	struct kv_mb *mb = arg;
+	struct kv_worker *w = &mb->kv->workers[mb->from];
+	unsigned char *p = mb->data, *end = p + mb->len, *rep = end;
+
+	while (p < end) {
+		struct kv_call *c = (struct kv_call *)p;
+
+		p += call_len(c->klen, c->vlen);
+		if (c->res == KV_HANDED)
+			continue;
+		if (c->res < 0 && c->rlen)
+			sn__err(c->res, "%s", (const char *)rep);
+		if (c->cb)
+			c->cb(c->arg, c->res, c->op == KV_GET && !c->res ? rep : NULL,
+			      c->op == KV_GET && !c->res ? c->rlen : 0);
+		rep += c->rlen;
+	}
+	mb->next = w->mb_free;
+	w->mb_free = mb;
+}
+
+/* Send the open batch for owner: 0 (or nothing open), or -EAGAIN (the ring is full; it
+ * stays open). */
+int kv_post_send(struct kv_worker *w, unsigned owner)
+{
+	struct kv_mb *mb = w->mb_open[owner];
+	int err;
+
+	if (!mb)
+		return 0;
+	if ((err = sn_rt_send(w->kv->rt, owner, exec_msg, mb)))
+		return err;
+	w->mb_open[owner] = NULL;
+	return 0;
+}
+
+/* End of the iteration: send every open batch (a full ring: next iteration). */
+static void send_task(void *arg)
+{
+	struct kv_worker *w = arg;
+	int again = 0;
+
+	for (unsigned i = 0; i < w->kv->nworkers; i++)
+		again |= kv_post_send(w, i);
+	if (again)
+		sn_rt_defer(&w->mb_task);
+}
+
+static struct kv_mb *open_batch(struct kv_worker *w, unsigned owner)
+{
+	struct kv_mb *mb = w->mb_free;
+
+	if (mb)
+		w->mb_free = mb->next;
+	else if (!(mb = aligned_alloc(64, sizeof(*mb) + KV_MB_SIZE)))
+		return NULL;
+	mb->kv = w->kv;
+	mb->from = w->idx;
+	mb->to = owner;
+	mb->n = mb->len = 0;
+	w->mb_open[owner] = mb;
+	sn_rt_defer(&w->mb_task);
+	return mb;
+}
+
+int kv_post(struct sn_kv *kv, unsigned owner, enum kv_op op, uint64_t hash, const void *key,
+            uint32_t klen, const void *val, uint32_t vlen, unsigned flags, sn_kv_cb cb,
+            void *arg)
+{
+	struct kv_worker *w = &kv->workers[sn_rt_self()];
+	struct kv_mb *mb = w->mb_open[owner];
+	uint32_t len = call_len(klen, op == KV_GET ? 0 : vlen);
+	struct kv_call *c;
+
+	if (mb && (mb->n == KV_MB_MAX || mb->len + len > KV_MB_CALLS) && kv_post_send(w, owner))
+		return sn__err(-EAGAIN, "the ring to worker %u is full", owner);
+	if (!(mb = w->mb_open[owner]) && !(mb = open_batch(w, owner)))
+		return sn__err(-ENOMEM, "out of memory");
+	c = (struct kv_call *)(mb->data + mb->len);
+	*c = (struct kv_call){ .op = (uint8_t)op, .flags = (uint8_t)flags, .klen = (uint16_t)klen,
+		               .vlen = vlen, .hash = hash, .cb = cb, .arg = arg };
+	memcpy(c + 1, key, klen);
+	if (op != KV_GET && vlen)
+		memcpy((unsigned char *)(c + 1) + klen, val, vlen);
+	mb->len += len;
+	if (++mb->n == KV_MB_MAX)
+		kv_post_send(w, owner); /* a full ring: the end of the iteration sends it */
+	return 0;
+}
