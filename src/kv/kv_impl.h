@@ -228,6 +228,7 @@ struct kv_worker {
 	struct sn_rt_task done_task;
 	struct kv_mb **mb_open;   /* per owning worker: the batch being filled, or NULL */
 	struct kv_mb *mb_free;    /* empty batch buffers */
+	struct kv_mb *mb_local;   /* results of calls to this worker's own shards */
 	struct kv_mb *mb_unsent, **mb_unsent_tail; /* replies that found a ring full */
 	struct sn_rt_task mb_task; /* sends the open batches at the end of the iteration */
 	int err;
@@ -352,9 +353,10 @@ struct kv_req *kv_req_new(struct sn_kv *kv, enum kv_op op, const void *key, size
 /* post.c: calls between workers, in batches. */
 int kv_post_init(struct kv_worker *w);
 void kv_post_free(struct kv_worker *w);
-int kv_post(struct sn_kv *kv, unsigned owner, enum kv_op op, uint64_t hash, const void *key,
-            uint32_t klen, const void *val, uint32_t vlen, unsigned flags, sn_kv_cb cb,
-            void *arg);
+#define KV_NOPOST 5 /* kv_post: the call needs a request after all (no room to answer it) */
+int kv_post(struct sn_kv *kv, enum kv_op op, uint64_t hash, const void *key, uint32_t klen,
+            const void *val, uint32_t vlen, unsigned flags, sn_kv_cb cb, void *arg);
+void kv_post_done_local(struct kv_worker *w);
 int kv_post_send(struct kv_worker *w, unsigned owner);
 void kv_post_retry(struct kv_worker *w);
 

@@ -50,6 +50,8 @@ void kv_post_free(struct kv_worker *w)
 {
 	for (unsigned i = 0; w->mb_open && i < w->kv->nworkers; i++)
 		free(w->mb_open[i]);
+	free(w->mb_local);
+	w->mb_local = NULL;
 	while (w->mb_free) {
 		struct kv_mb *mb = w->mb_free;
 
@@ -58,6 +60,12 @@ void kv_post_free(struct kv_worker *w)
 	}
 	free(w->mb_open);
 	w->mb_open = NULL;
+}
+
+static void mb_put(struct kv_worker *w, struct kv_mb *mb)
+{
+	mb->next = w->mb_free;
+	w->mb_free = mb;
 }
 
 /* ---- the owner ---- */
@@ -197,8 +205,7 @@ static void done_msg(void *arg)
 			      c->op == KV_GET && !c->res ? c->rlen : 0);
 		rep += c->rlen;
 	}
-	mb->next = w->mb_free;
-	w->mb_free = mb;
+	mb_put(w, mb);
 }
 
 /* Send the open batch for owner: 0 (or nothing open), or -EAGAIN (the ring is full; it
@@ -228,13 +235,22 @@ static void send_task(void *arg)
 		sn_rt_defer(&w->mb_task);
 }
 
-static struct kv_mb *open_batch(struct kv_worker *w, unsigned owner)
+static struct kv_mb *mb_get(struct kv_worker *w)
 {
 	struct kv_mb *mb = w->mb_free;
 
 	if (mb)
 		w->mb_free = mb->next;
-	else if (!(mb = aligned_alloc(64, sizeof(*mb) + KV_MB_SIZE)))
+	else
+		mb = aligned_alloc(64, sizeof(*mb) + KV_MB_SIZE);
+	return mb;
+}
+
+static struct kv_mb *open_batch(struct kv_worker *w, unsigned owner)
+{
+	struct kv_mb *mb = mb_get(w);
+
+	if (!mb)
 		return NULL;
 	mb->kv = w->kv;
 	mb->from = w->idx;
@@ -245,11 +261,10 @@ static struct kv_mb *open_batch(struct kv_worker *w, unsigned owner)
 	return mb;
 }
 
-int kv_post(struct sn_kv *kv, unsigned owner, enum kv_op op, uint64_t hash, const void *key,
-            uint32_t klen, const void *val, uint32_t vlen, unsigned flags, sn_kv_cb cb,
-            void *arg)
+static int post_remote(struct kv_worker *w, unsigned owner, enum kv_op op, uint64_t hash,
+                       const void *key, uint32_t klen, const void *val, uint32_t vlen,
+                       unsigned flags, sn_kv_cb cb, void *arg)
 {
-	struct kv_worker *w = &kv->workers[sn_rt_self()];
 	struct kv_mb *mb = w->mb_open[owner];
 	uint32_t len = call_len(klen, op == KV_GET ? 0 : vlen);
 	struct kv_call *c;
@@ -268,4 +283,122 @@ int kv_post(struct sn_kv *kv, unsigned owner, enum kv_op op, uint64_t hash, cons
 	if (++mb->n == KV_MB_MAX)
 		kv_post_send(w, owner); /* a full ring: the end of the iteration sends it */
 	return 0;
+}
+
+/* ---- calls to the worker's own shards ---- */
+
+/*
+ * They run at once, and their results wait in mb_local for the end of the iteration
+ * (a callback never runs inside its call): one struct kv_done each, then the value of a
+ * get or the message of an error, 8-aligned.
+ */
+struct kv_done {
+	sn_kv_cb cb;
+	void *arg;
+	int32_t res;
+	uint32_t rlen : 31, get : 1; /* its reply's bytes; a get (its reply is a value) */
+};
+
+#define LOCAL_MSG 256 /* room an error's message may take */
+
+static uint32_t done_len(uint32_t rlen)
+{
+	return (uint32_t)sizeof(struct kv_done) + ((rlen + 7) & ~7u);
+}
+
+static void done_local(struct kv_mb *mb, struct kv_done *d, const void *val, size_t len)
+{
+	d->rlen = (uint32_t)len & 0x7fffffff;
+	memcpy(d + 1, val, len);
+	mb->len += done_len(d->rlen);
+}
+
+static int post_local(struct kv_worker *w, struct kv_shard *sh, enum kv_op op, uint64_t hash,
+                      const void *key, uint32_t klen, const void *val, uint32_t vlen,
+                      unsigned flags, sn_kv_cb cb, void *arg)
+{
+	struct kv_mb *mb = w->mb_local;
+	const unsigned char *rec = NULL;
+	const struct sn_idx_ent *e = NULL;
+	struct kv_req *r;
+	struct kv_done *d;
+	int res;
+
+	if (!mb) {
+		if (!(mb = mb_get(w)))
+			return KV_NOPOST;
+		mb->kv = w->kv;
+		mb->len = 0;
+		w->mb_local = mb;
+		sn_rt_defer(&w->done_task);
+	}
+	if (KV_MB_SIZE - mb->len < sizeof(*d) + LOCAL_MSG + 8)
+		return KV_NOPOST;
+	d = (struct kv_done *)(mb->data + mb->len);
+	if (op == KV_GET) {
+		res = kv_shard_get_now(sh, hash, key, klen, &rec, &e);
+		if (!res) {
+			const struct sn_kv_rechdr *h = (const struct sn_kv_rechdr *)rec;
+
+			if (h->vlen <= KV_MB_SIZE - mb->len - sizeof(*d) - 8) {
+				*d = (struct kv_done){ cb, arg, 0, 0, 1 };
+				done_local(mb, d, rec + sizeof(*h) + sn_kv_rec_extra(h->type) + h->klen,
+				           h->vlen);
+				return 0;
+			}
+		}
+		if (res == 0 || res == KV_MISS) {
+			if (!(r = kv_req_new(w->kv, op, key, klen, NULL, 0, flags, cb, arg)))
+				return sn__err(-ENOMEM, "out of memory");
+			r->origin = w->idx;
+			kv_shard_get_done(sh, r, res, rec, e);
+			return 0;
+		}
+	} else {
+		res = kv_shard_write_now(sh, op == KV_DEL, hash, key, klen, val, vlen, flags);
+		if (res > 0) {
+			if (!(r = kv_req_new(w->kv, op, key, klen, val, vlen, flags, cb, arg)))
+				return sn__err(-ENOMEM, "out of memory");
+			r->origin = w->idx;
+			kv_shard_write_done(sh, r, res);
+			return 0;
+		}
+	}
+	*d = (struct kv_done){ cb, arg, res, 0, op == KV_GET };
+	done_local(mb, d, sn_errmsg(), res < 0 && res != -ENOENT ? strlen(sn_errmsg()) + 1 : 0);
+	return 0;
+}
+
+/* The end of the iteration: run the callbacks of calls to the worker's own shards. */
+void kv_post_done_local(struct kv_worker *w)
+{
+	struct kv_mb *mb = w->mb_local;
+	unsigned char *p, *end;
+
+	if (!mb)
+		return;
+	w->mb_local = NULL; /* calls the callbacks make go to a new buffer */
+	for (p = mb->data, end = p + mb->len; p < end;) {
+		struct kv_done *d = (struct kv_done *)p;
+		const void *val = d + 1;
+
+		p += done_len(d->rlen);
+		if (d->res < 0 && d->rlen)
+			sn__err(d->res, "%s", (const char *)val);
+		if (d->cb)
+			d->cb(d->arg, d->res, d->get && !d->res ? val : NULL,
+			      d->get && !d->res ? d->rlen : 0);
+	}
+	mb_put(w, mb);
+}
+
+int kv_post(struct sn_kv *kv, enum kv_op op, uint64_t hash, const void *key, uint32_t klen,
+            const void *val, uint32_t vlen, unsigned flags, sn_kv_cb cb, void *arg)
+{
+	struct kv_worker *w = &kv->workers[sn_rt_self()];
+	unsigned s = kv_shard_of(kv, hash), owner = kv_owner(kv, s);
+
+	if (owner == w->idx)
+		return post_local(w, &kv->shards[s], op, hash, key, klen, val, vlen, flags, cb, arg);
+	return post_remote(w, owner, op, hash, key, klen, val, vlen, flags, cb, arg);
 }

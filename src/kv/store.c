@@ -96,6 +96,7 @@ static void done_task(void *arg)
 		rep = next;
 	}
 	kv_post_retry(w);
+	kv_post_done_local(w);
 	if (w->reply_head || w->mb_unsent)
 		sn_rt_defer(&w->done_task);
 }
@@ -208,17 +209,12 @@ static int submit_op(struct sn_kv *kv, enum kv_op op, const void *key, size_t kl
 		return err;
 	if (flags & ~SN_KV_DURABLE)
 		return sn__err(-EINVAL, "unknown flags 0x%x", flags & ~SN_KV_DURABLE);
-	/* On a worker, a quick call (no wait for a flush, a small value) to a shard of another
-	 * worker goes in a batch. */
+	/* On a worker, a quick call (no wait for a flush, a small value) needs no request. */
 	if (on_worker(kv) && !(flags & SN_KV_DURABLE) && kv->opts.sync != SN_KV_SYNC_ALWAYS &&
-	    sizeof(struct kv_call) + klen + vlen <= KV_MB_CALL_MAX) {
-		uint64_t hash = sn_kv_hash(key, klen);
-		unsigned owner = kv_owner(kv, kv_shard_of(kv, hash));
-
-		if (owner != sn_rt_self())
-			return kv_post(kv, owner, op, hash, key, (uint32_t)klen, val, (uint32_t)vlen,
-			               flags, cb, arg);
-	}
+	    sizeof(struct kv_call) + klen + vlen <= KV_MB_CALL_MAX &&
+	    (err = kv_post(kv, op, sn_kv_hash(key, klen), key, (uint32_t)klen, val,
+	                   (uint32_t)vlen, flags, cb, arg)) != KV_NOPOST)
+		return err;
 	if (!(r = kv_req_new(kv, op, key, klen, val, vlen, flags, cb, arg)))
 		return sn__err(-ENOMEM, "out of memory");
 	return route(kv, r);
