@@ -190,6 +190,7 @@ struct kv_shard {
 #define KV_MB_SIZE     (64u << 10) /* a batch's buffer: calls, then the owner's replies */
 #define KV_MB_CALLS    (KV_MB_SIZE / 2) /* calls fill at most this much of it */
 #define KV_MB_MAX      256u        /* calls in one batch */
+#define KV_MB_EARLY    16u         /* a batch this full is sent at once */
 #define KV_MB_CALL_MAX 2048u       /* a bigger call (key and value) goes as a request */
 
 /* One call in a batch; its key and value follow, and the next call starts 8-aligned.

@@ -280,8 +280,11 @@ static int post_remote(struct kv_worker *w, unsigned owner, enum kv_op op, uint6
 	if (op != KV_GET && vlen)
 		memcpy((unsigned char *)(c + 1) + klen, val, vlen);
 	mb->len += len;
-	if (++mb->n == KV_MB_MAX)
-		kv_post_send(w, owner); /* a full ring: the end of the iteration sends it */
+	/* Send early: the owner starts on these while this worker goes on (the latency of
+	 * a call, not the size of its batch, bounds a caller with few calls in flight). A
+	 * full ring: the end of the iteration sends it. */
+	if (++mb->n >= KV_MB_EARLY && !kv_post_send(w, owner))
+		sn_rt_flush();
 	return 0;
 }
 
