@@ -52,7 +52,7 @@ snstore runs as `$SNSTORE kvbench --db DIR/snstore.db --benchmarks LIST --num NU
 --threads T [--writers W] --sync S $SN_ARGS --json`. When `$SNSTORE kvbench --help`
 fails (kvbench not built yet), only the reference stores are measured and the script
 says so. Client concurrency: a kvref client makes one blocking call at a time (the
-reference stores' APIs are blocking); kvbench's default clients keep up to --depth 64
+reference stores' APIs are blocking); kvbench's default clients keep up to --depth 256
 asynchronous calls in flight. SN_ARGS="--depth 1" gives call-for-call parity; the
 default shows snstore used as its API intends. fillsync is depth 1 on both sides.
 
