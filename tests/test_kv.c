@@ -630,6 +630,208 @@ static int test_async_worker(void)
 	return T_PASS;
 }
 
+/*
+ * Many calls from two workers at once, each worker to every shard: the calls to another
+ * worker's shards travel in batches, its own run at once (src/kv/post.c). Values of
+ * 0..2599 bytes (the larger ones go as requests of their own), a cache too small for
+ * the data (gets that must read the device), two puts and a get of one key issued back
+ * to back (the get sees the second put), then deletes.
+ */
+#define DRV_KEYS  700
+#define DRV_DEPTH 48
+
+enum { DRV_FILL, DRV_PAIRS, DRV_DEL, DRV_CHECK, DRV_DONE };
+
+struct drv;
+struct drv_op {
+	struct drv *d;
+	int want_res;
+	size_t want_len; /* (size_t)-1: no value expected */
+	uint32_t tag;
+};
+
+struct drv {
+	struct sn_kv *kv;
+	unsigned w, phase, next, inflight, in_call;
+	unsigned calls, errors, bad_values, wrong_thread, inside_call, eagain;
+	struct sn_rt_latch *done;
+	struct sn_rt_task pump_task;
+	struct drv_op ops[3 * DRV_KEYS];
+};
+
+static uint32_t drv_len(unsigned i)
+{
+	return (i * 131u) % 2600u;
+}
+
+static void drv_pump(void *arg);
+
+static void drv_cb(void *arg, int res, const void *val, size_t vlen)
+{
+	struct drv_op *op = arg;
+	struct drv *d = op->d;
+
+	d->calls++;
+	d->wrong_thread += sn_rt_self() != d->w;
+	d->inside_call += d->in_call;
+	if (res != op->want_res) {
+		if (d->errors++ < 3)
+			printf("    worker %u: a call returned %d, not %d (%s)\n", d->w, res,
+			       op->want_res, res ? sn_errmsg() : "");
+	} else if (!res && op->want_len != (size_t)-1) {
+		static _Thread_local unsigned char want[2600];
+
+		km_fill(want, op->want_len, op->tag);
+		if (vlen != op->want_len || (vlen && memcmp(val, want, vlen)))
+			d->bad_values++;
+	}
+	d->inflight--;
+	drv_pump(d);
+}
+
+/* Issue the next call of the current phase; 0, 1 when the phase has none left, or the
+ * call's error. */
+static int drv_issue(struct drv *d)
+{
+	unsigned i = d->next, k = d->w * DRV_KEYS + i;
+	unsigned char val[2600];
+	char key[32];
+	size_t kl = km_name(key, "drv", k);
+	struct drv_op *op = &d->ops[3 * i];
+	int err;
+
+	if (i >= DRV_KEYS)
+		return 1;
+	switch (d->phase) {
+	case DRV_FILL:
+		km_fill(val, drv_len(i) / 2, 1000000 + k);
+		*op = (struct drv_op){ d, 0, (size_t)-1, 0 };
+		err = sn_kv_put_async(d->kv, key, kl, val, drv_len(i) / 2, 0, drv_cb, op);
+		break;
+	case DRV_PAIRS:
+		/* Two puts and a get of one key at once: calls to one shard run in order,
+		 * also when the first goes in a batch and the second (a value over 2 KiB) as
+		 * a request. */
+		km_fill(val, drv_len(i) / 3, 3000000 + k);
+		*op = (struct drv_op){ d, 0, (size_t)-1, 0 };
+		err = sn_kv_put_async(d->kv, key, kl, val, drv_len(i) / 3, 0, drv_cb, op);
+		if (!err) {
+			d->inflight++; /* on its way, whatever the next calls do */
+			km_fill(val, drv_len(i), 2000000 + k);
+			op[1] = (struct drv_op){ d, 0, (size_t)-1, 0 };
+			err = sn_kv_put_async(d->kv, key, kl, val, drv_len(i), 0, drv_cb, op + 1);
+		}
+		if (!err) {
+			d->inflight++;
+			op[2] = (struct drv_op){ d, 0, drv_len(i), 2000000 + k };
+			err = sn_kv_get_async(d->kv, key, kl, drv_cb, op + 2);
+		}
+		break;
+	case DRV_DEL:
+		*op = (struct drv_op){ d, 0, (size_t)-1, 0 };
+		err = i % 3 ? 0 : sn_kv_del_async(d->kv, key, kl, 0, drv_cb, op);
+		if (i % 3) {
+			d->next++;
+			return 0;
+		}
+		break;
+	default: /* DRV_CHECK */
+		*op = (struct drv_op){ d, i % 3 ? 0 : -ENOENT, i % 3 ? drv_len(i) : (size_t)-1,
+			               2000000 + k };
+		err = sn_kv_get_async(d->kv, key, kl, drv_cb, op);
+	}
+	if (err)
+		return err;
+	d->inflight++;
+	d->next++;
+	return 0;
+}
+
+static void drv_pump(void *arg)
+{
+	struct drv *d = arg;
+
+	d->in_call = 1;
+	while (d->phase != DRV_DONE && d->inflight < DRV_DEPTH) {
+		int r = drv_issue(d);
+
+		if (r == -EAGAIN) { /* a ring is full: later */
+			d->eagain++;
+			sn_rt_defer(&d->pump_task);
+			break;
+		}
+		if (r < 0) {
+			d->errors++;
+			printf("    worker %u: a call was refused: %s\n", d->w, sn_errmsg());
+			d->phase = DRV_DONE;
+		} else if (r == 1) {
+			if (d->inflight)
+				break; /* the next phase waits for this one's answers */
+			d->next = 0;
+			if (++d->phase == DRV_DONE)
+				sn_rt_latch_done(d->done);
+		}
+	}
+	d->in_call = 0;
+}
+
+static int test_async_two_workers(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_rt_opts ro = { 0 };
+	static struct drv d[2];
+	struct sn_rt_latch done;
+	struct sn_kv_stats st;
+	struct sn_rt *rt;
+	struct sn_kv *kv;
+
+	ro.workers = 2;
+	ro.flags = SN_RT_NOPIN;
+	ASSERT_OK(sn_rt_create(&ro, &rt));
+	o.rt = rt;
+	o.cache_bytes = 256u << 10; /* 4 segments: most gets read the device */
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	sn_rt_latch_init(&done, 2);
+	for (unsigned w = 0; w < 2; w++) {
+		memset(&d[w], 0, sizeof(d[w]));
+		d[w].kv = kv;
+		d[w].w = w;
+		d[w].done = &done;
+		d[w].pump_task = (struct sn_rt_task){ drv_pump, &d[w], NULL, 0 };
+		ASSERT_OK(sn_rt_send(rt, w, drv_pump, &d[w]));
+	}
+	sn_rt_latch_wait(&done);
+	for (unsigned w = 0; w < 2; w++) {
+		printf("    worker %u: %u callbacks: %u errors, %u wrong values, %u on a wrong "
+		       "thread, %u inside the call; %u times a full ring\n",
+		       w, d[w].calls, d[w].errors, d[w].bad_values, d[w].wrong_thread,
+		       d[w].inside_call, d[w].eagain);
+		ASSERT_EQ(d[w].calls, DRV_KEYS * 5 + (DRV_KEYS + 2) / 3);
+		ASSERT_EQ(d[w].errors, 0);
+		ASSERT_EQ(d[w].bad_values, 0);
+		ASSERT_EQ(d[w].wrong_thread, 0);
+		ASSERT_EQ(d[w].inside_call, 0);
+	}
+	ASSERT_OK(sn_kv_stat(kv, &st));
+	printf("    %llu gets from memory, %llu from the device\n",
+	       (unsigned long long)st.cache_hits, (unsigned long long)st.cache_misses);
+	if (!st.mapped)
+		ASSERT_TRUE(st.cache_misses > 0);
+	for (unsigned k = 0; k < 2 * DRV_KEYS; k++) {
+		char key[32];
+		size_t kl = km_name(key, "drv", k);
+		unsigned i = k % DRV_KEYS;
+
+		if (i % 3 ? km_expect(kv, key, kl, drv_len(i), 2000000 + k)
+		          : km_expect_absent(kv, key, kl))
+			return T_FAIL;
+	}
+	ASSERT_OK(sn_kv_close(kv));
+	sn_rt_destroy(rt);
+	return T_PASS;
+}
+
 /* ---- batches ---- */
 
 static int test_batches(void)
@@ -784,6 +986,8 @@ int main(int argc, char **argv)
 	T_RUN("sync, SN_KV_DURABLE, sync=always, sync=interval", test_sync_durable());
 	T_RUN("async calls from a foreign thread", test_async_foreign());
 	T_RUN("async calls from a worker of the store's runtime", test_async_worker());
+	T_RUN("many async calls from two workers at once, to every shard",
+	      test_async_two_workers());
 	T_RUN("batches across shards: all applied, later operations win", test_batches());
 	T_RUN("compaction frees dead space, keeps live values", test_compaction());
 	unlink(km_path);

@@ -145,9 +145,8 @@ static void exec_msg(void *arg)
 		if (c->op != KV_GET) {
 			res = kv_shard_write_now(sh, c->op == KV_DEL, c->hash, key, c->klen,
 			                         key + c->klen, c->vlen, c->flags);
-			if (res > 0) {
-				if ((r = hand_over(mb, c, key)))
-					kv_shard_write_done(sh, r, res);
+			if (res > 0 && (r = hand_over(mb, c, key))) {
+				kv_shard_write_done(sh, r, res);
 				continue;
 			}
 		} else {
@@ -164,12 +163,13 @@ static void exec_msg(void *arg)
 					continue;
 				}
 			}
-			if (res == 0 || res == KV_MISS) {
-				if ((r = hand_over(mb, c, key)))
-					kv_shard_get_done(sh, r, res, rec, e);
+			if ((res == 0 || res == KV_MISS) && (r = hand_over(mb, c, key))) {
+				kv_shard_get_done(sh, r, res, rec, e);
 				continue;
 			}
 		}
+		if (res >= 0) /* it needed a request, and there was no memory for one */
+			res = c->res;
 		if (res < 0) {
 			c->res = res;
 			if (res != -ENOENT) {
