@@ -567,6 +567,18 @@ static int test_async_foreign(void)
 	return T_PASS;
 }
 
+/* A fresh store on a runtime of our own with 2 workers (not pinned): o->rt is set. */
+static int open_on_own_rt(struct sn_kv_opts *o, struct sn_rt **rt, struct sn_kv **kv)
+{
+	struct sn_rt_opts ro = { 0 };
+
+	ro.workers = 2;
+	ro.flags = SN_RT_NOPIN;
+	ASSERT_OK(sn_rt_create(&ro, rt));
+	o->rt = *rt;
+	return km_open_fresh(o, kv);
+}
+
 struct on_worker {
 	struct sn_kv *kv;
 	struct async_ctx *c;
@@ -595,18 +607,13 @@ static void issue_on_worker(void *arg)
 static int test_async_worker(void)
 {
 	struct sn_kv_opts o = km_opts();
-	struct sn_rt_opts ro = { 0 };
 	static struct async_ctx c;
 	static struct async_op ops[4 * ASYNC_KEYS + 2];
 	struct on_worker w;
 	struct sn_rt *rt;
 	struct sn_kv *kv;
 
-	ro.workers = 2;
-	ro.flags = SN_RT_NOPIN;
-	ASSERT_OK(sn_rt_create(&ro, &rt));
-	o.rt = rt;
-	if (km_open_fresh(&o, &kv))
+	if (open_on_own_rt(&o, &rt, &kv))
 		return T_FAIL;
 	ASSERT_TRUE(sn_kv_rt(kv) == rt);
 	for (unsigned wk = 0; wk < 2; wk++) {
@@ -640,7 +647,9 @@ static int test_async_worker(void)
 #define DRV_KEYS  700
 #define DRV_DEPTH 48
 
-enum { DRV_FILL, DRV_PAIRS, DRV_DEL, DRV_CHECK, DRV_DONE };
+/* Between DEL and SPILL the test syncs the store: SPILL's new segments then push the
+ * (durable) older ones out of the cache, and CHECK's gets read the device. */
+enum { DRV_FILL, DRV_PAIRS, DRV_DEL, DRV_PAUSE, DRV_SPILL, DRV_CHECK, DRV_DONE };
 
 struct drv;
 struct drv_op {
@@ -727,6 +736,14 @@ static int drv_issue(struct drv *d)
 			err = sn_kv_get_async(d->kv, key, kl, drv_cb, op + 2);
 		}
 		break;
+	case DRV_SPILL:
+		if (i >= DRV_KEYS / 2)
+			return 1;
+		kl = km_name(key, "spill", k);
+		km_fill(val, 1900, 4000000 + k);
+		*op = (struct drv_op){ d, 0, (size_t)-1, 0 };
+		err = sn_kv_put_async(d->kv, key, kl, val, 1900, 0, drv_cb, op);
+		break;
 	case DRV_DEL:
 		*op = (struct drv_op){ d, 0, (size_t)-1, 0 };
 		err = i % 3 ? 0 : sn_kv_del_async(d->kv, key, kl, 0, drv_cb, op);
@@ -752,7 +769,7 @@ static void drv_pump(void *arg)
 	struct drv *d = arg;
 
 	d->in_call = 1;
-	while (d->phase != DRV_DONE && d->inflight < DRV_DEPTH) {
+	while (d->phase != DRV_DONE && d->phase != DRV_PAUSE && d->inflight < DRV_DEPTH) {
 		int r = drv_issue(d);
 
 		if (r == -EAGAIN) { /* a ring is full: later */
@@ -764,11 +781,12 @@ static void drv_pump(void *arg)
 			d->errors++;
 			printf("    worker %u: a call was refused: %s\n", d->w, sn_errmsg());
 			d->phase = DRV_DONE;
+			sn_rt_latch_done(d->done); /* the test fails on errors */
 		} else if (r == 1) {
 			if (d->inflight)
 				break; /* the next phase waits for this one's answers */
 			d->next = 0;
-			if (++d->phase == DRV_DONE)
+			if (++d->phase == DRV_DONE || d->phase == DRV_PAUSE)
 				sn_rt_latch_done(d->done);
 		}
 	}
@@ -778,19 +796,14 @@ static void drv_pump(void *arg)
 static int test_async_two_workers(void)
 {
 	struct sn_kv_opts o = km_opts();
-	struct sn_rt_opts ro = { 0 };
 	static struct drv d[2];
 	struct sn_rt_latch done;
 	struct sn_kv_stats st;
 	struct sn_rt *rt;
 	struct sn_kv *kv;
 
-	ro.workers = 2;
-	ro.flags = SN_RT_NOPIN;
-	ASSERT_OK(sn_rt_create(&ro, &rt));
-	o.rt = rt;
 	o.cache_bytes = 256u << 10; /* 4 segments: most gets read the device */
-	if (km_open_fresh(&o, &kv))
+	if (open_on_own_rt(&o, &rt, &kv))
 		return T_FAIL;
 	sn_rt_latch_init(&done, 2);
 	for (unsigned w = 0; w < 2; w++) {
@@ -802,12 +815,20 @@ static int test_async_two_workers(void)
 		ASSERT_OK(sn_rt_send(rt, w, drv_pump, &d[w]));
 	}
 	sn_rt_latch_wait(&done);
+	ASSERT_OK(sn_kv_sync(kv));
+	sn_rt_latch_init(&done, 2);
+	for (unsigned w = 0; w < 2; w++) {
+		ASSERT_EQ(d[w].phase, DRV_PAUSE);
+		d[w].phase = DRV_SPILL;
+		ASSERT_OK(sn_rt_send(rt, w, drv_pump, &d[w]));
+	}
+	sn_rt_latch_wait(&done);
 	for (unsigned w = 0; w < 2; w++) {
 		printf("    worker %u: %u callbacks: %u errors, %u wrong values, %u on a wrong "
 		       "thread, %u inside the call; %u times a full ring\n",
 		       w, d[w].calls, d[w].errors, d[w].bad_values, d[w].wrong_thread,
 		       d[w].inside_call, d[w].eagain);
-		ASSERT_EQ(d[w].calls, DRV_KEYS * 5 + (DRV_KEYS + 2) / 3);
+		ASSERT_EQ(d[w].calls, DRV_KEYS * 5 + (DRV_KEYS + 2) / 3 + DRV_KEYS / 2);
 		ASSERT_EQ(d[w].errors, 0);
 		ASSERT_EQ(d[w].bad_values, 0);
 		ASSERT_EQ(d[w].wrong_thread, 0);
