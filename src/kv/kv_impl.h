@@ -187,11 +187,11 @@ struct kv_shard {
  * Calls a worker makes to another worker's shards travel in batches (post.c): one
  * message carries many calls, packed, and comes back with their results.
  */
-#define KV_MB_SIZE     (64u << 10) /* a batch's buffer: calls, then the owner's replies */
+#define KV_MB_SIZE     (64u << 10)      /* a batch's buffer: calls, then the owner's replies */
 #define KV_MB_CALLS    (KV_MB_SIZE / 2) /* calls fill at most this much of it */
-#define KV_MB_MAX      256u        /* calls in one batch */
-#define KV_MB_EARLY    16u         /* a batch this full is sent at once */
-#define KV_MB_CALL_MAX 2048u       /* a bigger call (key and value) goes as a request */
+#define KV_MB_MAX      256u             /* calls in one batch */
+#define KV_MB_EARLY    16u              /* a batch this full is sent at once */
+#define KV_MB_CALL_MAX 2048u            /* a bigger call (key and value) goes as a request */
 
 /* One call in a batch; its key and value follow, and the next call starts 8-aligned.
  * The caller writes it; the owner writes res and rlen only when they are not 0, so a
@@ -227,9 +227,9 @@ struct kv_worker {
 	struct kv_req *done_head, **done_tail;   /* callbacks for this worker's own calls */
 	struct kv_req *reply_head, **reply_tail; /* replies that found a ring full */
 	struct sn_rt_task done_task;
-	struct kv_mb **mb_open;   /* per owning worker: the batch being filled, or NULL */
-	struct kv_mb *mb_free;    /* empty batch buffers */
-	struct kv_mb *mb_local;   /* results of calls to this worker's own shards */
+	struct kv_mb **mb_open; /* per owning worker: the batch being filled, or NULL */
+	struct kv_mb *mb_free;  /* empty batch buffers */
+	struct kv_mb *mb_local; /* results of calls to this worker's own shards */
 	struct kv_mb *mb_unsent, **mb_unsent_tail; /* replies that found a ring full */
 	struct sn_rt_task mb_task; /* sends the open batches at the end of the iteration */
 	int err;
@@ -315,8 +315,8 @@ void kv_shard_exec(struct kv_shard *sh, struct kv_req *r);
 #define KV_WAIT   2 /* write: done, the caller waits for it to be durable */
 #define KV_MISS   3 /* get: the record is not in memory: read it (*ep says where) */
 #define KV_HANDED 4 /* post.c: the call became a request of its own */
-int kv_shard_write_now(struct kv_shard *sh, int del, uint64_t hash, const void *key,
-                       uint32_t klen, const void *val, uint32_t vlen, unsigned flags);
+int kv_shard_write_now(struct kv_shard *sh, int del, uint64_t hash, const void *key, uint32_t klen,
+                       const void *val, uint32_t vlen, unsigned flags);
 int kv_shard_get_now(struct kv_shard *sh, uint64_t hash, const void *key, uint32_t klen,
                      const unsigned char **recp, const struct sn_idx_ent **ep);
 void kv_shard_get_done(struct kv_shard *sh, struct kv_req *r, int res, const unsigned char *rec,
@@ -348,8 +348,7 @@ int kv_shard_scan_keys(struct kv_shard *sh, unsigned char **bufp, size_t *lenp);
 /* store.c: hand a finished request back to its caller (on the owning worker). */
 void kv_complete(struct kv_worker *w, struct kv_req *r);
 struct kv_req *kv_req_new(struct sn_kv *kv, enum kv_op op, const void *key, size_t klen,
-                          const void *val, size_t vlen, unsigned flags, sn_kv_cb cb,
-                          void *arg);
+                          const void *val, size_t vlen, unsigned flags, sn_kv_cb cb, void *arg);
 
 /* post.c: calls between workers, in batches. */
 int kv_post_init(struct kv_worker *w);

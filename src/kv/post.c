@@ -155,7 +155,9 @@ static void exec_msg(void *arg)
 				const struct sn_kv_rechdr *h = (const struct sn_kv_rechdr *)rec;
 
 				if (h->vlen <= room) {
-					memcpy(rep, rec + sizeof(*h) + sn_kv_rec_extra(h->type) + h->klen,
+					memcpy(rep,
+					       rec + sizeof(*h) + sn_kv_rec_extra(h->type) +
+					               h->klen,
 					       h->vlen);
 					c->rlen = h->vlen;
 					rep += h->vlen;
@@ -274,8 +276,13 @@ static int post_remote(struct kv_worker *w, unsigned owner, enum kv_op op, uint6
 	if (!(mb = w->mb_open[owner]) && !(mb = open_batch(w, owner)))
 		return sn__err(-ENOMEM, "out of memory");
 	c = (struct kv_call *)(mb->data + mb->len);
-	*c = (struct kv_call){ .op = (uint8_t)op, .flags = (uint8_t)flags, .klen = (uint16_t)klen,
-		               .vlen = vlen, .hash = hash, .cb = cb, .arg = arg };
+	*c = (struct kv_call){ .op = (uint8_t)op,
+		               .flags = (uint8_t)flags,
+		               .klen = (uint16_t)klen,
+		               .vlen = vlen,
+		               .hash = hash,
+		               .cb = cb,
+		               .arg = arg };
 	memcpy(c + 1, key, klen);
 	if (op != KV_GET && vlen)
 		memcpy((unsigned char *)(c + 1) + klen, val, vlen);
@@ -345,7 +352,8 @@ static int post_local(struct kv_worker *w, struct kv_shard *sh, enum kv_op op, u
 
 			if (h->vlen <= KV_MB_SIZE - mb->len - sizeof(*d) - 8) {
 				*d = (struct kv_done){ cb, arg, 0, 0, 1 };
-				done_local(mb, d, rec + sizeof(*h) + sn_kv_rec_extra(h->type) + h->klen,
+				done_local(mb, d,
+				           rec + sizeof(*h) + sn_kv_rec_extra(h->type) + h->klen,
 				           h->vlen);
 				return 0;
 			}
@@ -402,6 +410,7 @@ int kv_post(struct sn_kv *kv, enum kv_op op, uint64_t hash, const void *key, uin
 	unsigned s = kv_shard_of(kv, hash), owner = kv_owner(kv, s);
 
 	if (owner == w->idx)
-		return post_local(w, &kv->shards[s], op, hash, key, klen, val, vlen, flags, cb, arg);
+		return post_local(w, &kv->shards[s], op, hash, key, klen, val, vlen, flags, cb,
+		                  arg);
 	return post_remote(w, owner, op, hash, key, klen, val, vlen, flags, cb, arg);
 }

@@ -757,8 +757,8 @@ void kv_shard_space_retry(struct kv_shard *sh)
 	}
 }
 
-int kv_shard_write_now(struct kv_shard *sh, int del, uint64_t hash, const void *key,
-                       uint32_t klen, const void *val, uint32_t vlen, unsigned flags)
+int kv_shard_write_now(struct kv_shard *sh, int del, uint64_t hash, const void *key, uint32_t klen,
+                       const void *val, uint32_t vlen, unsigned flags)
 {
 	unsigned type = del ? SN_KV_REC_DEL : SN_KV_REC_PUT;
 	struct sn_idx_ent *e;
@@ -979,7 +979,8 @@ static void read_done(struct kv_io *x, int64_t res)
 		kv_shard_exec(sh, r);
 		sh->gets--;
 		return;
-	} else if ((r->res = check_record(sh, x->segseq, x->buf + x->off, x->len, r->data, r->klen))) {
+	} else if ((r->res = check_record(sh, x->segseq, x->buf + x->off, x->len, r->data,
+	                                  r->klen))) {
 		sh->corrupt++;
 		sn__err(r->res, "shard %u: record at segment %u offset %u fails its checksum",
 		        sh->id, x->seg, e->off);

@@ -212,8 +212,8 @@ static int submit_op(struct sn_kv *kv, enum kv_op op, const void *key, size_t kl
 	/* On a worker, a quick call (no wait for a flush, a small value) needs no request. */
 	if (on_worker(kv) && !(flags & SN_KV_DURABLE) && kv->opts.sync != SN_KV_SYNC_ALWAYS &&
 	    sizeof(struct kv_call) + klen + vlen <= KV_MB_CALL_MAX &&
-	    (err = kv_post(kv, op, sn_kv_hash(key, klen), key, (uint32_t)klen, val,
-	                   (uint32_t)vlen, flags, cb, arg)) != KV_NOPOST)
+	    (err = kv_post(kv, op, sn_kv_hash(key, klen), key, (uint32_t)klen, val, (uint32_t)vlen,
+	                   flags, cb, arg)) != KV_NOPOST)
 		return err;
 	if (!(r = kv_req_new(kv, op, key, klen, val, vlen, flags, cb, arg)))
 		return sn__err(-ENOMEM, "out of memory");
@@ -685,7 +685,7 @@ int sn_kv_write(struct sn_kv *kv, struct sn_kv_batch *b, unsigned flags)
 		if (!len[s])
 			continue;
 		if (!(parts[s] = kv_req_new(kv, KV_BATCH_PART, NULL, 0, NULL, len[s], flags, NULL,
-		                         NULL))) {
+		                            NULL))) {
 			err = sn__err(-ENOMEM, "out of memory");
 			goto out;
 		}
@@ -721,7 +721,7 @@ int sn_kv_write(struct sn_kv *kv, struct sn_kv_batch *b, unsigned flags)
 		 * drop) an older durable record, and a later durable write on its shard waits
 		 * only for its own shard's log, not for this commit. */
 		if (!(commit[0] = kv_req_new(kv, KV_BATCH_COMMIT, NULL, 0, NULL, 0,
-		                          flags | SN_KV_DURABLE, NULL, NULL))) {
+		                             flags | SN_KV_DURABLE, NULL, NULL))) {
 			err = sn__err(-ENOMEM, "out of memory");
 		} else {
 			commit[0]->shard = first;

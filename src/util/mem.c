@@ -35,7 +35,7 @@ void *sn__zalloc_big(size_t len)
 		munmap(p, pad);
 	munmap(p + pad + len, HUGE_PAGE - pad);
 	(void)madvise(p + pad, len, MADV_HUGEPAGE); /* a hint: 4 KiB pages work too */
-	return p + pad; /* a new mapping reads as zeros */
+	return p + pad;                             /* a new mapping reads as zeros */
 }
 
 void sn__free_big(void *p, size_t len)
