@@ -314,7 +314,7 @@ if have_sn != "1":
 elif sn_args:
     print(f"\nsnstore kvbench ran with {sn_args}")
 else:
-    print("\nsnstore kvbench ran with its default clients (up to 64 calls in flight each;"
+    print("\nsnstore kvbench ran with its default clients (up to 256 calls in flight each;"
           " fillsync depth 1); kvref clients make one blocking call at a time."
           " SN_ARGS=\"--depth 1\" compares call for call.")
 sys.exit(bad)
