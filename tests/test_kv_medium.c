@@ -441,16 +441,54 @@ static int test_background_compaction(void)
 }
 
 /* Errors raised on the worker that owns the shard reach the caller with a reason. */
+/* An asynchronous put made on a worker: its result and sn_errmsg() in its callback. */
+struct async_put {
+	struct sn_kv *kv;
+	const char *key;
+	struct sn_rt_latch done;
+	int err, res;
+	char msg[256];
+};
+
+static void async_put_cb(void *arg, int res, const void *val, size_t vlen)
+{
+	struct async_put *a = arg;
+
+	(void)val;
+	(void)vlen;
+	a->res = res;
+	snprintf(a->msg, sizeof(a->msg), "%s", sn_errmsg());
+	sn_rt_latch_done(&a->done);
+}
+
+static void async_put_on_worker(void *arg)
+{
+	struct async_put *a = arg;
+	unsigned char val[2000];
+
+	km_fill(val, sizeof(val), 7);
+	sn__err_clear();
+	a->err = sn_kv_put_async(a->kv, a->key, strlen(a->key), val, sizeof(val), 0, async_put_cb,
+	                         a);
+	if (a->err)
+		sn_rt_latch_done(&a->done);
+}
+
 static int test_errors_have_reasons(void)
 {
 	struct sn_kv_opts o = km_opts();
+	struct sn_rt_opts ro = { .workers = 3, .flags = SN_RT_NOPIN };
+	struct async_put a;
+	struct sn_rt *rt;
 	struct sn_kv *kv;
 	char uri[1200], key[32];
 	unsigned n = 0;
 	int err;
 
-	o.shards = 1;
-	o.capacity = (1u << 20) + 4 * KM_SEG;
+	o.shards = 2;
+	o.capacity = (1u << 20) + 8 * KM_SEG;
+	ASSERT_OK(sn_rt_create(&ro, &rt));
+	o.rt = rt;
 	if (km_open_fresh(&o, &kv))
 		return T_FAIL;
 	do {
@@ -459,7 +497,24 @@ static int test_errors_have_reasons(void)
 	} while (!err && ++n < 10000);
 	printf("    a full store: put = %s, sn_errmsg() \"%s\"\n", sn_errname(err), sn_errmsg());
 	ASSERT_ERR(err, -ENOSPC);
+	/* The same key again from each worker: from its shard's owner the put runs at once,
+	 * from the other shard's owner it travels in a batch, from worker 2 (which owns no
+	 * shard: 2 shards) as a request. The callback has the reason every way. */
+	km_name(key, "f", n);
+	for (unsigned w = 0; w < 3; w++) {
+		a = (struct async_put){ .kv = kv, .key = key };
+		sn_rt_latch_init(&a.done, 1);
+		ASSERT_OK(sn_rt_call(rt, w, async_put_on_worker, &a));
+		sn_rt_latch_wait(&a.done);
+		printf("    the same from worker %u, asynchronously: %s, \"%s\"\n", w,
+		       sn_errname(a.err ? a.err : a.res), a.msg);
+		ASSERT_OK(a.err);
+		ASSERT_ERR(a.res, -ENOSPC);
+		ASSERT_TRUE(strstr(a.msg, "is full") != NULL);
+	}
 	ASSERT_OK(sn_kv_close(kv));
+	sn_rt_destroy(rt);
+	o.rt = NULL;
 
 	/* Every flush fails: the durable put fails with EIO, and says why. */
 	snprintf(uri, sizeof(uri), "fault:psync:%s?eio_prob=1&fail_ops=flush", km_path);

@@ -4,8 +4,8 @@
  *
  * A put, delete or get made on a worker for another worker's shard is not a request and
  * a message of its own: it is appended to the open batch for that worker (a struct
- * kv_call, the key, the value, packed), and the batch goes as one message at the end of
- * the caller's loop iteration, or once it is full. The owner runs the calls in order and
+ * kv_call, the key, the value, packed), and the batch goes as one message once 16 calls
+ * wait in it (KV_MB_EARLY), or at the end of the caller's loop iteration. The owner runs the calls in order and
  * sends the batch back, and the caller runs their callbacks and keeps the buffer for the
  * next batch. So a call costs no allocation and no message of its own, the owner reads
  * the calls in one sequential sweep, and for a put it writes nothing back: res and rlen
@@ -28,6 +28,8 @@
 #include "kv_impl.h"
 
 static void send_task(void *arg);
+
+#define LOCAL_MSG 256 /* room an error's message may take in a buffer (a longer one is cut) */
 
 static uint32_t call_len(uint32_t klen, uint32_t vlen)
 {
@@ -113,15 +115,17 @@ static struct kv_req *hand_over(struct kv_mb *mb, struct kv_call *c, const unsig
 	return r;
 }
 
-/* An error's message goes after the calls, if there is room. */
-static uint32_t put_msg(struct kv_call *c, unsigned char *rep, uint32_t room)
+/* sn_errmsg() into dst, cut to max bytes with its NUL: the bytes taken, 0 when empty. */
+static uint32_t copy_msg(void *dst, size_t max)
 {
 	size_t n = strlen(sn_errmsg()) + 1;
 
-	if (n == 1 || n > room)
+	if (n == 1 || !max)
 		return 0;
-	memcpy(rep, sn_errmsg(), n);
-	c->rlen = (uint32_t)n;
+	if (n > max)
+		n = max;
+	memcpy(dst, sn_errmsg(), n - 1);
+	((char *)dst)[n - 1] = '\0';
 	return (uint32_t)n;
 }
 
@@ -174,11 +178,10 @@ static void exec_msg(void *arg)
 			res = c->res;
 		if (res < 0) {
 			c->res = res;
-			if (res != -ENOENT) {
-				uint32_t n = put_msg(c, rep, room);
-
-				rep += n;
-				room -= n;
+			if (res != -ENOENT) { /* the message follows the calls, if there is room */
+				c->rlen = copy_msg(rep, room < LOCAL_MSG ? room : LOCAL_MSG);
+				rep += c->rlen;
+				room -= c->rlen;
 			}
 		}
 	}
@@ -279,7 +282,7 @@ static int post_remote(struct kv_worker *w, unsigned owner, enum kv_op op, uint6
 	*c = (struct kv_call){ .op = (uint8_t)op,
 		               .flags = (uint8_t)flags,
 		               .klen = (uint16_t)klen,
-		               .vlen = vlen,
+		               .vlen = op == KV_GET ? 0 : vlen,
 		               .hash = hash,
 		               .cb = cb,
 		               .arg = arg };
@@ -309,18 +312,9 @@ struct kv_done {
 	uint32_t rlen : 31, get : 1; /* its reply's bytes; a get (its reply is a value) */
 };
 
-#define LOCAL_MSG 256 /* room an error's message may take */
-
 static uint32_t done_len(uint32_t rlen)
 {
 	return (uint32_t)sizeof(struct kv_done) + ((rlen + 7) & ~7u);
-}
-
-static void done_local(struct kv_mb *mb, struct kv_done *d, const void *val, size_t len)
-{
-	d->rlen = (uint32_t)len & 0x7fffffff;
-	memcpy(d + 1, val, len);
-	mb->len += done_len(d->rlen);
 }
 
 static int post_local(struct kv_worker *w, struct kv_shard *sh, enum kv_op op, uint64_t hash,
@@ -351,10 +345,10 @@ static int post_local(struct kv_worker *w, struct kv_shard *sh, enum kv_op op, u
 			const struct sn_kv_rechdr *h = (const struct sn_kv_rechdr *)rec;
 
 			if (h->vlen <= KV_MB_SIZE - mb->len - sizeof(*d) - 8) {
-				*d = (struct kv_done){ cb, arg, 0, 0, 1 };
-				done_local(mb, d,
-				           rec + sizeof(*h) + sn_kv_rec_extra(h->type) + h->klen,
-				           h->vlen);
+				*d = (struct kv_done){ cb, arg, 0, h->vlen, 1 };
+				memcpy(d + 1, rec + sizeof(*h) + sn_kv_rec_extra(h->type) + h->klen,
+				       h->vlen);
+				mb->len += done_len(d->rlen);
 				return 0;
 			}
 		}
@@ -376,7 +370,9 @@ static int post_local(struct kv_worker *w, struct kv_shard *sh, enum kv_op op, u
 		}
 	}
 	*d = (struct kv_done){ cb, arg, res, 0, op == KV_GET };
-	done_local(mb, d, sn_errmsg(), res < 0 && res != -ENOENT ? strlen(sn_errmsg()) + 1 : 0);
+	if (res < 0 && res != -ENOENT)
+		d->rlen = copy_msg(d + 1, LOCAL_MSG);
+	mb->len += done_len(d->rlen);
 	return 0;
 }
 

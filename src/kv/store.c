@@ -189,7 +189,7 @@ static int route(struct sn_kv *kv, struct kv_req *r)
 		return 0;
 	}
 	/* Calls to one worker run in order: the batch of earlier ones goes first. */
-	err = r->origin == SN_RT_FOREIGN ? 0 : kv_post_send(&kv->workers[r->origin], owner);
+	err = r->origin < kv->nworkers ? kv_post_send(&kv->workers[r->origin], owner) : 0;
 	if (!err)
 		err = sn_rt_send(kv->rt, owner, exec_msg, r);
 	if (err) {
@@ -209,8 +209,11 @@ static int submit_op(struct sn_kv *kv, enum kv_op op, const void *key, size_t kl
 		return err;
 	if (flags & ~SN_KV_DURABLE)
 		return sn__err(-EINVAL, "unknown flags 0x%x", flags & ~SN_KV_DURABLE);
-	/* On a worker, a quick call (no wait for a flush, a small value) needs no request. */
-	if (on_worker(kv) && !(flags & SN_KV_DURABLE) && kv->opts.sync != SN_KV_SYNC_ALWAYS &&
+	/* On a worker with a share of the store (a runtime may have more workers than the
+	 * store has shards), a quick call (no wait for a flush, a small value) needs no
+	 * request. */
+	if (on_worker(kv) && sn_rt_self() < kv->nworkers && !(flags & SN_KV_DURABLE) &&
+	    kv->opts.sync != SN_KV_SYNC_ALWAYS &&
 	    sizeof(struct kv_call) + klen + vlen <= KV_MB_CALL_MAX &&
 	    (err = kv_post(kv, op, sn_kv_hash(key, klen), key, (uint32_t)klen, val, (uint32_t)vlen,
 	                   flags, cb, arg)) != KV_NOPOST)
