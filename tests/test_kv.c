@@ -853,6 +853,164 @@ static int test_async_two_workers(void)
 	return T_PASS;
 }
 
+/*
+ * Random calls from two workers, each on keys of its own: puts of 0..2999 bytes (over
+ * 2 KiB they go as requests), deletes, durable puts and deletes (requests), syncs and
+ * gets, up to 32 in flight. Calls to one shard run in the order made, whichever path
+ * each takes, so every get must return what the worker's last put or delete of that key
+ * before it said, and the store must end as the last of them said.
+ */
+#define RND_KEYS 48
+#define RND_OPS  3000
+
+struct rnd;
+struct rnd_op {
+	struct rnd *d;
+	int get, want_res;
+	uint32_t want_len, want_tag;
+};
+
+struct rnd {
+	struct sn_kv *kv;
+	unsigned w, issued, inflight, calls, errors, bad_values;
+	uint64_t rng;
+	uint32_t len[RND_KEYS], tag[RND_KEYS]; /* the model: tag 0 = absent */
+	struct sn_rt_latch *done;
+	struct sn_rt_task pump_task;
+	struct rnd_op ops[RND_OPS];
+};
+
+static uint32_t rnd_next(struct rnd *d, uint32_t n)
+{
+	d->rng = d->rng * 6364136223846793005ull + 1442695040888963407ull;
+	return (uint32_t)(((d->rng >> 33) * n) >> 31);
+}
+
+static void rnd_pump(void *arg);
+
+static void rnd_cb(void *arg, int res, const void *val, size_t vlen)
+{
+	struct rnd_op *op = arg;
+	struct rnd *d = op->d;
+
+	d->calls++;
+	if (res != op->want_res) {
+		if (d->errors++ < 3)
+			printf("    worker %u: a call returned %d, not %d\n", d->w, res,
+			       op->want_res);
+	} else if (op->get && !res) {
+		static _Thread_local unsigned char want[3000];
+
+		km_fill(want, op->want_len, op->want_tag);
+		if (vlen != op->want_len || (vlen && memcmp(val, want, vlen)))
+			d->bad_values++;
+	}
+	d->inflight--;
+	rnd_pump(d);
+}
+
+static int rnd_issue(struct rnd *d)
+{
+	struct rnd_op *op = &d->ops[d->issued];
+	unsigned i = rnd_next(d, RND_KEYS), k = d->w * RND_KEYS + i, p = rnd_next(d, 100);
+	unsigned flags = rnd_next(d, 10) ? 0 : SN_KV_DURABLE;
+	unsigned char val[3000];
+	char key[32];
+	size_t kl = km_name(key, "rnd", k);
+	int err;
+
+	*op = (struct rnd_op){ d, 0, 0, 0, 0 };
+	if (p < 35) {
+		op->get = 1;
+		op->want_res = d->tag[i] ? 0 : -ENOENT;
+		op->want_len = d->len[i];
+		op->want_tag = d->tag[i];
+		err = sn_kv_get_async(d->kv, key, kl, rnd_cb, op);
+	} else if (p < 50) {
+		err = sn_kv_del_async(d->kv, key, kl, flags, rnd_cb, op);
+		if (!err)
+			d->tag[i] = 0;
+	} else if (p < 54) {
+		err = sn_kv_sync_async(d->kv, rnd_cb, op);
+	} else {
+		uint32_t len = rnd_next(d, 3000), tag = 5000000 + d->w * RND_OPS + d->issued;
+
+		km_fill(val, len, tag);
+		err = sn_kv_put_async(d->kv, key, kl, val, len, flags, rnd_cb, op);
+		if (!err) {
+			d->len[i] = len;
+			d->tag[i] = tag;
+		}
+	}
+	if (!err) {
+		d->inflight++;
+		d->issued++;
+	}
+	return err;
+}
+
+static void rnd_pump(void *arg)
+{
+	struct rnd *d = arg;
+
+	while (d->issued < RND_OPS && d->inflight < 32) {
+		int err = rnd_issue(d);
+
+		if (err == -EAGAIN) {
+			sn_rt_defer(&d->pump_task);
+			return;
+		}
+		if (err) {
+			printf("    worker %u: a call was refused: %s\n", d->w, sn_errmsg());
+			d->errors++;
+			d->issued = RND_OPS;
+		}
+	}
+	if (d->issued == RND_OPS && !d->inflight) {
+		d->issued++; /* once */
+		sn_rt_latch_done(d->done);
+	}
+}
+
+static int test_async_random_order(void)
+{
+	struct sn_kv_opts o = km_opts();
+	static struct rnd d[2];
+	struct sn_rt_latch done;
+	struct sn_rt *rt;
+	struct sn_kv *kv;
+
+	if (open_on_own_rt(&o, &rt, &kv))
+		return T_FAIL;
+	sn_rt_latch_init(&done, 2);
+	for (unsigned w = 0; w < 2; w++) {
+		d[w] = (struct rnd){
+			.kv = kv, .w = w, .rng = 0x9e3779b97f4a7c15ull * (w + 1), .done = &done
+		};
+		d[w].pump_task = (struct sn_rt_task){ rnd_pump, &d[w], NULL, 0 };
+		ASSERT_OK(sn_rt_send(rt, w, rnd_pump, &d[w]));
+	}
+	sn_rt_latch_wait(&done);
+	for (unsigned w = 0; w < 2; w++) {
+		printf("    worker %u: %u calls: %u wrong results, %u wrong values\n", w,
+		       d[w].calls, d[w].errors, d[w].bad_values);
+		ASSERT_EQ(d[w].calls, RND_OPS);
+		ASSERT_EQ(d[w].errors, 0);
+		ASSERT_EQ(d[w].bad_values, 0);
+		for (unsigned i = 0; i < RND_KEYS; i++) {
+			char key[32];
+			size_t kl = km_name(key, "rnd", w * RND_KEYS + i);
+
+			if (d[w].tag[i] ? km_expect(kv, key, kl, d[w].len[i], d[w].tag[i])
+			                : km_expect_absent(kv, key, kl))
+				return T_FAIL;
+		}
+	}
+	ASSERT_OK(sn_kv_close(kv));
+	sn_rt_destroy(rt);
+	return T_PASS;
+}
+
 /* ---- batches ---- */
 
 static int test_batches(void)
@@ -1009,6 +1167,8 @@ int main(int argc, char **argv)
 	T_RUN("async calls from a worker of the store's runtime", test_async_worker());
 	T_RUN("many async calls from two workers at once, to every shard",
 	      test_async_two_workers());
+	T_RUN("random async calls from two workers keep each worker's order",
+	      test_async_random_order());
 	T_RUN("batches across shards: all applied, later operations win", test_batches());
 	T_RUN("compaction frees dead space, keeps live values", test_compaction());
 	unlink(km_path);
