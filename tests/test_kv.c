@@ -644,6 +644,17 @@ static int test_async_worker(void)
  * the data (gets that must read the device), two puts and a get of one key issued back
  * to back (the get sees the second put), then deletes.
  */
+/* val holds exactly the want_len bytes of value tag (from a callback: any worker). */
+static int value_is(const void *val, size_t vlen, size_t want_len, uint64_t tag)
+{
+	static _Thread_local unsigned char want[3000];
+
+	if (vlen != want_len || want_len > sizeof(want))
+		return 0;
+	km_fill(want, want_len, tag);
+	return !vlen || !memcmp(val, want, vlen);
+}
+
 #define DRV_KEYS  700
 #define DRV_DEPTH 48
 
@@ -688,11 +699,7 @@ static void drv_cb(void *arg, int res, const void *val, size_t vlen)
 			printf("    worker %u: a call returned %d, not %d (%s)\n", d->w, res,
 			       op->want_res, res ? sn_errmsg() : "");
 	} else if (!res && op->want_len != (size_t)-1) {
-		static _Thread_local unsigned char want[2600];
-
-		km_fill(want, op->want_len, op->tag);
-		if (vlen != op->want_len || (vlen && memcmp(val, want, vlen)))
-			d->bad_values++;
+		d->bad_values += !value_is(val, vlen, op->want_len, op->tag);
 	}
 	d->inflight--;
 	drv_pump(d);
@@ -899,11 +906,7 @@ static void rnd_cb(void *arg, int res, const void *val, size_t vlen)
 			printf("    worker %u: a call returned %d, not %d\n", d->w, res,
 			       op->want_res);
 	} else if (op->get && !res) {
-		static _Thread_local unsigned char want[3000];
-
-		km_fill(want, op->want_len, op->want_tag);
-		if (vlen != op->want_len || (vlen && memcmp(val, want, vlen)))
-			d->bad_values++;
+		d->bad_values += !value_is(val, vlen, op->want_len, op->want_tag);
 	}
 	d->inflight--;
 	rnd_pump(d);
