@@ -174,16 +174,6 @@ struct kv_shard {
 };
 
 /*
- * A worker's share: its queue on the device, and completions to deliver locally.
- *
- * The queue's flushes are the worker's, not a shard's: one at a time, covering every
- * shard that asked before it was issued. The queue is one file description, and Linux
- * reports a failed writeback once per description to whichever flush checks first: two
- * overlapping flushes could see one fail and the other succeed for the same lost data.
- * One at a time, a flush fails exactly when something written before it was lost; then
- * every shard of the worker fails (their unflushed writes may be among the lost).
- */
-/*
  * Calls a worker makes to another worker's shards travel in batches (post.c): one
  * message carries many calls, packed, and comes back with their results.
  */
@@ -215,6 +205,16 @@ struct kv_mb {
 	_Alignas(64) unsigned char data[]; /* calls, then replies in call order */
 };
 
+/*
+ * A worker's share: its queue on the device, and completions to deliver locally.
+ *
+ * The queue's flushes are the worker's, not a shard's: one at a time, covering every
+ * shard that asked before it was issued. The queue is one file description, and Linux
+ * reports a failed writeback once per description to whichever flush checks first: two
+ * overlapping flushes could see one fail and the other succeed for the same lost data.
+ * One at a time, a flush fails exactly when something written before it was lost; then
+ * every shard of the worker fails (their unflushed writes may be among the lost).
+ */
 struct kv_io;
 struct kv_worker {
 	struct sn_kv *kv;

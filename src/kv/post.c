@@ -5,9 +5,9 @@
  * A put, delete or get made on a worker for another worker's shard is not a request and
  * a message of its own: it is appended to the open batch for that worker (a struct
  * kv_call, the key, the value, packed), and the batch goes as one message once 16 calls
- * wait in it (KV_MB_EARLY), or at the end of the caller's loop iteration. The owner runs the calls in order and
- * sends the batch back, and the caller runs their callbacks and keeps the buffer for the
- * next batch. So a call costs no allocation and no message of its own, the owner reads
+ * wait in it (KV_MB_EARLY), or at the end of the caller's loop iteration. The owner runs
+ * the calls in order and sends the batch back, and the caller runs their callbacks and
+ * keeps the buffer for the next batch. So a call costs no allocation and no message of its own, the owner reads
  * the calls in one sequential sweep, and for a put it writes nothing back: res and rlen
  * start at 0 and are written only when they are not. Values of gets and the messages of
  * errors follow the calls in the buffer, in call order.
@@ -19,6 +19,9 @@
  * Order: a worker's calls to one owner run in the order they were made. Calls that do
  * not go in a batch (durable writes, syncs, big values) send the open batch first
  * (kv_post_send from route()).
+ *
+ * Calls to the worker's own shards run at once, with no request either; their results
+ * wait in one buffer (mb_local) for the end of the iteration (post_local).
  */
 #include <errno.h>
 #include <stdlib.h>
