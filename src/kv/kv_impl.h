@@ -252,8 +252,11 @@ struct sn_kv {
 	unsigned char *map; /* byte-addressable device: every segment's image is its place in
 	                       the mapping (appends are stores, rounds are persists, reads are
 	                       loads); NULL: images are buffers in memory, written by I/O */
-	int pipeline;       /* a round may write while the previous round's flush runs
-	                       (SN_KV_NOPIPE=1 in the environment turns it off, to diagnose) */
+	int pipeline;       /* a round may write while the previous round's flush runs. Off
+	                       (SN_KV_PIPE=1 in the environment turns it on): the waiters
+	                       that come during a flush then share one round after it,
+	                       where pipelined rounds split them (fillsync, 32 writers, 2
+	                       workers: 168k against 125k ops/s on a virtio disk) */
 	int zero_ahead;     /* a regular file, not mapped: rounds write zeros ahead of the head
 	                       (KV_ZERO_AHEAD; SN_KV_NOZERO=1 turns it off) */
 

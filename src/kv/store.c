@@ -1226,7 +1226,7 @@ int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kv
 		if (sn_dev_map(kv->dev, &base) == 0)
 			kv->map = base;
 	}
-	kv->pipeline = !getenv("SN_KV_NOPIPE");
+	kv->pipeline = getenv("SN_KV_PIPE") != NULL;
 	kv->zero_ahead = !kv->map && !(kv->info.caps & SN_CAP_BLOCKDEV) && !getenv("SN_KV_NOZERO");
 	err = read_super(kv->dev, &kv->sb);
 	if (err == -ENOENT && !kv->opts.no_create)
