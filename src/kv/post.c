@@ -32,7 +32,7 @@
 
 static void send_task(void *arg);
 
-#define LOCAL_MSG 256 /* room an error's message may take in a buffer (a longer one is cut) */
+#define MSG_MAX 256 /* the bytes an error's message may take in a buffer (a longer one is cut) */
 
 static uint32_t call_len(uint32_t klen, uint32_t vlen)
 {
@@ -106,8 +106,8 @@ void kv_post_retry(struct kv_worker *w)
  * callback, on the caller. NULL when out of memory (c says so). */
 static struct kv_req *hand_over(struct kv_mb *mb, struct kv_call *c, const unsigned char *key)
 {
-	struct kv_req *r = kv_req_new(mb->kv, c->op, key, c->klen, key + c->klen,
-	                              c->op == KV_GET ? 0 : c->vlen, c->flags, c->cb, c->arg);
+	struct kv_req *r = kv_req_new(mb->kv, c->op, key, c->klen, key + c->klen, c->vlen, c->flags,
+	                              c->cb, c->arg);
 
 	if (!r) {
 		c->res = sn__err(-ENOMEM, "out of memory");
@@ -118,10 +118,11 @@ static struct kv_req *hand_over(struct kv_mb *mb, struct kv_call *c, const unsig
 	return r;
 }
 
-/* sn_errmsg() into dst, cut to max bytes with its NUL: the bytes taken, 0 when empty. */
-static uint32_t copy_msg(void *dst, size_t max)
+/* sn_errmsg() into dst, cut to room and MSG_MAX bytes with its NUL: the bytes taken, 0
+ * when it is empty or there is no room. */
+static uint32_t copy_msg(void *dst, size_t room)
 {
-	size_t n = strlen(sn_errmsg()) + 1;
+	size_t n = strlen(sn_errmsg()) + 1, max = room < MSG_MAX ? room : MSG_MAX;
 
 	if (n == 1 || !max)
 		return 0;
@@ -182,7 +183,7 @@ static void exec_msg(void *arg)
 		if (res < 0) {
 			c->res = res;
 			if (res != -ENOENT) { /* the message follows the calls, if there is room */
-				c->rlen = copy_msg(rep, room < LOCAL_MSG ? room : LOCAL_MSG);
+				c->rlen = copy_msg(rep, room);
 				rep += c->rlen;
 				room -= c->rlen;
 			}
@@ -274,7 +275,7 @@ static int post_remote(struct kv_worker *w, unsigned owner, enum kv_op op, uint6
                        unsigned flags, sn_kv_cb cb, void *arg)
 {
 	struct kv_mb *mb = w->mb_open[owner];
-	uint32_t len = call_len(klen, op == KV_GET ? 0 : vlen);
+	uint32_t len = call_len(klen, vlen);
 	struct kv_call *c;
 
 	if (mb && (mb->n == KV_MB_MAX || mb->len + len > KV_MB_CALLS) && kv_post_send(w, owner))
@@ -285,12 +286,12 @@ static int post_remote(struct kv_worker *w, unsigned owner, enum kv_op op, uint6
 	*c = (struct kv_call){ .op = (uint8_t)op,
 		               .flags = (uint8_t)flags,
 		               .klen = (uint16_t)klen,
-		               .vlen = op == KV_GET ? 0 : vlen,
+		               .vlen = vlen,
 		               .hash = hash,
 		               .cb = cb,
 		               .arg = arg };
 	memcpy(c + 1, key, klen);
-	if (op != KV_GET && vlen)
+	if (vlen)
 		memcpy((unsigned char *)(c + 1) + klen, val, vlen);
 	mb->len += len;
 	/* Send early: the owner starts on these while this worker goes on (the latency of
@@ -339,7 +340,7 @@ static int post_local(struct kv_worker *w, struct kv_shard *sh, enum kv_op op, u
 		w->mb_local = mb;
 		sn_rt_defer(&w->done_task);
 	}
-	if (KV_MB_SIZE - mb->len < sizeof(*d) + LOCAL_MSG + 8)
+	if (KV_MB_SIZE - mb->len < sizeof(*d) + MSG_MAX + 8)
 		return KV_NOPOST;
 	d = (struct kv_done *)(mb->data + mb->len);
 	if (op == KV_GET) {
@@ -374,7 +375,7 @@ static int post_local(struct kv_worker *w, struct kv_shard *sh, enum kv_op op, u
 	}
 	*d = (struct kv_done){ cb, arg, res, 0, op == KV_GET };
 	if (res < 0 && res != -ENOENT)
-		d->rlen = copy_msg(d + 1, LOCAL_MSG);
+		d->rlen = copy_msg(d + 1, MSG_MAX);
 	mb->len += done_len(d->rlen);
 	return 0;
 }
