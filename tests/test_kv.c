@@ -12,6 +12,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -577,6 +579,96 @@ static int open_on_own_rt(struct sn_kv_opts *o, struct sn_rt **rt, struct sn_kv 
 	ASSERT_OK(sn_rt_create(&ro, rt));
 	o->rt = *rt;
 	return km_open_fresh(o, kv);
+}
+
+/*
+ * Threads that exit while their calls are in flight. A plain thread's requests come from a
+ * cache of that thread (src/kv/req.c) and go back to it when they complete; here each
+ * thread's first callback holds its worker until the thread has been joined, so that
+ * request (and those queued behind it) come back to the cache of a thread that is gone.
+ * ASan and TSan builds check the cache's memory; this checks every call's result.
+ */
+#define EXIT_THREADS 4
+#define EXIT_CALLS   200 /* per thread: all fit in the workers' inboxes at once */
+
+struct exit_thread {
+	struct sn_kv *kv;
+	pthread_t tid;
+	unsigned idx;
+	int err;
+};
+
+static _Atomic int exit_gate;
+static _Atomic unsigned exit_done, exit_bad, exit_held;
+
+static void exit_cb(void *arg, int res, const void *val, size_t vlen)
+{
+	uintptr_t call = (uintptr_t)arg;
+
+	(void)val;
+	(void)vlen;
+	if (res)
+		exit_bad++;
+	if (call % EXIT_CALLS == 0) { /* a thread's first call: wait until it is gone */
+		exit_held++;
+		while (!atomic_load(&exit_gate))
+			sched_yield();
+	}
+	exit_done++;
+}
+
+static void *exit_thread_main(void *arg)
+{
+	struct exit_thread *t = arg;
+	unsigned char val[100];
+	char key[32];
+
+	for (unsigned i = 0; i < EXIT_CALLS && !t->err; i++) {
+		uintptr_t call = (uintptr_t)t->idx * EXIT_CALLS + i;
+		size_t kl = km_name(key, "x", (unsigned)call);
+
+		km_fill(val, sizeof(val), (uint32_t)call);
+		t->err =
+		        sn_kv_put_async(t->kv, key, kl, val, sizeof(val), 0, exit_cb, (void *)call);
+	}
+	return NULL; /* without waiting for a single callback */
+}
+
+static int test_async_threads_exit(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct exit_thread t[EXIT_THREADS];
+	struct sn_rt *rt;
+	struct sn_kv *kv;
+	char key[32];
+
+	if (open_on_own_rt(&o, &rt, &kv))
+		return T_FAIL;
+	printf("    %u threads each make %u async puts and exit; the first callback of each "
+	       "waits until they are joined\n",
+	       EXIT_THREADS, EXIT_CALLS);
+	exit_gate = 0;
+	exit_done = exit_bad = exit_held = 0;
+	for (unsigned i = 0; i < EXIT_THREADS; i++) {
+		t[i] = (struct exit_thread){ .kv = kv, .idx = i };
+		ASSERT_EQ(pthread_create(&t[i].tid, NULL, exit_thread_main, &t[i]), 0);
+	}
+	for (unsigned i = 0; i < EXIT_THREADS; i++) {
+		ASSERT_EQ(pthread_join(t[i].tid, NULL), 0);
+		ASSERT_OK(t[i].err);
+	}
+	atomic_store(&exit_gate, 1);
+	while (atomic_load(&exit_done) < EXIT_THREADS * EXIT_CALLS)
+		sched_yield();
+	printf("    %u callbacks (%u held), %u failed\n", exit_done, exit_held, exit_bad);
+	ASSERT_EQ(exit_held, EXIT_THREADS);
+	ASSERT_EQ(exit_bad, 0);
+	for (unsigned i = 0; i < EXIT_THREADS * EXIT_CALLS; i++)
+		if (km_expect(kv, key, km_name(key, "x", i), 100, i))
+			return T_FAIL;
+	ASSERT_OK(sn_kv_close(kv));
+	sn_rt_destroy(rt);
+	return T_PASS;
 }
 
 struct on_worker {
@@ -1168,6 +1260,7 @@ int main(int argc, char **argv)
 	T_RUN("sync, SN_KV_DURABLE, sync=always, sync=interval", test_sync_durable());
 	T_RUN("async calls from a foreign thread", test_async_foreign());
 	T_RUN("async calls from a worker of the store's runtime", test_async_worker());
+	T_RUN("threads that exit before their async calls complete", test_async_threads_exit());
 	T_RUN("many async calls from two workers at once, to every shard",
 	      test_async_two_workers());
 	T_RUN("random async calls from two workers keep each worker's order",

@@ -56,6 +56,7 @@ struct kv_req {
 	uint8_t batch_ok;            /* batch apply: committed (else dropped) */
 	uint8_t keep;                /* the caller frees it after cb (batch requests) */
 	char *msg;                   /* sn_errmsg() of a failure, carried to the caller */
+	struct kv_rcache *home;      /* the thread cache it came from (req.c), or NULL */
 	unsigned char data[];        /* key, then value */
 };
 
@@ -350,6 +351,10 @@ int kv_shard_scan_keys(struct kv_shard *sh, unsigned char **bufp, size_t *lenp);
 
 /* store.c: hand a finished request back to its caller (on the owning worker). */
 void kv_complete(struct kv_worker *w, struct kv_req *r);
+/* req.c */
+struct kv_req *kv_req_alloc(size_t size);
+void kv_req_free(struct kv_req *r);
+
 struct kv_req *kv_req_new(struct sn_kv *kv, enum kv_op op, const void *key, size_t klen,
                           const void *val, size_t vlen, unsigned flags, sn_kv_cb cb, void *arg);
 

@@ -61,7 +61,7 @@ static void deliver(struct kv_req *r)
 	if (r->rval != (void *)(r->data + r->klen))
 		free(r->rval);
 	free(r->pos);
-	free(r);
+	kv_req_free(r);
 }
 
 static void reply_msg(void *arg)
@@ -155,11 +155,17 @@ static int check_kv(size_t klen, size_t vlen, const struct sn_kv *kv)
 struct kv_req *kv_req_new(struct sn_kv *kv, enum kv_op op, const void *key, size_t klen,
                           const void *val, size_t vlen, unsigned flags, sn_kv_cb cb, void *arg)
 {
-	struct kv_req *r = malloc(sizeof(*r) + klen + (op == KV_GET ? KV_GET_INLINE : vlen));
+	size_t size = sizeof(struct kv_req) + klen + (op == KV_GET ? KV_GET_INLINE : vlen);
+	/* Batch requests are freed by their caller (free_reqs), the others by kv_req_free. */
+	int single = op <= KV_SYNC;
+	struct kv_req *r = single ? kv_req_alloc(size) : malloc(size);
+	struct kv_rcache *home;
 
 	if (!r)
 		return NULL;
+	home = single ? r->home : NULL;
 	memset(r, 0, sizeof(*r));
+	r->home = home;
 	r->kv = kv;
 	r->op = (uint8_t)op;
 	r->flags = (uint8_t)flags;
@@ -193,7 +199,7 @@ static int route(struct sn_kv *kv, struct kv_req *r)
 	if (!err)
 		err = sn_rt_send(kv->rt, owner, exec_msg, r);
 	if (err) {
-		free(r);
+		kv_req_free(r);
 		return err;
 	}
 	return 0;
