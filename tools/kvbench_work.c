@@ -569,7 +569,11 @@ static void async_thread(struct client *c)
 			else if (err != -ECANCELED)
 				client_error(c, err, sn_errmsg());
 		}
-		f = atomic_exchange_explicit(&c->finished, NULL, memory_order_acquire);
+		/* Look before taking: an exchange on every turn would hold the line the
+		 * workers push onto. */
+		f = atomic_load_explicit(&c->finished, memory_order_relaxed)
+		            ? atomic_exchange_explicit(&c->finished, NULL, memory_order_acquire)
+		            : NULL;
 		if (!f) {
 			/* Yield now and then: on a machine with fewer CPUs than threads, the
 			 * workers this thread waits for may need this CPU. */
