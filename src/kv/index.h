@@ -53,6 +53,16 @@ static inline const uint8_t *sn_idx_key(const struct sn_idx_ent *e)
 	return e->klen <= SN_IDX_INLINE ? e->k.key : e->k.kptr;
 }
 
+/* Start loading hash's home slot of t into the cache (an entry may straddle two lines),
+ * so that a find or upsert soon after does not wait for memory. */
+static inline void sn_idx_prefetch(const struct sn_idx *ix, uint64_t hash)
+{
+	const char *p = (const char *)&ix->t[hash & ix->mask];
+
+	__builtin_prefetch(p, 1);
+	__builtin_prefetch(p + sizeof(struct sn_idx_ent) - 1, 1);
+}
+
 /* The entry for key, or NULL. */
 struct sn_idx_ent *sn_idx_find(struct sn_idx *ix, uint64_t hash, const void *key, size_t klen);
 

@@ -767,6 +767,7 @@ int kv_shard_write_now(struct kv_shard *sh, int del, uint64_t hash, const void *
 
 	if (sh->space_head) /* earlier writes wait for space: stay behind them */
 		return KV_PARK;
+	sn_idx_prefetch(&sh->idx, hash); /* loads while the record is appended */
 	if (del) {
 		e = sn_idx_find(&sh->idx, hash, key, klen);
 		if (!e || e->tomb) { /* nothing to delete: nothing to write */
