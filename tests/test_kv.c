@@ -424,6 +424,45 @@ static int test_sync_durable(void)
 	return T_PASS;
 }
 
+/* The runtime a store starts has opts.workers workers, never more than its shards. */
+static int test_own_workers(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv_stats st;
+	struct sn_rt *rt;
+	struct sn_kv *kv;
+	char key[32];
+	const unsigned want[] = { 1, 3, KM_SHARDS + 2 }, got[] = { 1, 3, KM_SHARDS };
+
+	for (unsigned i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		o.workers = want[i];
+		if (km_open_fresh(&o, &kv))
+			return T_FAIL;
+		ASSERT_OK(sn_kv_stat(kv, &st));
+		printf("    opts.workers %u: %u workers for %u shards\n", want[i], st.workers,
+		       st.shards);
+		ASSERT_EQ(st.workers, got[i]);
+		ASSERT_EQ(sn_rt_workers(sn_kv_rt(kv)), got[i]);
+		for (unsigned k = 0; k < 64; k++)
+			ASSERT_OK(km_put(kv, key, km_name(key, "w", k), 20, k, 0));
+		for (unsigned k = 0; k < 64; k++)
+			if (km_expect(kv, key, km_name(key, "w", k), 20, k))
+				return T_FAIL;
+		ASSERT_OK(sn_kv_close(kv));
+	}
+	printf("    opts.workers with a runtime of the caller's (opts.rt): refused\n");
+	{
+		struct sn_rt_opts ro = { .workers = 1, .flags = SN_RT_NOPIN };
+
+		ASSERT_OK(sn_rt_create(&ro, &rt));
+		o.rt = rt;
+		o.workers = 1;
+		ASSERT_ERR(sn_kv_open(km_uri, &o, &kv), -EINVAL);
+		sn_rt_destroy(rt);
+	}
+	return T_PASS;
+}
+
 /* ---- asynchronous calls ---- */
 
 struct async_ctx {
@@ -1258,6 +1297,7 @@ int main(int argc, char **argv)
 	T_RUN("stats: keys, live and dead bytes move as records do", test_stats());
 	T_RUN("reopen after a clean close keeps every value byte-exact", test_reopen_many());
 	T_RUN("sync, SN_KV_DURABLE, sync=always, sync=interval", test_sync_durable());
+	T_RUN("a store's own runtime has opts.workers workers", test_own_workers());
 	T_RUN("async calls from a foreign thread", test_async_foreign());
 	T_RUN("async calls from a worker of the store's runtime", test_async_worker());
 	T_RUN("threads that exit before their async calls complete", test_async_threads_exit());

@@ -110,7 +110,10 @@ static void usage(FILE *f)
 	      "                    of another worker takes a round trip between the two\n"
 	      "                    workers' loops: a client needs calls in flight to cover it\n"
 	      "                    (2 workers, 2 clients: 64 reach about 80% of 256)\n"
-	      "  --workers N       runtime workers (default: one per CPU), pinned one per CPU\n"
+	      "  --workers N       runtime workers, pinned one per CPU (default: one per CPU;\n"
+	      "                    with --foreign, one per CPU the client threads leave, at\n"
+	      "                    least 1: a worker that shares its CPU with a client thread\n"
+	      "                    trades the CPU with it on every call)\n"
 	      "  --mode M          how idle workers wait: event (sleep; default) or poll (spin;\n"
 	      "                    with a worker on every CPU, --foreign threads starve)\n"
 	      "\n"
@@ -619,6 +622,11 @@ int cmd_kvbench(int argc, char **argv)
 	ro.mode = o.mode;
 	if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0) {
 		unsigned ncpu = (unsigned)CPU_COUNT(&cpus), nw = o.workers ? o.workers : ncpu;
+
+		/* Plain client threads need CPUs of their own: a worker that shares its CPU
+		 * with a client hands the CPU back and forth with it on every call. */
+		if (o.foreign && !o.workers)
+			ro.workers = nw = ncpu > o.threads ? ncpu - o.threads : 1;
 
 		/* More workers than CPUs cannot be pinned one per CPU: let the scheduler
 		 * place them (SN_RT_NOPIN) rather than refuse. */

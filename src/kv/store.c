@@ -1219,6 +1219,11 @@ int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kv
 		err = sn__err(-EINVAL, "bad sync mode or compact_pct");
 		goto fail;
 	}
+	if (kv->opts.rt && kv->opts.workers) {
+		err = sn__err(-EINVAL, "opts.workers is for a runtime the store starts: the "
+		                       "runtime given (opts.rt) has its own workers");
+		goto fail;
+	}
 	if ((err = open_dev(uri, &kv->opts, &kv->dev)))
 		goto fail;
 	sn_dev_info(kv->dev, &kv->info);
@@ -1245,7 +1250,11 @@ int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kv
 		struct sn_rt_opts ro = { 0 };
 		unsigned cpus = (unsigned)default_shards();
 
-		ro.workers = kv->sb.shards < cpus ? kv->sb.shards : cpus;
+		unsigned want = kv->opts.workers ? kv->opts.workers : cpus;
+
+		ro.workers = kv->sb.shards < want ? kv->sb.shards : want;
+		if (ro.workers > cpus) /* asked for: more than one per CPU, so not pinned */
+			ro.flags |= SN_RT_NOPIN;
 		if ((err = sn_rt_create(&ro, &kv->rt)))
 			goto fail;
 		kv->own_rt = 1;
