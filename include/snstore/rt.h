@@ -51,7 +51,9 @@ typedef void (*sn_rt_fn)(void *arg);
 
 /** How an idle worker waits. */
 enum sn_rt_mode {
-	SN_RT_EVENT = 0, /* spin for idle_spin_us, then sleep on an eventfd: no CPU when idle */
+	SN_RT_EVENT = 0, /* spin for idle_spin_us (2 µs polling, then yielding the CPU; only
+	                    yielding while another thread shows it wants the CPU), then sleep
+	                    on an eventfd: no CPU when idle */
 	SN_RT_POLL = 1,  /* spin always: lowest latency, burns its core (the SPDK model) */
 };
 

@@ -398,6 +398,35 @@ static void sleep_until_work(struct sn__worker *w, uint64_t timeout_ns)
 	atomic_store(&w->sleeping, 0);
 }
 
+/*
+ * Idle spinning. Work that comes within microseconds (the next call of a blocking caller,
+ * a reply from another worker) is seen at once by a pause loop, while a yield is a system
+ * call. But a thread that shares this CPU (a client thread on an oversubscribed machine)
+ * must run at once, not after our spin. A yield that takes long says one ran; the
+ * occasional long one (an interrupt, the hypervisor) does not, so only many in a short
+ * window make the worker yield from the start of its idle stretches for a while.
+ */
+#define PAUSE_NS     2000u     /* an idle stretch first spins this long, no system call */
+#define LONG_YIELD   5000u     /* ns: a yield this long let another thread run */
+#define SHARED_LONGS 8         /* long yields within SHARED_WIN: the CPU is shared */
+#define SHARED_WIN   1000000u  /* ns */
+#define SHARED_FOR   10000000u /* ns: then yield from the start, this long */
+
+static void idle_yield(struct sn__worker *w, uint64_t now)
+{
+	uint64_t took;
+
+	sched_yield();
+	if ((took = sn__now_ns() - now) < LONG_YIELD)
+		return;
+	if (now - w->long_since > SHARED_WIN) {
+		w->long_since = now;
+		w->longs = 0;
+	}
+	if (++w->longs >= SHARED_LONGS)
+		w->shared_until = now + took + SHARED_FOR;
+}
+
 /* Nothing happened this iteration: spin or sleep, as the mode says. */
 static void idle_wait(struct sn__worker *w, int stopping)
 {
@@ -412,9 +441,10 @@ static void idle_wait(struct sn__worker *w, int stopping)
 	if (!w->idle_since)
 		w->idle_since = now;
 	if (now - w->idle_since < (uint64_t)o->idle_spin_us * 1000u) {
-		/* Yield, not pause: a thread sharing this CPU (a client of the worker, on an
-		 * oversubscribed machine) runs now instead of after our spin. */
-		sched_yield();
+		if (now - w->idle_since < PAUSE_NS && now >= w->shared_until)
+			cpu_relax();
+		else
+			idle_yield(w, now);
 		return;
 	}
 	/* While stopping, look again now and then: quietness is decided by others too. */

@@ -39,6 +39,8 @@ struct sn__worker {
 	struct sn__watch *watch;
 	unsigned nwatch, watch_cap, watch_swept;
 	uint64_t idle_since; /* event mode: when the current idle stretch began, 0 if busy */
+	uint64_t shared_until, long_since; /* event mode: another thread wants this CPU */
+	unsigned longs;                    /* long yields since long_since (idle_yield) */
 
 	struct sn__inbox inbox; /* from foreign threads */
 
