@@ -75,7 +75,7 @@ struct sn_kv_opts {
 	                     shards); 0: one per CPU. Threads of yours that call the store
 	                     want CPUs of their own: a worker sharing a CPU with a caller
 	                     trades the CPU with it on every call (a blocking caller on a
-	                     2-CPU machine: about 3x the calls per second with 1 worker as
+	                     2-CPU machine: about 4x the calls per second with 1 worker as
 	                     with 2) */
 	int no_create;    /* open fails with -ENOENT rather than format a new store */
 	enum sn_kv_sync_mode sync;
