@@ -53,8 +53,10 @@ snstore runs as `$SNSTORE kvbench --db DIR/snstore.db --benchmarks LIST --num NU
 fails (kvbench not built yet), only the reference stores are measured and the script
 says so. Client concurrency: a kvref client makes one blocking call at a time (the
 reference stores' APIs are blocking); kvbench's default clients keep up to --depth 256
-asynchronous calls in flight. SN_ARGS="--depth 1" gives call-for-call parity; the
-default shows snstore used as its API intends. fillsync is depth 1 on both sides.
+asynchronous calls in flight. SN_ARGS="--foreign --depth 1" gives call-for-call parity
+(a plain thread making blocking calls, as kvref's); "--depth 1" keeps the client on a
+worker, one call at a time. The default shows snstore used as its API intends. fillsync
+is depth 1 on both sides.
 
 Environment:
   NUM=1000000        keys (and operations per benchmark)
@@ -316,7 +318,7 @@ elif sn_args:
 else:
     print("\nsnstore kvbench ran with its default clients (up to 256 calls in flight each;"
           " fillsync depth 1); kvref clients make one blocking call at a time."
-          " SN_ARGS=\"--depth 1\" compares call for call.")
+          " SN_ARGS=\"--foreign --depth 1\" compares call for call.")
 sys.exit(bad)
 PY
 share=$(awk -v o="$other_cpu" -v w="$run_wall" 'BEGIN { printf "%.0f", (w > 0 ? 100 * o / w : 0) }')
