@@ -1,20 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * req.c — the memory of the requests that plain threads (not the store's workers) make.
+ * req.c — the memory of requests (struct kv_req): every call of a plain thread, and the
+ * calls of workers that need one (durable writes, syncs, big values, calls an owner
+ * cannot finish at once).
  *
- * Such a request is allocated on the calling thread and freed on the worker that completes
- * it. With malloc alone that is a free of another thread's memory on every call, and on a
- * busy store both threads then queue on the allocator's arena lock (futex waits on both
- * sides). So each thread keeps a cache of small requests: it takes them from a free list
- * of its own, workers give them back by pushing them onto the cache's return list (one
- * compare-and-swap), and the thread takes that whole list when its own runs dry.
+ * A request is allocated on the calling thread and freed on another: the worker that
+ * completes a plain thread's call, the caller that a worker's reply reaches. With malloc
+ * alone that is a free of another thread's memory on every call, and on a busy store both
+ * threads then queue on the allocator's arena lock (futex waits on both sides). So each
+ * thread keeps a cache of small requests: it takes them from a free list of its own, the
+ * thread that is done with one gives it back by pushing it onto the cache's return list
+ * (one compare-and-swap), and the owner takes that whole list when its own runs dry.
  *
  * A cache can outlive its thread: requests of it may still be in flight when the thread
  * exits. The thread's exit then marks the return list orphaned and adds the requests still
- * out to `pending`; a worker that finds the list orphaned frees the request instead and
- * takes one from `pending`, and whoever brings `pending` to zero frees the cache. A
- * worker may come first (pending below zero for a while): the count reaches zero only when
- * the thread's share and every worker's are in.
+ * out to `pending`; a thread that finds the list orphaned frees the request instead and
+ * takes one from `pending`, and whoever brings `pending` to zero frees the cache. Such a
+ * give-back may come first (pending below zero for a while): the count reaches zero only
+ * when the exiting thread's share and every give-back are in.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -33,7 +36,7 @@ struct kv_rcache {
 	struct kv_req *list; /* free requests, the thread's own */
 	unsigned nfree;
 	uint64_t out; /* taken from the cache and not seen back */
-	_Alignas(SN_CACHELINE) _Atomic(struct kv_req *) back; /* given back by workers */
+	_Alignas(SN_CACHELINE) _Atomic(struct kv_req *) back; /* given back by others */
 	_Atomic int64_t pending; /* orphaned: requests still out (see above) */
 };
 
@@ -52,7 +55,7 @@ static void free_list(struct kv_req *r)
 	}
 }
 
-/* Thread exit: free what is here, and leave the rest to the workers that hold it. */
+/* Thread exit: free what is here, and leave the rest to the threads that hold it. */
 static void orphan(void *arg)
 {
 	struct kv_rcache *c = arg;
