@@ -103,7 +103,7 @@ struct kv_req *kv_req_alloc(size_t size)
 			r->home = NULL;
 		return r;
 	}
-	if (!c->list) { /* take what the workers gave back, keeping at most RC_KEEP */
+	if (!c->list) { /* take what was given back, keeping at most RC_KEEP */
 		struct kv_req *back =
 		        atomic_exchange_explicit(&c->back, NULL, memory_order_acquire);
 
