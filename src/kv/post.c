@@ -7,10 +7,10 @@
  * kv_call, the key, the value, packed), and the batch goes as one message once 16 calls
  * wait in it (KV_MB_EARLY), or at the end of the caller's loop iteration. The owner runs
  * the calls in order and sends the batch back, and the caller runs their callbacks and
- * keeps the buffer for the next batch. So a call costs no allocation and no message of its own, the owner reads
- * the calls in one sequential sweep, and for a put it writes nothing back: res and rlen
- * start at 0 and are written only when they are not. Values of gets and the messages of
- * errors follow the calls in the buffer, in call order.
+ * keeps the buffer for the next batch. So a call costs no allocation and no message of
+ * its own, the owner reads the calls in one sequential sweep, and for a put it writes
+ * nothing back: res and rlen start at 0 and are written only when they are not. Values of
+ * gets and the messages of errors follow the calls in the buffer, in call order.
  *
  * A call that cannot finish at once on the owner (a write that waits for space or for
  * its flush, a get that must read the device, a value that does not fit the buffer)

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * req.c — the memory of requests (struct kv_req): every call of a plain thread, and the
+ * req.c — the memory of requests (struct kv_req): every call of a plain thread, the
  * calls of workers that need one (durable writes, syncs, big values, calls an owner
- * cannot finish at once).
+ * cannot finish at once), and the parts of batches. All go through kv_req_alloc and
+ * kv_req_free; those over RC_SIZE bytes are plain malloc.
  *
  * A request is allocated on the calling thread and freed on another: the worker that
  * completes a plain thread's call, the caller that a worker's reply reaches. With malloc

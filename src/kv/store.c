@@ -155,15 +155,12 @@ static int check_kv(size_t klen, size_t vlen, const struct sn_kv *kv)
 struct kv_req *kv_req_new(struct sn_kv *kv, enum kv_op op, const void *key, size_t klen,
                           const void *val, size_t vlen, unsigned flags, sn_kv_cb cb, void *arg)
 {
-	size_t size = sizeof(struct kv_req) + klen + (op == KV_GET ? KV_GET_INLINE : vlen);
-	/* Batch requests are freed by their caller (free_reqs), the others by kv_req_free. */
-	int single = op <= KV_SYNC;
-	struct kv_req *r = single ? kv_req_alloc(size) : malloc(size);
+	struct kv_req *r = kv_req_alloc(sizeof(*r) + klen + (op == KV_GET ? KV_GET_INLINE : vlen));
 	struct kv_rcache *home;
 
 	if (!r)
 		return NULL;
-	home = single ? r->home : NULL;
+	home = r->home;
 	memset(r, 0, sizeof(*r));
 	r->home = home;
 	r->kv = kv;
@@ -653,7 +650,7 @@ static void free_reqs(struct kv_req **reqs, unsigned n)
 		if (reqs[s]) {
 			free(reqs[s]->msg);
 			free(reqs[s]->pos);
-			free(reqs[s]);
+			kv_req_free(reqs[s]);
 		}
 	free(reqs);
 }
@@ -777,7 +774,7 @@ out:
 	free_reqs(parts, n);
 	free_reqs(apply, n);
 	if (commit[0])
-		free(commit[0]);
+		kv_req_free(commit[0]);
 	free(len);
 	return err;
 }
