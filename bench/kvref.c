@@ -49,12 +49,12 @@
 #include <lmdb.h>
 #include <rocksdb/c.h>
 
+#include "kvgen.h"
+
 #define MIB              (1024ull * 1024)
 #define CACHE_BYTES      (1024 * MIB) /* block cache: holds the whole 1M x 116 B data set */
 #define WRITE_BUFFER     (64 * MIB)   /* db_bench's (= RocksDB's default) memtable size */
 #define BLOOM_BITS       10
-#define VALUE_POOL       (1 * MIB) /* db_bench's RandomGenerator size */
-#define VALUE_PIECE      100
 #define MAX_KEY_SIZE     511 /* LMDB's default maximum key size */
 #define MAX_VALUE_SIZE   (1 * MIB)
 #define MAX_THREADS      1024
@@ -145,57 +145,7 @@ static double hist_mean(const struct hist *h)
 	return h->count ? (double)h->sum / (double)h->count : 0.0;
 }
 
-/* ---- helpers ---- */
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* splitmix64: one add and a mix per number; plenty for uniform key choice. */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static uint64_t rng_below(uint64_t *s, uint64_t n)
-{
-	return (uint64_t)(((unsigned __int128)rng_next(s) * n) >> 64);
-}
-
-/* splitmix64 streams are one sequence read from different places: states a few steps
- * apart replay each other's keys. A hashed start puts threads 2^64-far apart at random. */
-static uint64_t thread_seed(uint64_t seed, unsigned thread)
-{
-	uint64_t s = seed ^ (0xd1b54a32d192ed03ull * (thread + 1ull));
-
-	return rng_next(&s) ^ rng_next(&s);
-}
-
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 0x100000001b3ull;
-	return h;
-}
-
-/* Zero-padded decimal, width ks: "%0*llu" without snprintf's cost. */
-static void fmt_key(char *dst, unsigned ks, uint64_t k)
-{
-	for (unsigned i = ks; i-- > 0;) {
-		dst[i] = (char)('0' + k % 10);
-		k /= 10;
-	}
-}
-
+/* ---- helpers (the rest are kvgen.h's, shared with kvbench) ---- */
 static unsigned digits(uint64_t v)
 {
 	unsigned d = 1;
@@ -704,26 +654,6 @@ static int foreign_db(const char *dir, const char *store, char *err, size_t errl
 }
 
 /* ---- workers ---- */
-/* db_bench's RandomGenerator: 100-byte pieces, each 50 random printable bytes written
- * twice (compression ratio 0.5), from a fixed seed; values are consecutive slices. The
- * pool runs MAX_VALUE_SIZE past VALUE_POOL so any slice starting in it fits. */
-static char *make_values(void)
-{
-	size_t len = VALUE_POOL + MAX_VALUE_SIZE;
-	char *pool = malloc(len);
-	uint64_t s = 301;
-
-	if (!pool)
-		return NULL;
-	for (size_t p = 0; p < len; p += VALUE_PIECE)
-		for (size_t j = 0; j < VALUE_PIECE / 2 && p + j < len; j++) {
-			pool[p + j] = (char)(' ' + rng_below(&s, 95));
-			if (p + j + VALUE_PIECE / 2 < len)
-				pool[p + j + VALUE_PIECE / 2] = pool[p + j];
-		}
-	return pool;
-}
-
 static char *value_next(struct worker *w, size_t len)
 {
 	const struct run *r = w->run;
@@ -757,14 +687,14 @@ static void do_writes(struct worker *w, const struct opts *o, struct kv *kv)
 		}
 		for (unsigned j = 0; j < n; j++) {
 			uint64_t k = w->role == ROLE_SEQ_WRITE ? w->lo + i + j
-			                                       : rng_below(&w->rng, o->num);
-			fmt_key(keys + (size_t)j * ks, ks, k);
+			                                       : kg_rng_below(&w->rng, o->num);
+			kg_fmt_key(keys + (size_t)j * ks, ks, k);
 			vals[j] = value_next(w, o->value_size);
 		}
-		t0 = now_ns();
+		t0 = kg_now_ns();
 		if (kv->s->write(kv, w, keys, vals, n, w->sync))
 			break;
-		hist_add_n(w->h, now_ns() - t0, n);
+		hist_add_n(w->h, kg_now_ns() - t0, n);
 		i += n;
 		atomic_store_explicit(&w->done, i, memory_order_relaxed);
 	}
@@ -781,11 +711,11 @@ static void do_reads(struct worker *w, const struct opts *o, struct kv *kv)
 	int found;
 
 	for (i = 0; i < w->n; i++) {
-		fmt_key(key, o->key_size, rng_below(&w->rng, o->num));
-		t0 = now_ns();
+		kg_fmt_key(key, o->key_size, kg_rng_below(&w->rng, o->num));
+		t0 = kg_now_ns();
 		if (kv->s->get(kv, w, key, &found))
 			break;
-		hist_add_n(w->h, now_ns() - t0, 1);
+		hist_add_n(w->h, kg_now_ns() - t0, 1);
 		w->found += (uint64_t)found;
 		atomic_store_explicit(&w->done, i + 1, memory_order_relaxed);
 	}
@@ -799,12 +729,12 @@ static void *worker_main(void *arg)
 	struct kv *kv = r->kv;
 
 	pthread_barrier_wait(&r->barrier);
-	w->t_start = now_ns();
+	w->t_start = kg_now_ns();
 	if (w->role == ROLE_READ)
 		do_reads(w, kv->o, kv);
 	else
 		do_writes(w, kv->o, kv);
-	w->t_end = now_ns();
+	w->t_end = kg_now_ns();
 	kv->s->thread_end(kv, w);
 	if (w->role == ROLE_READ && atomic_fetch_sub(&r->readers_left, 1) == 1)
 		atomic_store(&r->stop, 1);
@@ -894,7 +824,7 @@ static int run_benchmark(struct kv *kv, const char *vpool, unsigned bi, struct r
 	memset(&r, 0, sizeof(r));
 	r.kv = kv;
 	r.vpool = vpool;
-	r.vpool_len = VALUE_POOL;
+	r.vpool_len = KG_VALUE_POOL;
 	atomic_init(&r.stop, 0);
 	atomic_init(&r.readers_left, nreaders);
 	atomic_init(&r.active, nthreads);
@@ -904,7 +834,7 @@ static int run_benchmark(struct kv *kv, const char *vpool, unsigned bi, struct r
 		return -1;
 	}
 	memset(ws, 0, sizeof(*ws) * nthreads);
-	seed = o->seed ^ hash_str(bench_table[bi].name);
+	seed = o->seed ^ kg_hash_str(bench_table[bi].name);
 	for (i = 0; i < nthreads; i++) {
 		struct worker *w = &ws[i];
 		unsigned parts = kind == READWHILEWRITING ? nreaders : nthreads;
@@ -913,8 +843,9 @@ static int run_benchmark(struct kv *kv, const char *vpool, unsigned bi, struct r
 		atomic_init(&w->done, 0);
 		w->run = &r;
 		w->sync = sync;
-		w->rng = thread_seed(seed, i);
-		w->vpos = (size_t)(rng_below(&w->rng, VALUE_POOL / VALUE_PIECE) * VALUE_PIECE);
+		w->rng = kg_client_seed(seed, i);
+		w->vpos = (size_t)(kg_rng_below(&w->rng, KG_VALUE_POOL / KG_VALUE_PIECE) *
+		                   KG_VALUE_PIECE);
 		w->h = malloc(sizeof(*w->h));
 		w->vbuf = malloc(o->value_size + 1);
 		if (!w->h || !w->vbuf) {
@@ -947,7 +878,7 @@ static int run_benchmark(struct kv *kv, const char *vpool, unsigned bi, struct r
 		}
 	pthread_barrier_wait(&r.barrier);
 	if (isatty(STDERR_FILENO)) {
-		uint64_t start = now_ns();
+		uint64_t start = kg_now_ns();
 
 		while (atomic_load(&r.active) > 0) {
 			struct timespec ts = { 0, 250000000 };
@@ -959,7 +890,7 @@ static int run_benchmark(struct kv *kv, const char *vpool, unsigned bi, struct r
 				if (ws[i].role != ROLE_WRITE_UNTIL_STOP)
 					done += atomic_load_explicit(&ws[i].done,
 					                             memory_order_relaxed);
-			el = (double)(now_ns() - start) / 1e9;
+			el = (double)(kg_now_ns() - start) / 1e9;
 			fprintf(stderr, "\r%s %s: %5.1f%%  %10.0f ops/s\033[K", kv->s->name,
 			        bench_table[bi].name,
 			        target ? 100.0 * (double)done / (double)target : 0,
@@ -1289,7 +1220,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	vpool = make_values();
+	kg_clock_setup();
+	vpool = kg_make_values(MAX_VALUE_SIZE);
 	if (!vpool) {
 		fprintf(stderr, "kvref: out of memory\n");
 		return 1;

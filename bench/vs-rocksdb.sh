@@ -117,7 +117,7 @@ if [ -n "$missing" ]; then
 	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
 fi
 mkdir -p "$BUILD/bench-kvref"
-if [ ! -x "$KVREF" ] || [ bench/kvref.c -nt "$KVREF" ]; then
+if [ ! -x "$KVREF" ] || [ bench/kvref.c -nt "$KVREF" ] || [ bench/kvgen.h -nt "$KVREF" ]; then
 	echo "vs-rocksdb.sh: building $KVREF" >&2
 	gcc -std=gnu11 -O2 -Wall -Wextra -o "$KVREF" bench/kvref.c \
 		-lrocksdb -lleveldb -llmdb -lpthread

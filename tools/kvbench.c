@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../bench/kvgen.h"
 #include "bench.h"
 #include "cmd.h"
 #include "kvbench.h"
@@ -650,7 +651,7 @@ int cmd_kvbench(int argc, char **argv)
 		return 1;
 	}
 	s.o = &o;
-	if (!(vpool = kb_make_values(o.value_size))) {
+	if (!(vpool = kg_make_values(o.value_size))) {
 		fprintf(stderr, "snstore kvbench: out of memory\n");
 		sn_rt_destroy(s.rt);
 		return 1;

@@ -31,8 +31,6 @@ enum kb_kind {
 	KB_LOAD, /* YCSB's load phase: every key of [0, num) once, in a scrambled order */
 };
 
-#define KB_VALUE_POOL  (1u << 20) /* db_bench's RandomGenerator: 1 MiB of values */
-#define KB_VALUE_PIECE 100
 #define KB_MAX_CLIENTS 1024
 #define KB_SCAN_LEN    10 /* YCSB E: a "scan" is this many consecutive key numbers */
 
@@ -59,11 +57,10 @@ struct kb_env {
 	const struct kb_opts *o;
 	struct sn_kv *kv;
 	struct sn_rt *rt;
-	const char *vpool; /* KB_VALUE_POOL + the largest value, from kb_make_values */
+	const char *vpool; /* KG_VALUE_POOL + the largest value, from kg_make_values */
 };
 
 /* kvbench_work.c */
-char *kb_make_values(size_t max_value);
 int kb_is_read(enum kb_kind k);
 /* Runs one benchmark; 0, or -1 after printing why. res->h is malloc()ed. */
 int kb_run(const struct kb_env *env, enum kb_kind kind, const char *name, struct kb_result *res,

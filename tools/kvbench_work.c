@@ -11,8 +11,9 @@
  *
  * db_bench facts (LevelDB benchmarks/db_bench.cc, as bench/kvref.c): keys are the key
  * number in zero-padded decimal ("%016llu"); random keys are uniform over [0, num) from
- * one splitmix64 stream per client, seeded from --seed and the benchmark's name exactly as
- * kvref does, so both drivers write and read the same keys; values are consecutive slices
+ * one splitmix64 stream per client, seeded from --seed and the benchmark's name, with the
+ * code kvref uses (bench/kvgen.h), so both drivers write and read the same keys, and time
+ * operations with the same clock; values are consecutive slices
  * of db_bench's RandomGenerator pool (1 MiB of 100-byte pieces, each 50 random printable
  * bytes twice). YCSB facts (core workloads A-F): request keys follow a scrambled zipfian
  * (theta 0.99, Gray et al.'s generator, rank hashed with FNV-1a over the key space); D
@@ -31,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../bench/kvgen.h"
 #include "kvbench.h"
 
 #define ZIPF_THETA 0.99
@@ -97,49 +99,9 @@ struct run {
 
 /* ---- numbers ---- */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* splitmix64, as kvref: the same seeds give both drivers the same keys. */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static uint64_t rng_below(uint64_t *s, uint64_t n)
-{
-	return (uint64_t)(((unsigned __int128)rng_next(s) * n) >> 64);
-}
-
 static double rng_unit(uint64_t *s)
 {
-	return (double)(rng_next(s) >> 11) * 0x1p-53;
-}
-
-/* splitmix64 streams replay each other from nearby states: hash each client's start. */
-static uint64_t client_seed(uint64_t seed, unsigned client)
-{
-	uint64_t s = seed ^ (0xd1b54a32d192ed03ull * (client + 1ull));
-
-	return rng_next(&s) ^ rng_next(&s);
-}
-
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 0x100000001b3ull;
-	return h;
+	return (double)(kg_rng_next(s) >> 11) * 0x1p-53;
 }
 
 /* FNV-1a of the 8 bytes of v: YCSB's scrambling of zipfian ranks. */
@@ -150,14 +112,6 @@ static uint64_t fnv64(uint64_t v)
 	for (int i = 0; i < 8; i++, v >>= 8)
 		h = (h ^ (v & 0xff)) * 0x100000001b3ull;
 	return h;
-}
-
-static void fmt_key(char *dst, unsigned ks, uint64_t k)
-{
-	for (unsigned i = ks; i-- > 0;) {
-		dst[i] = (char)('0' + k % 10);
-		k /= 10;
-	}
 }
 
 /* zeta(n) = sum of 1/i^theta for i in 1..n: exact for the first 10M terms, then the
@@ -199,28 +153,11 @@ static uint64_t zipf_next(const struct zipf *z, double u)
 	return r < z->n ? r : z->n - 1;
 }
 
-/* ---- values: db_bench's RandomGenerator ---- */
-
-char *kb_make_values(size_t max_value)
-{
-	size_t len = KB_VALUE_POOL + max_value;
-	char *pool = malloc(len);
-	uint64_t s = 301;
-
-	if (!pool)
-		return NULL;
-	for (size_t p = 0; p < len; p += KB_VALUE_PIECE)
-		for (size_t j = 0; j < KB_VALUE_PIECE / 2 && p + j < len; j++) {
-			pool[p + j] = (char)(' ' + rng_below(&s, 95));
-			if (p + j + KB_VALUE_PIECE / 2 < len)
-				pool[p + j + KB_VALUE_PIECE / 2] = pool[p + j];
-		}
-	return pool;
-}
+/* ---- values: consecutive slices of the pool (kvgen.h) ---- */
 
 static const char *value_next(struct client *c, size_t len)
 {
-	if (c->vpos + len > KB_VALUE_POOL)
+	if (c->vpos + len > KG_VALUE_POOL)
 		c->vpos = 0;
 	c->vpos += len;
 	return c->run->env->vpool + c->vpos - len;
@@ -241,7 +178,7 @@ static uint64_t ycsb_key(struct client *c)
 static void ycsb_next(struct client *c, struct slot *s)
 {
 	struct run *r = c->run;
-	uint64_t p = rng_below(&c->rng, 100), max;
+	uint64_t p = kg_rng_below(&c->rng, 100), max;
 
 	s->op = OP_GET;
 	switch (r->kind) {
@@ -299,11 +236,11 @@ static int next_op(struct client *c, struct slot *s)
 	case R_RAND_WRITE:
 	case R_WRITE_UNTIL_STOP:
 		s->op = OP_PUT;
-		s->key = rng_below(&c->rng, r->o->num);
+		s->key = kg_rng_below(&c->rng, r->o->num);
 		break;
 	case R_READ:
 		s->op = OP_GET;
-		s->key = rng_below(&c->rng, r->o->num);
+		s->key = kg_rng_below(&c->rng, r->o->num);
 		break;
 	case R_LOAD:
 		s->op = OP_PUT;
@@ -348,7 +285,7 @@ static void client_finish(struct client *c)
 {
 	struct run *r = c->run;
 
-	c->t_end = now_ns();
+	c->t_end = kg_now_ns();
 	if (c->role == R_READ && atomic_fetch_sub(&r->readers_left, 1) == 1)
 		atomic_store(&r->stop, 1);
 	atomic_fetch_sub(&r->active, 1);
@@ -365,7 +302,7 @@ static int submit_cb(struct client *c, struct slot *s, sn_kv_cb cb)
 	const struct kb_opts *o = c->run->o;
 	struct sn_kv *kv = c->run->env->kv;
 
-	fmt_key(c->key, o->key_size, s->key); /* the store copies key and value at once */
+	kg_fmt_key(c->key, o->key_size, s->key); /* the store copies key and value at once */
 	if (is_get(s))
 		return sn_kv_get_async(kv, c->key, o->key_size, cb, s);
 	return sn_kv_put_async(kv, c->key, o->key_size, value_next(c, o->value_size), o->value_size,
@@ -467,7 +404,7 @@ static void on_done(void *arg, int res, const void *val, size_t vlen)
 		start_op(c, s);
 		return;
 	}
-	now = now_ns();
+	now = kg_now_ns();
 	op_done(c, s, now);
 	if (next_op(c, s)) {
 		s->t0 = now;
@@ -483,7 +420,7 @@ static void client_start(void *arg)
 
 	c->retry_tail = &c->retry;
 	c->retry_task = (struct sn_rt_task){ retry_task, c, NULL, 0 };
-	c->t_start = now_ns();
+	c->t_start = kg_now_ns();
 	c->inflight = 1; /* held while starting */
 	for (unsigned i = 0; i < c->depth; i++) {
 		struct slot *s = &c->slots[i];
@@ -491,7 +428,7 @@ static void client_start(void *arg)
 		if (!next_op(c, s))
 			break;
 		c->inflight++;
-		s->t0 = now_ns();
+		s->t0 = kg_now_ns();
 		start_op(c, s);
 	}
 	slot_idle(c);
@@ -509,7 +446,7 @@ static int blocking_op(struct client *c, struct slot *s)
 	int err, r;
 
 	do {
-		fmt_key(c->key, o->key_size, s->key);
+		kg_fmt_key(c->key, o->key_size, s->key);
 		if (is_get(s)) {
 			if (!(err = sn_kv_get(kv, c->key, o->key_size, &v, &vl)))
 				free(v);
@@ -533,7 +470,7 @@ static void on_done_foreign(void *arg, int res, const void *val, size_t vlen)
 	(void)val;
 	(void)vlen;
 	s->res = res;
-	s->t1 = now_ns();
+	s->t1 = kg_now_ns();
 	do
 		s->next = head;
 	while (!atomic_compare_exchange_weak_explicit(&c->finished, &head, s, memory_order_release,
@@ -547,7 +484,7 @@ static void async_thread(struct client *c)
 	unsigned inflight = 0, idle = 0;
 
 	for (unsigned i = 0; i < c->depth && next_op(c, &c->slots[i]); i++) {
-		c->slots[i].t0 = now_ns();
+		c->slots[i].t0 = kg_now_ns();
 		*ready_tail = &c->slots[i];
 		ready_tail = &c->slots[i].next;
 	}
@@ -592,7 +529,7 @@ static void async_thread(struct client *c)
 				op_done(c, s, s->t1);
 				if (!next_op(c, s))
 					continue;
-				s->t0 = now_ns();
+				s->t0 = kg_now_ns();
 			} else if (r < 0) {
 				continue;
 			}
@@ -609,17 +546,17 @@ static void *client_thread(void *arg)
 	struct slot *s = &c->slots[0];
 
 	pthread_barrier_wait(&c->run->barrier);
-	c->t_start = now_ns();
+	c->t_start = kg_now_ns();
 	if (c->depth > 1) {
 		async_thread(c);
 		client_finish(c);
 		return NULL;
 	}
 	while (next_op(c, s)) {
-		s->t0 = now_ns();
+		s->t0 = kg_now_ns();
 		if (blocking_op(c, s))
 			break;
-		op_done(c, s, now_ns());
+		op_done(c, s, kg_now_ns());
 	}
 	client_finish(c);
 	return NULL;
@@ -642,7 +579,7 @@ static int setup_clients(struct run *r, unsigned nreaders, uint64_t total, const
 {
 	const struct kb_opts *o = r->o;
 	unsigned workers = sn_rt_workers(r->env->rt), parts = nreaders ? nreaders : r->n;
-	uint64_t seed = o->seed ^ hash_str(name), share = total / parts, extra = total % parts;
+	uint64_t seed = o->seed ^ kg_hash_str(name), share = total / parts, extra = total % parts;
 	struct zipf z;
 
 	if (r->kind >= KB_YCSBA && r->kind <= KB_YCSBF)
@@ -656,9 +593,9 @@ static int setup_clients(struct run *r, unsigned nreaders, uint64_t total, const
 		c->worker = i % workers;
 		c->depth = r->kind == KB_FILLSYNC ? 1 : o->depth;
 		c->flags = r->kind == KB_FILLSYNC || o->sync ? SN_KV_DURABLE : 0;
-		c->rng = client_seed(seed, i);
-		c->vpos = (size_t)(rng_below(&c->rng, KB_VALUE_POOL / KB_VALUE_PIECE) *
-		                   KB_VALUE_PIECE);
+		c->rng = kg_client_seed(seed, i);
+		c->vpos = (size_t)(kg_rng_below(&c->rng, KG_VALUE_POOL / KG_VALUE_PIECE) *
+		                   KG_VALUE_PIECE);
 		atomic_init(&c->finished, NULL);
 		c->h = malloc(sizeof(*c->h));
 		c->slots = calloc(c->depth, sizeof(*c->slots));
@@ -706,7 +643,7 @@ static int setup_clients(struct run *r, unsigned nreaders, uint64_t total, const
 static void progress_line(const struct run *r, const char *name, uint64_t target, uint64_t t0)
 {
 	uint64_t done = 0;
-	double el = (double)(now_ns() - t0) / 1e9;
+	double el = (double)(kg_now_ns() - t0) / 1e9;
 
 	for (unsigned i = 0; i < r->n; i++)
 		if (r->cs[i].role != R_WRITE_UNTIL_STOP)
@@ -724,6 +661,7 @@ int kb_run(const struct kb_env *env, enum kb_kind kind, const char *name, struct
 	struct run r;
 	int failed = 0;
 
+	kg_clock_setup();
 	memset(&r, 0, sizeof(r));
 	memset(res, 0, sizeof(*res));
 	r.env = env;
@@ -772,7 +710,7 @@ int kb_run(const struct kb_env *env, enum kb_kind kind, const char *name, struct
 			}
 		}
 	}
-	start = now_ns();
+	start = kg_now_ns();
 	if (progress) {
 		while (atomic_load(&r.active) > 0) {
 			struct timespec ts = { 0, 250000000 };
