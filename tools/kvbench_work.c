@@ -13,12 +13,12 @@
  * number in zero-padded decimal ("%016llu"); random keys are uniform over [0, num) from
  * one splitmix64 stream per client, seeded from --seed and the benchmark's name, with the
  * code kvref uses (bench/kvgen.h), so both drivers write and read the same keys, and time
- * operations with the same clock; values are consecutive slices
- * of db_bench's RandomGenerator pool (1 MiB of 100-byte pieces, each 50 random printable
- * bytes twice). YCSB facts (core workloads A-F): request keys follow a scrambled zipfian
- * (theta 0.99, Gray et al.'s generator, rank hashed with FNV-1a over the key space); D
- * reads the latest inserts (zipfian over recency); inserts take fresh key numbers after
- * num; the load phase inserts every key once in a scrambled ("hashed") order.
+ * operations with the same clock; values are consecutive slices of db_bench's
+ * RandomGenerator pool (1 MiB of 100-byte pieces, each 50 random printable bytes twice).
+ * YCSB facts (core workloads A-F): request keys follow a scrambled zipfian (theta 0.99,
+ * Gray et al.'s generator, rank hashed with FNV-1a over the key space); D reads the latest
+ * inserts (zipfian over recency); inserts take fresh key numbers after num; the load
+ * phase inserts every key once in a scrambled ("hashed") order.
  */
 #define _GNU_SOURCE
 #include <errno.h>
