@@ -608,6 +608,101 @@ static int test_async_foreign(void)
 	return T_PASS;
 }
 
+/*
+ * Callbacks that make durable calls. A foreign thread's callbacks run on the owning
+ * worker, which may be completing a group commit's waiters at that moment; a durable put
+ * made there waits for the next round, on that same list. Every call must come back (one
+ * lost leaves the count short) and every key must read back.
+ */
+#define CHAIN_CALLS 100 /* from this thread; each callback makes one more */
+
+struct chain {
+	struct sn_kv *kv;
+	_Atomic unsigned done, made;
+	_Atomic int bad;
+};
+
+static void chain_key(char *key, size_t len, unsigned n)
+{
+	snprintf(key, len, "chain-%u", n);
+}
+
+static void chain_done(void *arg, int res, const void *val, size_t vlen)
+{
+	struct chain *c = arg;
+
+	(void)val;
+	(void)vlen;
+	if (res)
+		c->bad = res;
+	c->done++;
+}
+
+static void chain_next(void *arg, int res, const void *val, size_t vlen)
+{
+	struct chain *c = arg;
+	char key[32];
+	int err;
+
+	chain_done(arg, res, val, vlen);
+	chain_key(key, sizeof(key), CHAIN_CALLS + c->made++);
+	err = sn_kv_put_async(c->kv, key, strlen(key), key, strlen(key), SN_KV_DURABLE, chain_done,
+	                      c);
+	if (err)
+		c->bad = err;
+}
+
+static int test_callback_chains(void)
+{
+	static struct chain c;
+	struct sn_kv *kv;
+
+	for (unsigned shards = 1; shards <= 2; shards++) {
+		struct sn_kv_opts o = km_opts();
+
+		o.shards = shards;
+		o.workers = shards;
+		if (km_open_fresh(&o, &kv))
+			return T_FAIL;
+		memset(&c, 0, sizeof(c));
+		c.kv = kv;
+		/* Half the calls one at a time (each is the round's last waiter), half at once
+		 * (other waiters follow it). */
+		for (unsigned n = 0; n < CHAIN_CALLS; n++) {
+			char key[32];
+			int err;
+
+			chain_key(key, sizeof(key), n);
+			while ((err = sn_kv_put_async(kv, key, strlen(key), key, strlen(key),
+			                              SN_KV_DURABLE, chain_next, &c)) == -EAGAIN)
+				sched_yield();
+			ASSERT_OK(err);
+			for (int ms = 0;
+			     n < CHAIN_CALLS / 2 && ms < 5000 && c.done < 2 * (n + 1) && !c.bad;
+			     ms++)
+				usleep(1000);
+		}
+		for (int ms = 0; ms < 20000 && c.done < 2 * CHAIN_CALLS && !c.bad; ms++)
+			usleep(1000);
+		printf("    %u shard(s): %u of %u calls came back\n", shards, (unsigned)c.done,
+		       2 * CHAIN_CALLS);
+		ASSERT_EQ(c.bad, 0);
+		ASSERT_EQ(c.done, 2 * CHAIN_CALLS);
+		for (unsigned n = 0; n < 2 * CHAIN_CALLS; n++) {
+			char key[32];
+			void *v;
+			size_t vl;
+
+			chain_key(key, sizeof(key), n);
+			ASSERT_OK(sn_kv_get(kv, key, strlen(key), &v, &vl));
+			ASSERT_TRUE(vl == strlen(key) && !memcmp(v, key, vl));
+			free(v);
+		}
+		ASSERT_OK(sn_kv_close(kv));
+	}
+	return T_PASS;
+}
+
 /* A fresh store on a runtime of our own with 2 workers (not pinned): o->rt is set. */
 static int open_on_own_rt(struct sn_kv_opts *o, struct sn_rt **rt, struct sn_kv **kv)
 {
@@ -1301,6 +1396,7 @@ int main(int argc, char **argv)
 	T_RUN("async calls from a foreign thread", test_async_foreign());
 	T_RUN("async calls from a worker of the store's runtime", test_async_worker());
 	T_RUN("threads that exit before their async calls complete", test_async_threads_exit());
+	T_RUN("callbacks of a foreign thread's calls make durable calls", test_callback_chains());
 	T_RUN("many async calls from two workers at once, to every shard",
 	      test_async_two_workers());
 	T_RUN("random async calls from two workers keep each worker's order",

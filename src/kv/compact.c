@@ -87,7 +87,12 @@ static void finish(struct kv_shard *sh)
 	struct kv_seg *v = &sh->segs[sh->compact_seg];
 	struct kv_seg *h = &sh->segs[sh->head];
 
-	if (!v->live && !sh->kv->map && clear_block(sh, v))
+	/* The sweep stopped at a record that fails its checks, short of the end: what
+	 * follows it (a commit that live batch records elsewhere need, say) was not copied.
+	 * Keep the segment. */
+	if (sh->compact_off < v->used)
+		v->nocompact = 1;
+	if (!v->live && !v->nocompact && !sh->kv->map && clear_block(sh, v))
 		v->nocompact = 1; /* out of memory: leave the dead segment where it is */
 	if (v->live || v->nocompact) {
 		/* Some record could not be read back (corrupt): keep the segment. */
@@ -188,11 +193,15 @@ static void step(void *arg)
 
 	if (sh->closed)
 		return;
+	/* Not while a batch's records here wait for its commit, not even halfway through a
+	 * segment: a copy lands after them in the log, and would win over them when the
+	 * batch is applied (and in recovery) though it holds an older value.
+	 * kv_compact_maybe() runs again when the batch is decided. */
+	if (sh->batches_inflight)
+		return;
 	if (!sh->compacting) {
 		uint32_t v;
 
-		if (sh->batches_inflight)
-			return; /* kv_compact_maybe() runs again when the batch is decided */
 		if (sh->failed) {
 			if (sh->compact_done) {
 				sn_rt_latch_done(sh->compact_done);
@@ -261,7 +270,7 @@ void kv_compact_init(struct kv_shard *sh)
 
 void kv_compact_maybe(struct kv_shard *sh)
 {
-	if (sh->compact_done || (!sh->compacting && kv_low_on_space(sh)))
+	if (sh->compact_done || sh->compacting || kv_low_on_space(sh))
 		sn_rt_defer(&sh->compact_task);
 }
 

@@ -209,6 +209,8 @@ static void done_msg(void *arg)
 			continue;
 		if (c->res < 0 && c->rlen)
 			sn__err(c->res, "%s", (const char *)rep);
+		else if (c->res < 0)
+			sn__err_clear(); /* no reason came: leave no stale one */
 		if (c->cb)
 			c->cb(c->arg, c->res, c->op == KV_GET && !c->res ? rep : NULL,
 			      c->op == KV_GET && !c->res ? c->rlen : 0);
@@ -396,6 +398,8 @@ void kv_post_done_local(struct kv_worker *w)
 		p += done_len(d->rlen);
 		if (d->res < 0 && d->rlen)
 			sn__err(d->res, "%s", (const char *)val);
+		else if (d->res < 0)
+			sn__err_clear();
 		if (d->cb)
 			d->cb(d->arg, d->res, d->get && !d->res ? val : NULL,
 			      d->get && !d->res ? d->rlen : 0);

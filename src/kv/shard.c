@@ -308,9 +308,11 @@ static int durable_to(const struct kv_shard *sh, uint64_t seg, uint64_t pos)
 	return seg < sh->durable_seg || (seg == sh->durable_seg && pos <= sh->durable_pos);
 }
 
+/* Complete the waiters that are durable now (all of them, failed, on err). The list is
+ * whole again before any completes: a completion may add a waiter. */
 static void complete_waiters(struct kv_shard *sh, int err)
 {
-	struct kv_req **pp = &sh->waiters;
+	struct kv_req **pp = &sh->waiters, *done = NULL, **done_tail = &done;
 
 	while (*pp) {
 		struct kv_req *r = *pp;
@@ -320,11 +322,19 @@ static void complete_waiters(struct kv_shard *sh, int err)
 			continue;
 		}
 		*pp = r->next;
+		*done_tail = r;
+		done_tail = &r->next;
+	}
+	sh->waiters_tail = pp;
+	*done_tail = NULL;
+	while (done) {
+		struct kv_req *r = done;
+
+		done = r->next;
 		if (err)
 			r->res = err;
 		kv_complete(sh->w, r);
 	}
-	sh->waiters_tail = pp;
 }
 
 /* The oldest segment with bytes not yet durable, or UINT32_MAX. */

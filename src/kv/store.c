@@ -47,15 +47,18 @@ struct sn_rt *sn_kv_rt(const struct sn_kv *kv)
 
 static void deliver(struct kv_req *r)
 {
-	/* The reason for a failure, on the thread that runs the callback. */
-	if (r->res < 0 && r->msg)
-		sn__err(r->res, "%s", r->msg);
-	free(r->msg);
-	r->msg = NULL;
-	if (r->keep) { /* the caller frees it */
+	if (r->keep) { /* the caller frees it, and reads its message */
 		r->cb(r->arg, r->res, NULL, 0);
 		return;
 	}
+	/* The reason for a failure, on the thread that runs the callback (none: no stale
+	 * one either). */
+	if (r->res < 0 && r->msg)
+		sn__err(r->res, "%s", r->msg);
+	else if (r->res < 0)
+		sn__err_clear();
+	free(r->msg);
+	r->msg = NULL;
 	if (r->cb)
 		r->cb(r->arg, r->res, r->rval, r->rvlen);
 	if (r->rval != (void *)(r->data + r->klen))
@@ -101,16 +104,23 @@ static void done_task(void *arg)
 		sn_rt_defer(&w->done_task);
 }
 
+static void waiter_cb(void *arg, int res, const void *val, size_t vlen);
+
+/* r is done: its callback runs at the end of this iteration (the caller is this worker,
+ * or a plain thread whose callbacks run on the owner) or on the calling worker. Not here:
+ * the shard code that completes r may be in the middle of a list the callback's own calls
+ * would join. A blocking call's callback (and a batch part's) only wakes a thread: that
+ * one runs at once. */
 void kv_complete(struct kv_worker *w, struct kv_req *r)
 {
-	if (r->res < 0 && !r->msg && *sn_errmsg())
-		r->msg = strdup(sn_errmsg());
-	if (r->origin == SN_RT_FOREIGN) {
-		deliver(r); /* on the owner: the caller was told */
+	if (r->res < 0 && r->res != -ENOENT && !r->msg && *sn_errmsg())
+		r->msg = strdup(sn_errmsg()); /* (a miss needs no reason, nor a strdup) */
+	if (r->origin == SN_RT_FOREIGN && (r->cb == waiter_cb || r->keep)) {
+		deliver(r);
 		return;
 	}
 	r->next = NULL;
-	if (r->origin == w->idx) {
+	if (r->origin == w->idx || r->origin == SN_RT_FOREIGN) {
 		*w->done_tail = r;
 		w->done_tail = &r->next;
 	} else if (!w->reply_head && !sn_rt_send(w->kv->rt, r->origin, reply_msg, r)) {
@@ -249,7 +259,16 @@ struct multi {
 	_Atomic int err;
 	sn_kv_cb cb;
 	void *arg;
+	struct sn_rt_task task; /* runs cb when the call itself saw the last one end */
 };
+
+static void multi_finish(void *arg)
+{
+	struct multi *m = arg;
+
+	m->cb(m->arg, atomic_load(&m->err), NULL, 0);
+	free(m);
+}
 
 static void multi_one(void *arg, int res, const void *val, size_t vlen)
 {
@@ -260,23 +279,23 @@ static void multi_one(void *arg, int res, const void *val, size_t vlen)
 	(void)vlen;
 	if (res)
 		atomic_compare_exchange_strong(&m->err, &zero, res);
-	if (atomic_fetch_sub(&m->left, 1) == 1) {
-		m->cb(m->arg, atomic_load(&m->err), NULL, 0);
-		free(m);
-	}
+	if (atomic_fetch_sub(&m->left, 1) == 1)
+		multi_finish(m);
 }
 
 int sn_kv_sync_async(struct sn_kv *kv, sn_kv_cb cb, void *arg)
 {
 	struct multi *m = malloc(sizeof(*m));
-	unsigned n = kv->sb.shards;
+	unsigned n = kv->sb.shards, sent = 0;
+	int first = 0;
 
 	if (!m)
 		return sn__err(-ENOMEM, "out of memory");
-	atomic_init(&m->left, n);
+	atomic_init(&m->left, n + 1); /* + this call's own, held until every shard's is out */
 	atomic_init(&m->err, 0);
 	m->cb = cb;
 	m->arg = arg;
+	m->task = (struct sn_rt_task){ multi_finish, m, NULL, 0 };
 	for (unsigned s = 0; s < n; s++) {
 		struct kv_req *r = kv_req_new(kv, KV_SYNC, NULL, 0, NULL, 0, 0, multi_one, m);
 		int err;
@@ -289,8 +308,28 @@ int sn_kv_sync_async(struct sn_kv *kv, sn_kv_cb cb, void *arg)
 			       (r = kv_req_new(kv, KV_SYNC, NULL, 0, NULL, 0, 0, multi_one, m)))
 				r->shard = s, sched_yield();
 		}
-		if (err) /* count it as done, failed: the callback still runs once */
+		if (err) { /* count it as done, failed (never the last: this call holds one) */
 			multi_one(m, err, NULL, 0);
+			first = first ? first : err;
+		} else {
+			sent++;
+		}
+	}
+	if (!sent) { /* nothing went out: the call fails, and cb never runs */
+		free(m);
+		return first;
+	}
+	if (atomic_fetch_sub(&m->left, 1) == 1) {
+		/* Every shard's sync ended already: cb still must not run inside this call. */
+		int err = 0;
+
+		if (on_worker(kv))
+			sn_rt_defer(&m->task);
+		else
+			while ((err = sn_rt_send(kv->rt, 0, multi_finish, m)) == -EAGAIN)
+				sched_yield();
+		if (err) /* the runtime is going away: here rather than never */
+			multi_finish(m);
 	}
 	return 0;
 }
