@@ -23,7 +23,8 @@
 
 #define SN_KV_SB_MAGIC       "snstorKV"
 #define SN_KV_FORMAT_VERSION 1u
-#define SN_KV_SEG_MAGIC      0x47455353u /* "SSEG" */
+#define SN_KV_SEG_MAGIC      0x47455353u  /* "SSEG" */
+#define SN_KV_SEQ_LIMIT      (1ull << 62) /* segment (and checkpoint) sequence numbers stay below */
 
 #define SN_KV_MIN_BLOCK  4096u
 #define SN_KV_MIN_SEG    (64u << 10)
@@ -54,7 +55,7 @@ struct sn_kv_seghdr {
 	uint32_t magic;   /* SN_KV_SEG_MAGIC; zero when the segment is free */
 	uint32_t crc;     /* CRC-32C of the header with this field zero */
 	uint8_t uuid[16]; /* the store's */
-	uint64_t seq;     /* the shard's segment sequence number: higher is newer */
+	uint64_t seq;     /* the shard's segment sequence number: higher is newer; in [1, 2^62) */
 	uint32_t shard;   /* which shard wrote it */
 	uint32_t version; /* SN_KV_FORMAT_VERSION */
 	uint8_t pad[24];  /* 0 */

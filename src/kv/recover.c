@@ -45,7 +45,7 @@ static int header_valid(const struct kv_shard *sh, const struct sn_kv_seghdr *h)
 	c.crc = 0;
 	return h->magic == SN_KV_SEG_MAGIC && sn_crc32c(0, &c, sizeof(c)) == h->crc &&
 	       !memcmp(h->uuid, sh->kv->sb.uuid, sizeof(h->uuid)) && h->shard == sh->id &&
-	       h->seq != 0;
+	       h->seq != 0 && h->seq < SN_KV_SEQ_LIMIT; /* (room to count on without a wrap) */
 }
 
 static int stash_part(struct kv_shard *sh, const struct sn_kv_rechdr *r, uint32_t seg, uint32_t off,

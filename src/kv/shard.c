@@ -184,6 +184,13 @@ int kv_shard_append(struct kv_shard *sh, unsigned type, const void *key, uint32_
 			return sn__err(-ENOSPC, "shard %u is full (%u segments of %u bytes)",
 			               sh->id, sh->nsegs, kv->sb.segment_size);
 		}
+		/* Through a mapping, any cache line may reach the media whenever it is evicted:
+		 * the next head's first records could land before this head's last ones, and
+		 * recovery would then take a torn segment for a whole one. Its tail first. */
+		if (s->state == SEG_HEAD && kv->map && s->durable < s->used &&
+		    (err = sn_dev_persist(kv->dev, s->img + s->durable, s->used - s->durable)))
+			return sn__err(err, "shard %u: persisting a full segment: %s", sh->id,
+			               sn_strerror(err));
 		if (s->state == SEG_HEAD) {
 			s->state = SEG_SEALED;
 			sh->unsynced_seals += s->durable < s->used;
