@@ -315,7 +315,7 @@ int kv_shard_init(struct kv_shard *sh);
 void kv_shard_fini(struct kv_shard *sh);
 void kv_shard_exec(struct kv_shard *sh, struct kv_req *r);
 /* What a write or get did at once, besides 0 or a negative errno: */
-#define KV_PARK   1 /* write: wait for space (nothing written) */
+#define KV_PARK   1 /* write: wait for space (nothing written); get: wait behind such writes */
 #define KV_WAIT   2 /* write: done, the caller waits for it to be durable */
 #define KV_MISS   3 /* get: the record is not in memory: read it (*ep says where) */
 #define KV_HANDED 4 /* post.c: the call became a request of its own */

@@ -173,7 +173,8 @@ static void exec_msg(void *arg)
 					continue;
 				}
 			}
-			if ((res == 0 || res == KV_MISS) && (r = hand_over(mb, c, key))) {
+			if ((res == 0 || res == KV_MISS || res == KV_PARK) &&
+			    (r = hand_over(mb, c, key))) {
 				kv_shard_get_done(sh, r, res, rec, e);
 				continue;
 			}
@@ -358,7 +359,7 @@ static int post_local(struct kv_worker *w, struct kv_shard *sh, enum kv_op op, u
 				return 0;
 			}
 		}
-		if (res == 0 || res == KV_MISS) {
+		if (res == 0 || res == KV_MISS || res == KV_PARK) {
 			if (!(r = kv_req_new(w->kv, op, key, klen, NULL, 0, flags, cb, arg)))
 				return sn__err(-ENOMEM, "out of memory");
 			r->origin = w->idx;

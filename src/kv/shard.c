@@ -910,10 +910,13 @@ static void read_miss(struct kv_shard *sh, struct kv_req *r, const struct sn_idx
 int kv_shard_get_now(struct kv_shard *sh, uint64_t hash, const void *key, uint32_t klen,
                      const unsigned char **recp, const struct sn_idx_ent **ep)
 {
-	const struct sn_idx_ent *e = sn_idx_find(&sh->idx, hash, key, klen);
+	const struct sn_idx_ent *e;
 	struct kv_seg *s;
 	int err;
 
+	if (sh->space_head) /* earlier writes wait for space: stay behind them */
+		return KV_PARK;
+	e = sn_idx_find(&sh->idx, hash, key, klen);
 	sh->gets++;
 	if (!e || e->tomb)
 		return -ENOENT;
@@ -945,6 +948,10 @@ void kv_shard_get_done(struct kv_shard *sh, struct kv_req *r, int res, const uns
 		read_miss(sh, r, e);
 		return;
 	}
+	if (res == KV_PARK) {
+		space_wait(sh, r);
+		return;
+	}
 	if (res)
 		r->res = res;
 	else
@@ -972,6 +979,10 @@ void kv_shard_exec(struct kv_shard *sh, struct kv_req *r)
 		exec_get(sh, r);
 		break;
 	case KV_SYNC:
+		if (sh->space_head) { /* it covers the writes waiting for space: after them */
+			space_wait(sh, r);
+			break;
+		}
 		sh->syncs++;
 		kv_shard_wait_durable(sh, r);
 		break;
