@@ -235,6 +235,7 @@ struct kv_worker {
 	struct sn_rt_task mb_task; /* sends the open batches at the end of the iteration */
 	int err;
 	char errmsg[256];
+	int open_left; /* close: a batch for another worker is still open (its ring was full) */
 	int close_err; /* writing a checkpoint at close failed */
 	char close_msg[256];
 };

@@ -1196,6 +1196,36 @@ static void nop(void *arg)
 	(void)arg;
 }
 
+/* Close, first step, on each worker: send the batches it holds open for other workers. */
+static void worker_send_open(void *arg)
+{
+	struct kv_worker *w = arg;
+
+	w->open_left = 0;
+	for (unsigned i = 0; w->mb_open && i < w->kv->nworkers; i++)
+		if (kv_post_send(w, i))
+			w->open_left = 1;
+}
+
+/* Calls workers made to other workers' shards reach them before any closes, and their
+ * replies come back: every batch is sent, then each worker runs whole iterations (the
+ * owners run the batches, the callers their callbacks). */
+static void drain_batches(struct sn_kv *kv)
+{
+	for (int again = 1; again;) {
+		again = 0;
+		for (unsigned i = 0; i < kv->nworkers; i++)
+			sn_rt_call(kv->rt, i, worker_send_open, &kv->workers[i]);
+		for (unsigned i = 0; i < kv->nworkers; i++)
+			again |= kv->workers[i].open_left;
+		if (again)
+			sched_yield();
+	}
+	for (int round = 0; round < 3; round++)
+		for (unsigned i = 0; i < kv->nworkers; i++)
+			sn_rt_call(kv->rt, i, nop, NULL);
+}
+
 /* Stop every worker's share (writing checkpoints when ckpt_on_close) and free the store:
  * 0 or the first checkpoint error. */
 static int kv_free(struct sn_kv *kv)
@@ -1369,6 +1399,8 @@ int sn_kv_close(struct sn_kv *kv)
 		return 0;
 	if ((err = not_on_worker(kv, "sn_kv_close")))
 		return err;
+	if (kv->nworkers > 1)
+		drain_batches(kv);
 	err = sn_kv_sync(kv);
 	/* Checkpoints only of a store whose every acknowledged write is durable. */
 	kv->ckpt_on_close = !err && !kv->opts.no_checkpoint;
