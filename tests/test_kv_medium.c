@@ -5,13 +5,17 @@
  * keeps a store that is mostly dead from filling), bytes flipped on the medium (reported,
  * never returned as a value), the superblock's version check and its second copy, a file
  * that is not a store, a reformat over an old store, a device that fails (errors carry a
- * reason; calls return), and batches that must not leave their commit records behind. Stores use 64 KiB segments and 4 shards, as in test_kv.c.
+ * reason; calls return), batches that must not leave their commit records behind, and
+ * batches written while compaction runs (they must be applied). Stores use 64 KiB
+ * segments and 4 shards, as in test_kv.c.
  *
  *   test_kv_medium URI     URI names a scratch file of this test (removed before and after)
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -760,6 +764,193 @@ static int test_oversized_key_record(void)
 	return T_PASS;
 }
 
+/* ---- batches and compaction at once ---- */
+
+/*
+ * The records of a batch over several shards wait in their shards' logs until the commit
+ * is decided (sn_kv_write's phases 1 to 3). Should compaction copy an older live record of
+ * one of the batch's keys to the head meanwhile, the copy lands after the batch's record,
+ * and when the commit is applied (or found by recovery) the later record wins: the key
+ * keeps its old value though sn_kv_write returned 0. One thread runs sn_kv_compact(kv, 1)
+ * over and over while this one writes CB_ROUNDS batches of CB_BATCH keys picked out of
+ * CB_KEYS (on both shards; each batch leaves dead records in the older segments, so there
+ * is always a segment to compact). After each batch every key it wrote must read back the
+ * batch's value; at the end every key its last batch's value, open and after a reopen.
+ * A value's tag is round << 16 | key: a stale value says which round wrote it.
+ */
+#define CB_KEYS   4096
+#define CB_BATCH  64
+#define CB_ROUNDS 300
+#define CB_VLEN   100
+
+struct cb_compactor {
+	struct sn_kv *kv;
+	_Atomic int stop;
+	int err; /* read after the join */
+	unsigned calls;
+};
+
+static void *cb_compact_main(void *arg)
+{
+	struct cb_compactor *c = arg;
+
+	while (!c->stop && !c->err) {
+		c->err = sn_kv_compact(c->kv, 1);
+		c->calls++;
+	}
+	return NULL;
+}
+
+/* The tag of a value this test wrote, or UINT64_MAX for bytes no write of it produced. */
+static uint64_t cb_tag(const void *val, size_t vlen)
+{
+	unsigned char want[CB_VLEN];
+	uint64_t tag;
+
+	if (vlen != CB_VLEN)
+		return UINT64_MAX;
+	memcpy(&tag, val, 8);
+	km_fill(want, sizeof(want), tag);
+	return memcmp(val, want, vlen) ? UINT64_MAX : tag;
+}
+
+/* An asynchronous get of the check after a batch. */
+struct cb_get {
+	struct sn_rt_latch *done;
+	int res;
+	uint64_t tag;
+};
+
+static void cb_get_done(void *arg, int res, const void *val, size_t vlen)
+{
+	struct cb_get *g = arg;
+
+	g->res = res;
+	g->tag = res ? UINT64_MAX : cb_tag(val, vlen);
+	sn_rt_latch_done(g->done);
+}
+
+/* Read every key back: how many do not hold want[key]. */
+static unsigned cb_check_all(struct sn_kv *kv, const uint64_t *want, const char *when)
+{
+	unsigned bad = 0;
+	char name[32];
+
+	for (unsigned k = 0; k < CB_KEYS; k++) {
+		size_t klen = km_name(name, "cb", k), vl;
+		void *v = NULL;
+		int err = sn_kv_get(kv, name, klen, &v, &vl);
+		uint64_t got = err ? UINT64_MAX : cb_tag(v, vl);
+
+		free(v);
+		if (got != want[k] && !bad++)
+			printf("    %s: %s holds %s %llu, not that of its last batch, round "
+			       "%llu\n",
+			       when, name, err ? sn_errname(err) : "the value of round",
+			       err ? 0ull : (unsigned long long)(got >> 16),
+			       (unsigned long long)(want[k] >> 16));
+	}
+	return bad;
+}
+
+static int test_batch_during_compaction(void)
+{
+	static uint64_t want[CB_KEYS];
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv_batch *b = sn_kv_batch_new();
+	struct cb_compactor c = { 0 };
+	struct cb_get gets[CB_BATCH];
+	struct sn_rt_latch done;
+	struct sn_kv_stats st0, st;
+	unsigned char val[CB_VLEN];
+	unsigned stale_batches = 0, stale_keys = 0, bad_open, bad_reopen;
+	uint64_t rnd = 0x243f6a8885a308d3ull;
+	struct sn_kv *kv;
+	pthread_t tid;
+	char name[32];
+	int err = 0;
+
+	ASSERT_TRUE(b != NULL);
+	o.shards = 2;
+	o.workers = 2;
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	for (unsigned k = 0; k < CB_KEYS; k++) {
+		want[k] = k;
+		ASSERT_OK(km_put(kv, name, km_name(name, "cb", k), CB_VLEN, want[k], 0));
+	}
+	ASSERT_OK(sn_kv_sync(kv));
+	ASSERT_OK(sn_kv_stat(kv, &st0));
+	c.kv = kv;
+	ASSERT_EQ(pthread_create(&tid, NULL, cb_compact_main, &c), 0);
+	for (unsigned r = 1; r <= CB_ROUNDS && !err; r++) {
+		unsigned keys[CB_BATCH], first, step, stale = 0;
+
+		/* CB_BATCH distinct keys: a random start and a random odd stride. */
+		rnd ^= rnd << 13, rnd ^= rnd >> 7, rnd ^= rnd << 17;
+		first = (unsigned)rnd % CB_KEYS;
+		step = (unsigned)(rnd >> 32) % CB_KEYS | 1;
+		sn_kv_batch_clear(b);
+		for (unsigned j = 0; j < CB_BATCH && !err; j++) {
+			keys[j] = (first + j * step) % CB_KEYS;
+			km_fill(val, sizeof(val), (uint64_t)r << 16 | keys[j]);
+			err = sn_kv_batch_put(b, name, km_name(name, "cb", keys[j]), val,
+			                      sizeof(val));
+		}
+		if (err || (err = sn_kv_write(kv, b, 0)))
+			break;
+		/* The check's gets go out all at once, so that the next batch follows this
+		 * one closely: a segment whose compaction began after this batch is then
+		 * likely still half copied when the next batch's records arrive. */
+		sn_rt_latch_init(&done, CB_BATCH);
+		for (unsigned j = 0; j < CB_BATCH; j++) {
+			size_t klen = km_name(name, "cb", keys[j]);
+
+			want[keys[j]] = (uint64_t)r << 16 | keys[j];
+			gets[j] = (struct cb_get){ .done = &done };
+			while (!err && (err = sn_kv_get_async(kv, name, klen, cb_get_done,
+			                                      &gets[j])) == -EAGAIN)
+				err = sched_yield();
+			if (err) /* refused (this one or an earlier one): no callback */
+				sn_rt_latch_done(&done);
+		}
+		sn_rt_latch_wait(&done);
+		for (unsigned j = 0; j < CB_BATCH && !err; j++) {
+			if ((err = gets[j].res))
+				break;
+			if (gets[j].tag != want[keys[j]] && !stale++ && !stale_batches)
+				printf("    round %u: cb-%05u holds round %llu's value though the "
+				       "batch returned 0\n",
+				       r, keys[j], (unsigned long long)(gets[j].tag >> 16));
+		}
+		stale_batches += stale != 0;
+		stale_keys += stale;
+	}
+	c.stop = 1;
+	ASSERT_EQ(pthread_join(tid, NULL), 0);
+	ASSERT_OK(err);
+	ASSERT_OK(c.err);
+	ASSERT_OK(sn_kv_stat(kv, &st));
+	printf("    %u batches of %u keys on 2 shards, %u forced compactions (%llu segments) at "
+	       "the same time: %u batches had keys that kept an older value (%u keys)\n",
+	       CB_ROUNDS, CB_BATCH, c.calls, (unsigned long long)(st.compactions - st0.compactions),
+	       stale_batches, stale_keys);
+	ASSERT_TRUE(st.compactions > st0.compactions);
+	bad_open = cb_check_all(kv, want, "open");
+	if (km_reopen(&kv, &o))
+		return T_FAIL;
+	bad_reopen = cb_check_all(kv, want, "reopened");
+	printf("    every key its last batch's value: %u keys wrong while open, %u after "
+	       "reopen\n",
+	       bad_open, bad_reopen);
+	ASSERT_OK(sn_kv_close(kv));
+	sn_kv_batch_free(b);
+	if (stale_batches || bad_open || bad_reopen)
+		T_FAILED("a batch's record lost to an older record of its key that compaction "
+		         "copied while the batch waited for its commit");
+	return T_PASS;
+}
+
 int main(int argc, char **argv)
 {
 	int r = km_main(argc, argv, "test_kv_medium: what the medium does to a KV store");
@@ -788,6 +979,7 @@ int main(int argc, char **argv)
 	      test_batch_commits_reclaimed());
 	T_RUN("recovery refuses a record with a key no put could write",
 	      test_oversized_key_record());
+	T_RUN("a batch written while compaction runs is applied", test_batch_during_compaction());
 	unlink(km_path);
 	return t_end();
 }
