@@ -91,12 +91,13 @@ static void finish(struct kv_shard *sh)
 	 * follows it (a commit that live batch records elsewhere need, say) was not copied.
 	 * Keep the segment. */
 	if (sh->compact_off < v->used)
-		v->nocompact = 1;
+		v->nocompact = KV_NOCOMPACT_BAD;
 	if (!v->live && !v->nocompact && !sh->kv->map && clear_block(sh, v))
-		v->nocompact = 1; /* out of memory: leave the dead segment where it is */
+		v->nocompact = KV_NOCOMPACT_LATER; /* out of memory: leave it for now */
 	if (v->live || v->nocompact) {
 		/* Some record could not be read back (corrupt): keep the segment. */
-		v->nocompact = 1;
+		if (!v->nocompact)
+			v->nocompact = KV_NOCOMPACT_BAD;
 	} else {
 		v->state = SEG_COMPACTED;
 		sh->ncompacted++;
@@ -235,7 +236,7 @@ static void step(void *arg)
 		}
 		if (!sh->segs[v].img) {
 			if (kv_shard_load(sh, v)) { /* compaction resumes when it is read */
-				sh->segs[v].nocompact = 1;
+				sh->segs[v].nocompact = KV_NOCOMPACT_LATER;
 				gave_up(sh);
 			}
 			return;
@@ -249,7 +250,7 @@ static void step(void *arg)
 
 		if (!len) {
 			if (stop) { /* no room even for the copies: give up on this one */
-				sh->segs[sh->compact_seg].nocompact = 1;
+				sh->segs[sh->compact_seg].nocompact = KV_NOCOMPACT_LATER;
 				sh->compact_seg = UINT32_MAX;
 				sh->compacting = 0;
 				gave_up(sh);

@@ -86,7 +86,8 @@ struct kv_seg {
 	uint8_t state;     /* enum kv_seg_state */
 	uint8_t ref;       /* CLOCK bit: read since the hand last passed */
 	uint8_t loading;   /* a read of the whole segment is in flight */
-	uint8_t nocompact; /* compaction could not read it all back: leave it */
+	uint8_t nocompact; /* KV_NOCOMPACT_BAD: compaction could not read it all back, leave it;
+	                    * KV_NOCOMPACT_LATER: no room or no queue slot for it this time */
 	uint32_t used;     /* bytes holding records (and the header) */
 	uint32_t live;     /* bytes of records the index points at */
 	uint32_t commits;  /* bytes of commit records (not in the index; maybe still needed) */
@@ -316,6 +317,9 @@ int kv_shard_init(struct kv_shard *sh);
 void kv_shard_fini(struct kv_shard *sh);
 void kv_shard_exec(struct kv_shard *sh, struct kv_req *r);
 /* What a write or get did at once, besides 0 or a negative errno: */
+#define KV_NOCOMPACT_BAD   1 /* kv_seg.nocompact: for the rest of the session */
+#define KV_NOCOMPACT_LATER 2 /* kv_seg.nocompact: until a round frees a segment */
+
 #define KV_PARK   1 /* write: wait for space (nothing written); get: wait behind such writes */
 #define KV_WAIT   2 /* write: done, the caller waits for it to be durable */
 #define KV_MISS   3 /* get: the record is not in memory: read it (*ep says where) */

@@ -586,6 +586,8 @@ static void worker_flush(struct kv_worker *w)
 /* A flush completed: everything written before it was issued is durable. */
 static void round_done(struct kv_shard *sh, uint64_t seg, uint64_t pos)
 {
+	int freed = 0;
+
 	sh->flushing--;
 	if (sh->failed) {
 		/* An earlier flush failed while this one was in flight: what that flush
@@ -625,8 +627,14 @@ static void round_done(struct kv_shard *sh, uint64_t seg, uint64_t pos)
 				s->img = NULL;
 			}
 			sh->nfree++;
+			freed = 1;
 		}
 	}
+	/* Space came back: segments compaction gave up on for want of it are candidates
+	 * again. */
+	for (uint32_t i = 0; freed && i < sh->nsegs; i++)
+		if (sh->segs[i].nocompact == KV_NOCOMPACT_LATER)
+			sh->segs[i].nocompact = 0;
 	complete_waiters(sh, 0);
 	kv_compact_maybe(sh);
 	kv_shard_round_kick(sh);
@@ -774,6 +782,27 @@ void kv_shard_space_retry(struct kv_shard *sh)
 	}
 }
 
+/*
+ * The index had no memory for the record just appended at (seg, off). The caller is told
+ * the write failed, so the record must not come back at the next open: take it back out
+ * of the head while no round has taken it. Once one has, the shard stops taking writes.
+ */
+static int index_oom(struct kv_shard *sh, uint32_t seg, uint32_t off)
+{
+	struct kv_seg *s = &sh->segs[seg];
+
+	if (seg == sh->head && s->written <= off) {
+		memset(s->img + off, 0, s->used - off);
+		s->used = off;
+	} else {
+		round_fail(sh, -ENOMEM);
+	}
+	return sn__err(-ENOMEM, "shard %u: out of memory for the index%s", sh->id,
+	               sh->failed ? " (the record was on its way to the device: the shard "
+	                            "takes no more writes)"
+	                          : "");
+}
+
 int kv_shard_write_now(struct kv_shard *sh, int del, uint64_t hash, const void *key, uint32_t klen,
                        const void *val, uint32_t vlen, unsigned flags)
 {
@@ -795,10 +824,10 @@ int kv_shard_write_now(struct kv_shard *sh, int del, uint64_t hash, const void *
 	err = kv_shard_append(sh, type, key, klen, val, vlen, NULL, &seg, &off);
 	if (!err) {
 		e = sn_idx_upsert(&sh->idx, hash, key, klen, &fresh);
-		if (!e)
-			err = sn__err(-ENOMEM, "out of memory for the index");
-		else
+		if (e)
 			kv_shard_index_set(sh, e, type, seg, off, sn_kv_rec_len(type, klen, vlen));
+		else
+			err = index_oom(sh, seg, off);
 	}
 	/* A round or compaction in progress will free space: wait instead of failing (a
 	 * write stall, not an error). */
@@ -1038,7 +1067,7 @@ static void load_done(struct kv_io *x, int64_t res)
 		kv_compact_loaded(sh);
 	} else {
 		if (l->err)
-			s->nocompact = 1;
+			s->nocompact = KV_NOCOMPACT_BAD;
 		kv_img_free(sh->kv, l->buf);
 		kv_compact_loaded(sh); /* pick another victim, or finish */
 	}

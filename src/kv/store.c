@@ -812,8 +812,10 @@ int sn_kv_write(struct sn_kv *kv, struct sn_kv_batch *b, unsigned flags)
 out:
 	free_reqs(parts, n);
 	free_reqs(apply, n);
-	if (commit[0])
+	if (commit[0]) {
+		free(commit[0]->msg);
 		kv_req_free(commit[0]);
+	}
 	free(len);
 	return err;
 }
