@@ -54,6 +54,7 @@ struct kv_req {
 	struct kv_req *part;         /* batch apply: the part it applies */
 	uint8_t single;              /* batch part: the whole batch (commit here too) */
 	uint8_t batch_ok;            /* batch apply: committed (else dropped) */
+	uint8_t commit_lost;         /* batch apply: committed, but its flush failed */
 	uint8_t keep;                /* the caller frees it after cb (batch requests) */
 	char *msg;                   /* sn_errmsg() of a failure, carried to the caller */
 	struct kv_rcache *home;      /* the thread cache it came from (req.c), or NULL */
@@ -337,6 +338,8 @@ void *kv_img_alloc(const struct sn_kv *kv);
 void kv_img_free(const struct sn_kv *kv, void *img);
 void kv_shard_wait_durable(struct kv_shard *sh, struct kv_req *r);
 void kv_shard_space_retry(struct kv_shard *sh);
+/* Stop the shard taking writes (and compaction copying), after err: it is read-only. */
+void kv_shard_fail(struct kv_shard *sh, int err);
 int kv_shard_open_head(struct kv_shard *sh);
 int kv_shard_img(struct kv_shard *sh, uint32_t seg);
 int kv_shard_load(struct kv_shard *sh, uint32_t seg);

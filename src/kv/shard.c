@@ -399,6 +399,12 @@ static void round_fail(struct kv_shard *sh, int err)
 		sn_rt_defer(&sh->compact_task);
 }
 
+void kv_shard_fail(struct kv_shard *sh, int err)
+{
+	if (!sh->failed)
+		round_fail(sh, err);
+}
+
 static void round_flush(struct kv_shard *sh);
 static void round_done(struct kv_shard *sh, uint64_t seg, uint64_t pos);
 static void worker_flush(struct kv_worker *w);

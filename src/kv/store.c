@@ -629,6 +629,12 @@ static void batch_msg(void *arg)
 	case KV_BATCH_APPLY:
 		if (r->batch_ok)
 			batch_apply(sh, r->part);
+		/* The commit is in the log but its flush failed: a crash may keep it or lose
+		 * it. The batch's records here must stay as they are (batch records, which
+		 * recovery applies only with the commit), so compaction must never rewrite
+		 * them as plain ones or drop them: the shard takes no more writes. */
+		if (r->commit_lost)
+			kv_shard_fail(sh, -EIO);
 		sh->batches_inflight--;
 		kv_compact_maybe(sh);
 		kv_complete(sh->w, r);
@@ -790,6 +796,7 @@ int sn_kv_write(struct sn_kv *kv, struct sn_kv_batch *b, unsigned flags)
 		 * durable failed: then the caller gets the error, and the batch may or may not
 		 * survive a crash, but memory must agree with what recovery could find). */
 		apply[s]->batch_ok = commit[0] && commit[0]->batch_ok;
+		apply[s]->commit_lost = apply[s]->batch_ok && commit[0]->res < 0;
 	}
 	{
 		/* The first shard (it holds the commit) applies last: until every record of
