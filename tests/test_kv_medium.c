@@ -5,9 +5,10 @@
  * keeps a store that is mostly dead from filling), bytes flipped on the medium (reported,
  * never returned as a value), the superblock's version check and its second copy, a file
  * that is not a store, a reformat over an old store, a device that fails (errors carry a
- * reason; calls return), batches that must not leave their commit records behind, and
- * batches written while compaction runs (they must be applied). Stores use 64 KiB
- * segments and 4 shards, as in test_kv.c.
+ * reason; calls return), batches that must not leave their commit records behind,
+ * batches written while compaction runs (they must be applied), and gets and syncs made
+ * after a write that waits for space (they must see it). Stores use 64 KiB segments and 4
+ * shards, as in test_kv.c.
  *
  *   test_kv_medium URI     URI names a scratch file of this test (removed before and after)
  */
@@ -17,6 +18,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <sys/random.h>
@@ -951,6 +953,417 @@ static int test_batch_during_compaction(void)
 	return T_PASS;
 }
 
+/*
+ * Calls made after a write that waits for space. A shard that is full while a round or a
+ * compaction will free space parks the write (src/kv/shard.c, space_wait) instead of
+ * failing it; a get of the same key and a sync made after it must wait behind it, as a
+ * worker's calls to one owner run in the order made (src/kv/post.c). A store of 2 shards
+ * with 6 segments each (2 held in reserve) takes put + get pairs on 16 keys and a sync
+ * every 16 puts (2.6 times the log per caller), all in one go, from each caller in turn:
+ * worker 0 of the store's runtime (shard 0's calls run at once, shard 1's go in batches
+ * to worker 1), worker 1 (the other way round), and a foreign thread (requests through
+ * each owner's inbox). Every get must read the value of the put just before it, every
+ * sync must call back after the puts made before it.
+ *
+ * The caller's own shard runs out of space within its one go. A shard of another worker
+ * is made full first: its owner puts to it until a write waits for space, and holds there
+ * until the caller has made all its calls, so that they reach writes still parked. Parked
+ * writes are seen on the owner: after each of its own puts (space_head), and for the
+ * other shards by a probe sent to the owner after each sync (it runs behind the calls made
+ * before it). Only overwritten values die, so compaction always frees space and no write
+ * may fail.
+ */
+#define SP_KEYS    16 /* 8 per shard */
+#define SP_SEGS    6  /* per shard */
+#define SP_PUTS    2000
+#define SP_VLEN    1000
+#define SP_SYNC_IN 16 /* a sync after this many puts */
+#define SP_OPS     (2 * SP_PUTS + SP_PUTS / SP_SYNC_IN)
+#define SP_FILL    600 /* puts at most to make a shard full: more than it holds */
+
+enum { SP_PUT, SP_GET, SP_SYNC };
+static const char *const sp_what[] = { "put", "get", "sync" };
+
+struct sp_drv;
+
+struct sp_op {
+	struct sp_drv *d;
+	uint8_t type, shard;
+	uint16_t key;       /* SP_PUT, SP_GET */
+	uint64_t tag;       /* put: its value's; get: the put's just before it */
+	unsigned before[2]; /* sync: puts made before it, per shard */
+	unsigned seen[2];   /* sync: puts called back when it was */
+	int res, called;
+	uint64_t got; /* get: the tag it read (UINT64_MAX: none) */
+};
+
+/* A shard of another worker, made full by its owner before the caller's calls. */
+struct sp_fill {
+	struct sp_drv *d;
+	unsigned shard, made, failed;
+	_Atomic int holding;
+	struct sp_op ops[SP_FILL];
+};
+
+/* One caller's calls. */
+struct sp_drv {
+	struct sn_kv *kv;
+	struct sn_rt *rt;
+	unsigned who; /* the worker it runs on, or SN_RT_FOREIGN */
+	struct sp_op *ops;
+	unsigned next;
+	_Atomic unsigned puts_done[2];
+	unsigned puts_made[2];
+	unsigned parked_own; /* own puts that found the shard waiting for space */
+	unsigned puts_own;   /* puts to a shard this worker owns */
+	_Atomic unsigned probes[2], probes_parked[2];
+	int err;                 /* the first call refused (not -EAGAIN) */
+	_Atomic int gate;        /* the calls are made: held owners go on */
+	struct sn_rt_latch done; /* every callback, probe and fill */
+	struct sn_rt_task task;
+	struct sp_probe {
+		struct sp_drv *d;
+		unsigned shard;
+	} probe[2];
+	struct sp_fill fill[2];
+};
+
+static char sp_names[SP_KEYS][32];
+static size_t sp_klen[SP_KEYS];
+
+static void sp_cb(void *arg, int res, const void *val, size_t vlen)
+{
+	struct sp_op *op = arg;
+	struct sp_drv *d = op->d;
+	unsigned char want[SP_VLEN];
+
+	op->res = res;
+	op->called++;
+	if (op->type == SP_PUT) {
+		atomic_fetch_add(&d->puts_done[op->shard], 1);
+	} else if (op->type == SP_GET) {
+		op->got = UINT64_MAX;
+		if (!res && vlen == SP_VLEN) {
+			memcpy(&op->got, val, 8);
+			km_fill(want, sizeof(want), op->got);
+			if (memcmp(val, want, vlen))
+				op->got = UINT64_MAX;
+		}
+	} else {
+		op->seen[0] = atomic_load(&d->puts_done[0]);
+		op->seen[1] = atomic_load(&d->puts_done[1]);
+	}
+	sn_rt_latch_done(&d->done);
+}
+
+static void sp_fill_cb(void *arg, int res, const void *val, size_t vlen)
+{
+	struct sp_op *op = arg;
+
+	(void)val;
+	(void)vlen;
+	op->res = res;
+	sn_rt_latch_done(&op->d->done);
+}
+
+/* On the owner of f->shard: puts to it until one waits for space, then hold the worker
+ * until the gate opens (so no round or compaction frees space meanwhile). */
+static void sp_fill(void *arg)
+{
+	struct sp_fill *f = arg;
+	struct sp_drv *d = f->d;
+	unsigned char val[SP_VLEN];
+
+	while (f->made < SP_FILL && !d->kv->shards[f->shard].space_head) {
+		struct sp_op *op = &f->ops[f->made];
+		unsigned k = f->shard * SP_KEYS / 2 + f->made % (SP_KEYS / 2);
+
+		*op = (struct sp_op){ .d = d,
+			              .type = SP_PUT,
+			              .shard = (uint8_t)f->shard,
+			              .key = (uint16_t)k,
+			              .tag = (uint64_t)4 << 32 | f->made };
+		km_fill(val, sizeof(val), op->tag);
+		if (sn_kv_put_async(d->kv, sp_names[k], sp_klen[k], val, sizeof(val), 0, sp_fill_cb,
+		                    op)) {
+			f->failed++;
+			break;
+		}
+		f->made++;
+	}
+	for (unsigned i = f->made; i < SP_FILL; i++)
+		sn_rt_latch_done(&d->done);
+	atomic_store(&f->holding, 1);
+	while (!atomic_load(&d->gate))
+		sched_yield();
+}
+
+/* On the owner of p->shard, behind the calls made before it: are writes parked there? */
+static void sp_probe(void *arg)
+{
+	struct sp_probe *p = arg;
+	struct sp_drv *d = p->d;
+
+	atomic_fetch_add(&d->probes[p->shard], 1);
+	if (d->kv->shards[p->shard].space_head)
+		atomic_fetch_add(&d->probes_parked[p->shard], 1);
+	sn_rt_latch_done(&d->done);
+}
+
+/* Make call i: 0, or the call's error (-EAGAIN: make it again later). */
+static int sp_call(struct sp_drv *d, unsigned i)
+{
+	struct sp_op *op = &d->ops[i];
+	unsigned char val[SP_VLEN];
+	int err;
+
+	switch (op->type) {
+	case SP_PUT:
+		km_fill(val, sizeof(val), op->tag);
+		err = sn_kv_put_async(d->kv, sp_names[op->key], sp_klen[op->key], val, sizeof(val),
+		                      0, sp_cb, op);
+		if (err)
+			return err;
+		d->puts_made[op->shard]++;
+		if (d->who == kv_owner(d->kv, op->shard)) { /* it ran at once, here */
+			d->puts_own++;
+			d->parked_own += d->kv->shards[op->shard].space_head != NULL;
+		}
+		return 0;
+	case SP_GET:
+		return sn_kv_get_async(d->kv, sp_names[op->key], sp_klen[op->key], sp_cb, op);
+	default:
+		op->before[0] = d->puts_made[0];
+		op->before[1] = d->puts_made[1];
+		if ((err = sn_kv_sync_async(d->kv, sp_cb, op)))
+			return err;
+		for (unsigned s = 0; s < 2; s++) {
+			unsigned owner = kv_owner(d->kv, s);
+
+			/* Behind the sync on the ring (or inbox) to the owner; none to this
+			 * worker's own shard (it would run after this whole go). */
+			if (owner == d->who || sn_rt_send(d->rt, owner, sp_probe, &d->probe[s]))
+				sn_rt_latch_done(&d->done);
+		}
+		return 0;
+	}
+}
+
+/* Calls from d->next on were refused or never made: no callbacks, no probes. */
+static void sp_refused(struct sp_drv *d)
+{
+	for (unsigned i = d->next; i < SP_OPS; i++)
+		for (unsigned j = d->ops[i].type == SP_SYNC ? 3 : 1; j; j--)
+			sn_rt_latch_done(&d->done);
+}
+
+/* A worker's calls, all in one go. A full ring: let the held owner go, and make the rest
+ * at the end of the iteration. */
+static void sp_pump(void *arg)
+{
+	struct sp_drv *d = arg;
+	int err = 0;
+
+	while (d->next < SP_OPS) {
+		if ((err = sp_call(d, d->next)) == -EAGAIN) {
+			atomic_store(&d->gate, 1);
+			sn_rt_defer(&d->task);
+			return;
+		}
+		if (err)
+			break;
+		d->next++;
+	}
+	atomic_store(&d->gate, 1);
+	if ((d->err = err))
+		sp_refused(d);
+}
+
+/* Check one caller's calls, counting per shard the gets that read an older value and the
+ * syncs that called back before puts made ahead of them: the calls that broke (the first
+ * few printed). */
+static unsigned sp_check(const struct sp_drv *d, const char *name, unsigned stale[2],
+                         unsigned early[2])
+{
+	unsigned bad = 0;
+
+	stale[0] = stale[1] = early[0] = early[1] = 0;
+	for (unsigned i = 0; i < SP_OPS; i++) {
+		const struct sp_op *op = &d->ops[i];
+
+		if (op->called != 1 || op->res) {
+			if (bad++ < 3)
+				printf("    %s: call %u (%s) called back %d times, %s\n", name, i,
+				       sp_what[op->type], op->called, sn_errname(op->res));
+			continue;
+		}
+		if (op->type == SP_GET && op->got != op->tag) {
+			if (!stale[0] && !stale[1])
+				printf("    %s: get %u of %s read %s %lld, not put %llu's value\n",
+				       name, i, sp_names[op->key],
+				       op->got == UINT64_MAX ? "no value of this test" : "put",
+				       op->got == UINT64_MAX ? -1 : (long long)(op->got & 0xffffff),
+				       (unsigned long long)(op->tag & 0xffffff));
+			stale[op->shard]++;
+			bad++;
+		}
+		for (unsigned s = 0; op->type == SP_SYNC && s < 2; s++) {
+			if (op->seen[s] >= op->before[s])
+				continue;
+			if (!early[0] && !early[1])
+				printf("    %s: sync %u called back when %u of the %u puts to "
+				       "shard %u made before it had\n",
+				       name, i, op->seen[s], op->before[s], s);
+			early[s]++;
+			bad++;
+		}
+	}
+	return bad;
+}
+
+static int test_calls_behind_parked_writes(void)
+{
+	static struct sp_op ops[SP_OPS];
+	static struct sp_drv d;
+	struct sn_rt_opts ro = {
+		.workers = 2, .flags = SN_RT_NOPIN, .ring_size = 4096, .inbox_size = 8192
+	};
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv_stats st;
+	struct sn_rt *rt;
+	struct sn_kv *kv;
+	unsigned per[2] = { 0, 0 }, failed = 0;
+	uint64_t last[SP_KEYS] = { 0 };
+
+	o.shards = 2;
+	o.capacity = (1u << 20) + 2 * SP_SEGS * KM_SEG;
+	ASSERT_OK(sn_rt_create(&ro, &rt));
+	o.rt = rt;
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	/* 8 keys of each shard: keys 0..7 in shard 0, 8..15 in shard 1. */
+	for (unsigned i = 0; per[0] + per[1] < SP_KEYS; i++) {
+		char name[32];
+		size_t kl = km_name(name, "sp", i);
+		unsigned s = kv_shard_of(kv, sn_kv_hash(name, kl));
+
+		if (per[s] == SP_KEYS / 2)
+			continue;
+		memcpy(sp_names[s * SP_KEYS / 2 + per[s]], name, kl + 1);
+		sp_klen[s * SP_KEYS / 2 + per[s]++] = kl;
+	}
+	for (unsigned who = 0; who < 3; who++) {
+		const char *name = who == 0 ? "worker 0" : who == 1 ? "worker 1" : "foreign thread";
+		unsigned n = 0, puts = 0, nfill = 0, stale[2], early[2], bad, unparked = 0;
+		uint64_t t0, t1;
+
+		memset(ops, 0, sizeof(ops));
+		memset(&d, 0, sizeof(d));
+		d.kv = kv;
+		d.rt = rt;
+		d.who = who < 2 ? who : SN_RT_FOREIGN;
+		d.ops = ops;
+		d.task = (struct sn_rt_task){ sp_pump, &d, NULL, 0 };
+		for (unsigned s = 0; s < 2; s++)
+			d.probe[s] = (struct sp_probe){ &d, s };
+		/* Put, get of that key; the keys of the two shards in turn. */
+		while (n < SP_OPS) {
+			unsigned k = (puts & 1) * SP_KEYS / 2 + (puts / 2) % (SP_KEYS / 2);
+			uint64_t tag = (uint64_t)(who + 1) << 32 | puts;
+
+			ops[n++] = (struct sp_op){ .d = &d,
+				                   .type = SP_PUT,
+				                   .shard = (uint8_t)(k / (SP_KEYS / 2)),
+				                   .key = (uint16_t)k,
+				                   .tag = tag };
+			ops[n] = ops[n - 1];
+			ops[n++].type = SP_GET;
+			last[k] = tag;
+			if (++puts % SP_SYNC_IN == 0)
+				ops[n++] = (struct sp_op){ .d = &d, .type = SP_SYNC };
+		}
+		nfill = 2 - (who < 2);
+		sn_rt_latch_init(&d.done, SP_OPS + 2 * (SP_PUTS / SP_SYNC_IN) + nfill * SP_FILL);
+		t0 = sn__now_ns();
+		/* The other workers' shards full first, their owners held. */
+		for (unsigned s = 0; s < 2; s++) {
+			if (kv_owner(kv, s) == d.who)
+				continue;
+			d.fill[s].d = &d;
+			d.fill[s].shard = s;
+			ASSERT_OK(sn_rt_send(rt, kv_owner(kv, s), sp_fill, &d.fill[s]));
+			while (!atomic_load(&d.fill[s].holding))
+				sched_yield();
+		}
+		if (who < 2) {
+			ASSERT_OK(sn_rt_send(rt, who, sp_pump, &d));
+		} else {
+			int err = 0;
+
+			while (d.next < SP_OPS) {
+				/* A full inbox: let the held owners go. */
+				while ((err = sp_call(&d, d.next)) == -EAGAIN)
+					atomic_store(&d.gate, 1), sched_yield();
+				if (err)
+					break;
+				d.next++;
+			}
+			atomic_store(&d.gate, 1);
+			if ((d.err = err))
+				sp_refused(&d);
+		}
+		sn_rt_latch_wait(&d.done);
+		t1 = sn__now_ns();
+		ASSERT_OK(d.err);
+		bad = sp_check(&d, name, stale, early);
+		printf("    %s, %.0f ms:\n", name, (double)(t1 - t0) / 1e6);
+		for (unsigned s = 0; s < 2; s++) {
+			unsigned owner = kv_owner(kv, s), own = owner == d.who;
+			unsigned parked = own ? d.parked_own : d.probes_parked[s];
+			const char *path = own       ? "calls run at once on its owner,"
+			                   : who < 2 ? "batches to"
+			                             : "requests to";
+
+			if (!own)
+				printf("      shard %u made full first: %u puts on worker %u until "
+				       "one "
+				       "waited for space\n",
+				       s, d.fill[s].made, owner);
+			printf("      shard %u (%s worker %u): writes waiting for space %s %u of "
+			       "%u %s; %u gets read an older value, %u syncs called back ahead "
+			       "of puts\n",
+			       s, path, owner, own ? "after" : "at", parked,
+			       own ? d.puts_own : d.probes[s], own ? "puts" : "probes", stale[s],
+			       early[s]);
+			unparked += !parked;
+			for (unsigned i = 0; !own && i < d.fill[s].made; i++)
+				ASSERT_OK(d.fill[s].ops[i].res);
+			ASSERT_OK(d.fill[s].failed);
+		}
+		failed += bad != 0;
+		if (unparked)
+			T_FAILED("%s: no write waited for space on %u shards: their calls were not "
+			         "checked",
+			         name, unparked);
+	}
+	ASSERT_OK(sn_kv_stat(kv, &st));
+	printf("    %llu segments compacted, %llu puts\n", (unsigned long long)st.compactions,
+	       (unsigned long long)st.puts);
+	ASSERT_TRUE(st.compactions > 0);
+	for (unsigned k = 0; k < SP_KEYS; k++)
+		if (km_expect(kv, sp_names[k], sp_klen[k], SP_VLEN, last[k]))
+			return T_FAIL;
+	ASSERT_OK(sn_kv_close(kv));
+	sn_rt_destroy(rt);
+	if (failed) {
+		sn__err_clear(); /* no call failed: their order did */
+		T_FAILED("calls made after a write that waited for space ran before it (%u of 3 "
+		         "callers)",
+		         failed);
+	}
+	return T_PASS;
+}
+
 int main(int argc, char **argv)
 {
 	int r = km_main(argc, argv, "test_kv_medium: what the medium does to a KV store");
@@ -980,6 +1393,8 @@ int main(int argc, char **argv)
 	T_RUN("recovery refuses a record with a key no put could write",
 	      test_oversized_key_record());
 	T_RUN("a batch written while compaction runs is applied", test_batch_during_compaction());
+	T_RUN("calls made after a write that waits for space see that write",
+	      test_calls_behind_parked_writes());
 	unlink(km_path);
 	return t_end();
 }
