@@ -28,7 +28,7 @@ trap 'rm -rf "$OUT"' EXIT
 command -v fio >/dev/null || { echo "vs-fio.sh: fio is not installed (apt-get install fio)" >&2; exit 1; }
 [ -x "$SN" ] || { echo "vs-fio.sh: $SN not built (run make)" >&2; exit 1; }
 
-echo "fio: $(fio --version)   snstore: $($SN --version)   $(nproc) CPUs, $(uname -r)" >&2
+echo "fio: $(fio --version)   snstore: $("$SN" --version)   $(nproc) CPUs, $(uname -r)" >&2
 echo "laying out $FILE ($SIZE) ..." >&2
 fio --name=layout --filename="$FILE" --size="$SIZE" --rw=write --bs=1M --direct=1 \
 	--ioengine=psync --end_fsync=1 --output=/dev/null
@@ -40,8 +40,8 @@ fio_run() { # rw qd -> json file
 		--numjobs="$JOBS" --group_reporting --output-format=json --output="$3"
 }
 sn_run() {
-	"$SN" bench --dev "uring:$FILE?direct=1" --rw "$1" --bs 4k --qd "$2" --jobs "$JOBS" \
-		--runtime "$RUNTIME" --json --quiet >"$3"
+	"$SN" bench --dev "uring:$FILE?direct=1" --size "$SIZE" --rw "$1" --bs 4k --qd "$2" \
+		--jobs "$JOBS" --runtime "$RUNTIME" --json --quiet >"$3"
 }
 
 for rw in $RWS; do
@@ -82,14 +82,14 @@ for rw in rws:
         f = [fio(f"{out}/fio-{rw}-{qd}-{r}.json") for r in range(1, runs + 1)]
         s = [sn(f"{out}/sn-{rw}-{qd}-{r}.json") for r in range(1, runs + 1)]
         fi, si = med(x[0] for x in f), med(x[0] for x in s)
-        print(f"{rw + ' qd' + qd:<18}{fi:>11.0f}{si:>11.0f}{si / fi:>7.2f}"
+        print(f"{rw + ' qd' + qd:<18}{fi:>11.0f}{si:>11.0f}{si / fi if fi else 0:>7.2f}"
               f"{med(x[1] for x in f) / 1e3:>10.1f}{med(x[1] for x in s) / 1e3:>9.1f}"
               f"{med(x[2] for x in f) / 1e3:>9.1f}{med(x[2] for x in s) / 1e3:>9.1f}")
 fi = med(json.load(open(f"{out}/fio-null-{r}.json"))["jobs"][0]["read"]["iops"]
          for r in range(1, runs + 1))
 si = med(json.load(open(f"{out}/sn-null-{r}.json"))["iops"] for r in range(1, runs + 1))
-print(f"{'null qd32':<18}{fi:>11.0f}{si:>11.0f}{si / fi:>7.2f}   (software cost: "
-      f"{1e9 / si:.0f} ns per I/O for snstore)")
+print(f"{'null qd32':<18}{fi:>11.0f}{si:>11.0f}{si / fi if fi else 0:>7.2f}   (software cost: "
+      f"{1e9 / si if si else 0:.0f} ns per I/O for snstore)")
 print(f"medians of {runs} runs each, interleaved; ratio = snstore / fio; "
       f"{sys.argv[5]} job(s) on each side")
 PY

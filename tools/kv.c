@@ -137,28 +137,38 @@ static int arg_bytes(const struct kv_args *a, int i, const char *what, size_t *l
 		        a->pos[i]);
 		return -1;
 	}
+	if (!strcmp(what, "KEY") && (n < 1 || n > SN_KV_MAX_KEY)) {
+		fprintf(stderr, "%s: KEY of %ld bytes: keys are 1..%u bytes\n", a->cmd, n,
+		        SN_KV_MAX_KEY);
+		return -1;
+	}
 	*lenp = (size_t)n;
 	return 0;
 }
 
-/*
- * The file behind uri, if it names one: a plain path, or ENGINE:PATH[?...]. Commands that
- * only read refuse a missing file before sn_kv_open, which would create it.
- */
-static int must_exist(const struct kv_args *a)
+/* The file behind the store's URI, if it names one: a plain path, or ENGINE:PATH[?...];
+ * "" for a URI without one (mem:). */
+static void backing_file(const struct kv_args *a, char *file, size_t len)
 {
 	const char *colon = strchr(a->path, ':'), *slash = strchr(a->path, '/');
-	char file[4096];
-	struct stat st;
 
 	/* A wrapping engine (fault:psync:PATH): the path is after the last engine. */
 	while (colon && (!slash || colon < slash) && strchr(colon + 1, ':') &&
 	       strchr(colon + 1, ':') < (slash ? slash : colon + strlen(colon)))
 		colon = strchr(colon + 1, ':');
 	if (!colon || (slash && slash < colon))
-		snprintf(file, sizeof(file), "%s", a->path);
+		snprintf(file, len, "%s", a->path);
 	else
-		snprintf(file, sizeof(file), "%.*s", (int)strcspn(colon + 1, "?"), colon + 1);
+		snprintf(file, len, "%.*s", (int)strcspn(colon + 1, "?"), colon + 1);
+}
+
+/* Commands that only read refuse a missing file before sn_kv_open, which would create it. */
+static int must_exist(const struct kv_args *a)
+{
+	char file[4096];
+	struct stat st;
+
+	backing_file(a, file, sizeof(file));
 	if (!*file || stat(file, &st) == 0 || errno != ENOENT)
 		return 0;
 	fprintf(stderr,
@@ -760,6 +770,11 @@ static int parse(const struct sub *s, int argc, char **argv, struct kv_args *a)
 		case 'G':
 			if (parse_u64(a, "--segment", optarg, 1u << 30, 1, &v))
 				return -1;
+			if (v < (64u << 10) || (v & (v - 1))) {
+				fprintf(stderr, "%s: --segment %s: a power of two from 64k to 1g\n",
+				        a->cmd, optarg);
+				return -1;
+			}
 			a->o.segment_size = (uint32_t)v;
 			break;
 		case 'y':
@@ -816,6 +831,22 @@ static int parse(const struct sub *s, int argc, char **argv, struct kv_args *a)
 	return 0;
 }
 
+/* Run a subcommand. One that fails leaves no file it created itself behind (a failed
+ * format or put would otherwise leave a 1 GiB file, formatted or not). */
+static int run_sub(const struct sub *sub, struct kv_args *a)
+{
+	char file[4096];
+	struct stat st;
+	int created, rc;
+
+	backing_file(a, file, sizeof(file));
+	created = *file && stat(file, &st) != 0 && errno == ENOENT;
+	rc = sub->fn(a);
+	if (rc && created && stat(file, &st) == 0 && S_ISREG(st.st_mode))
+		unlink(file);
+	return rc;
+}
+
 int cmd_kv(int argc, char **argv)
 {
 	struct kv_args a;
@@ -837,7 +868,7 @@ int cmd_kv(int argc, char **argv)
 		a.cmd = cmd;
 		if (parse(&subs[i], argc - 1, argv + 1, &a))
 			return 2;
-		return subs[i].fn(&a);
+		return run_sub(&subs[i], &a);
 	}
 	fprintf(stderr, "snstore kv: unknown subcommand '%s'\n\n", argv[1]);
 	usage(stderr);

@@ -121,9 +121,10 @@ static void usage(FILE *f)
 	      "Store\n"
 	      "  --db PATH         the store: a file, block device or device URI (default\n"
 	      "                    ./snstore-kvbench.db). A fresh benchmark formats it; a plain\n"
-	      "                    file is first removed and created again, and kvbench refuses\n"
-	      "                    a file that holds something other than a store. The store is\n"
-	      "                    left in place at the end (as db_bench leaves its DB)\n"
+	      "                    file is first removed and created again. kvbench refuses a\n"
+	      "                    file or device whose first MiB is neither zeros nor a store\n"
+	      "                    (`snstore kv format` replaces anything). The store is left in\n"
+	      "                    place at the end (as db_bench leaves its DB)\n"
 	      "  --shards S        shards at format (default: one per worker)\n"
 	      "  --capacity SIZE   size of a store kvbench creates (default: room for 3x the\n"
 	      "                    records of N keys, at least 1 GiB)\n"
@@ -336,6 +337,16 @@ static int parse_args(int argc, char **argv, struct kb_opts *o, unsigned *bench,
 		fprintf(stderr, "snstore kvbench: --benchmarks is empty\n");
 		bad = 1;
 	}
+	/* YCSB D and E insert keys after num: up to 2 num - 1. */
+	for (unsigned i = 0; !bad && i < *nb; i++)
+		if ((benches[bench[i]].kind == KB_YCSBD || benches[bench[i]].kind == KB_YCSBE) &&
+		    digits(2 * o->num - 1) > o->key_size) {
+			fprintf(stderr,
+			        "snstore kvbench: --key-size %u is too short for the keys %s "
+			        "inserts (up to %" PRIu64 ")\n",
+			        o->key_size, benches[bench[i]].name, 2 * o->num - 1);
+			bad = 1;
+		}
 	return bad ? -1 : 0;
 }
 
@@ -349,45 +360,72 @@ static int plain_path(const char *db)
 	return !colon || (slash && slash < colon);
 }
 
-static int file_exists(const char *db)
+/* The file or device behind --db (a plain path, or a URI's path), or "" (mem:, null:). */
+static void db_file(const char *db, char *file, size_t len)
 {
 	const char *colon = strchr(db, ':');
+
+	if (plain_path(db))
+		snprintf(file, len, "%s", db);
+	else
+		snprintf(file, len, "%.*s", (int)strcspn(colon + 1, "?"), colon + 1);
+}
+
+static int file_exists(const char *db)
+{
 	char file[4096];
 	struct stat st;
 
-	if (plain_path(db))
-		snprintf(file, sizeof(file), "%s", db);
-	else
-		snprintf(file, sizeof(file), "%.*s", (int)strcspn(colon + 1, "?"), colon + 1);
+	db_file(db, file, sizeof(file));
 	return !*file || stat(file, &st) == 0;
 }
 
+#define CHECK_BYTES (1u << 20) /* filesystems keep their superblocks within this */
+
 /*
- * Before a fresh benchmark: a plain regular file that is empty, starts with zeros, or
- * holds a store is removed, so the format creates it at the right size; anything else
- * is refused rather than destroyed. Devices and URIs are formatted in place.
+ * Before a fresh benchmark: the file or device behind --db must be missing, empty, all
+ * zeros in its first MiB, or a store (any earlier run's); anything else is refused rather
+ * than destroyed (`snstore kv format` replaces whatever a path holds, when that is the
+ * intent). A plain regular file is then removed, so the format creates it at the right
+ * size; devices and URIs are formatted in place.
  */
 static int remove_store_file(const char *db)
 {
-	unsigned char head[8] = { 0 };
-	static const unsigned char zero[8];
+	char file[4096];
+	unsigned char *head = malloc(CHECK_BYTES);
+	ssize_t n = 0;
 	struct stat st;
-	int fd;
+	int fd, foreign = 0;
 
-	if (!plain_path(db) || stat(db, &st) || !S_ISREG(st.st_mode))
-		return 0;
-	if ((fd = open(db, O_RDONLY)) >= 0) {
-		if (read(fd, head, sizeof(head)) < 0)
-			memset(head, 0xff, sizeof(head));
-		close(fd);
+	db_file(db, file, sizeof(file));
+	if (!head) {
+		fprintf(stderr, "snstore kvbench: out of memory\n");
+		return -1;
 	}
-	if (st.st_size && memcmp(head, "snstorKV", 8) != 0 && memcmp(head, zero, 8) != 0) {
+	if (*file && stat(file, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
+		if ((fd = open(file, O_RDONLY)) < 0 || (n = read(fd, head, CHECK_BYTES)) < 0) {
+			fprintf(stderr, "snstore kvbench: reading %s: %s\n", file, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			free(head);
+			return -1;
+		}
+		close(fd);
+		if (n < 8 || memcmp(head, "snstorKV", 8))
+			for (ssize_t i = 0; i < n && !foreign; i++)
+				foreign = head[i] != 0;
+	}
+	free(head);
+	if (foreign) {
 		fprintf(stderr,
-		        "snstore kvbench: --db %s holds something that is not an snstore "
-		        "store: refusing to overwrite it\n",
+		        "snstore kvbench: --db %s holds something that is not an snstore store "
+		        "(its first MiB is not zero): refusing to format it (`snstore kv format` "
+		        "replaces what a path holds)\n",
 		        db);
 		return -1;
 	}
+	if (!plain_path(db) || !*file || stat(file, &st) || !S_ISREG(st.st_mode))
+		return 0;
 	if (unlink(db)) {
 		fprintf(stderr, "snstore kvbench: removing %s: %s\n", db, strerror(errno));
 		return -1;
@@ -485,16 +523,18 @@ static void print_header(const struct kb_opts *o, const struct store *s)
 	       s->note, *s->note ? ")" : "");
 	printf("keys %u B, values %u B, num %" PRIu64 ", seed %" PRIu64 "; ", o->key_size,
 	       o->value_size, o->num, o->seed);
-	if (o->foreign)
-		printf("%u foreign client thread%s, %s", o->threads, o->threads > 1 ? "s" : "",
-		       o->depth > 1 ? "depth " : "blocking calls");
 	if (o->foreign && o->depth > 1)
-		printf("%u (asynchronous calls)", o->depth);
+		printf("%u foreign client thread%s, depth %u (asynchronous calls)", o->threads,
+		       o->threads > 1 ? "s" : "", o->depth);
+	else if (o->foreign)
+		printf("%u foreign client thread%s, blocking calls", o->threads,
+		       o->threads > 1 ? "s" : "");
 	else
 		printf("%u client%s on workers, depth %u", o->threads, o->threads > 1 ? "s" : "",
 		       o->depth);
-	printf("; %u workers (%s), fillsync writers %u\n", sn_rt_workers(s->rt),
-	       o->mode == SN_RT_POLL ? "poll" : "event", o->writers);
+	printf("; %u worker%s (%s), fillsync writers %u\n", sn_rt_workers(s->rt),
+	       sn_rt_workers(s->rt) > 1 ? "s" : "", o->mode == SN_RT_POLL ? "poll" : "event",
+	       o->writers);
 	printf("writes: %s; fillsync: durable per write\n",
 	       o->sync ? "durable per write (SN_KV_DURABLE; group commit)"
 	               : "acknowledged in the write buffer, durable at close");

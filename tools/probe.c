@@ -352,10 +352,12 @@ int cmd_probe(int argc, char **argv)
 			         path[strlen(path) - 1] == '/' ? "" : "/", (int)getpid());
 		else
 			snprintf(target, sizeof(target), "%s", path);
-		scratch = 1;
+		/* Only a file made here is removed after (not, say, a dangling symlink). */
 		fd = open(target, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-		if (fd >= 0)
+		if (fd >= 0) {
 			close(fd);
+			scratch = 1;
+		}
 	} else {
 		snprintf(target, sizeof(target), "%s", path);
 	}

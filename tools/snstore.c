@@ -2,6 +2,7 @@
 /*
  * snstore.c — the command-line tool: dispatches to one file per subcommand.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,6 +36,21 @@ static void usage(FILE *f)
 	           "every engine and its options.\n");
 }
 
+/* A command whose output could not all be written (a full disk, say) failed, whatever
+ * else it did: a truncated scan or JSON must not look like a whole one. */
+static int output_written(int rc)
+{
+	int err;
+
+	errno = 0;
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return rc;
+	err = errno;
+	fprintf(stderr, "snstore: writing the output failed%s%s\n", err ? ": " : "",
+	        err ? strerror(err) : "");
+	return rc ? rc : 1;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -51,7 +67,7 @@ int main(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(argv[1], cmds[i].name))
-			return cmds[i].fn(argc - 1, argv + 1);
+			return output_written(cmds[i].fn(argc - 1, argv + 1));
 	fprintf(stderr, "snstore: unknown command '%s'\n\n", argv[1]);
 	usage(stderr);
 	return 2;
