@@ -136,6 +136,32 @@ static int test_fua_survives(void)
 	return T_PASS;
 }
 
+/* The same through a flush: the held writes reach the medium, the FUA write stays last. */
+static int test_fua_survives_flush(void)
+{
+	struct sn_dev *dev;
+	struct sn_queue *q;
+	struct sn_io io;
+	struct sn_cqe c;
+	unsigned char v;
+	static unsigned char buf[BLK];
+
+	if (reset() || open_fault("crash=random&seed=3", &dev, &q))
+		return T_FAIL;
+	ASSERT_OK(fill_write(q, 2, 1, 'o'));
+	memset(buf, 'F', BLK);
+	sn_io_write(&io, buf, BLK, 2 * BLK, 9);
+	io.flags = SN_IO_FUA;
+	ASSERT_EQ(sn_queue_submit(q, &io, 1), 1);
+	ASSERT_EQ(sn_queue_reap(q, &c, 1, 1), 1);
+	ASSERT_EQ(c.res, BLK);
+	ASSERT_OK(sn_queue_flush(q));
+	close_dev(dev, q);
+	ASSERT_OK(on_medium(2, 100, &v));
+	ASSERT_EQ(v, 'F');
+	return T_PASS;
+}
+
 static int test_crash_keep_order(void)
 {
 	struct sn_dev *dev;
@@ -439,6 +465,7 @@ int main(int argc, char **argv)
 	t_begin("fault engine: power-loss model, error injection, reproducibility");
 	T_RUN("crash=all: flushed data stays, held writes are lost", test_crash_all());
 	T_RUN("FUA write survives a crash, after older held writes", test_fua_survives());
+	T_RUN("FUA write survives a flush, after older held writes", test_fua_survives_flush());
 	T_RUN("crash=keep replays held writes in order", test_crash_keep_order());
 	T_RUN("crash=random: a subset, the same for the same seed", test_crash_random_seeded());
 	T_RUN("crash=tear: head or tail of a write, at a block boundary", test_crash_tear());

@@ -45,7 +45,8 @@ struct dax_dev {
 	char *base;
 	size_t page;
 	enum dax_how how;
-	int nt; /* writes of whole cache lines use non-temporal stores */
+	int nt;   /* writes of whole cache lines use non-temporal stores */
+	int lost; /* msync fallback: the first failed writeback (sn__msync_range) */
 };
 
 static const struct sn_option dax_options[] = {
@@ -348,15 +349,12 @@ static void dax_close(struct sn_dev *dev)
 
 static int dax_sync(struct dax_dev *d, uint64_t off, uint64_t len)
 {
-	uint64_t start;
-
 	if (d->how != HOW_MSYNC) {
 		flush_lines(d->how, d->base + off, len);
 		fence();
 		return 0;
 	}
-	start = off & ~(uint64_t)(d->page - 1);
-	return msync(d->base + start, off + len - start, MS_SYNC) < 0 ? -errno : 0;
+	return sn__msync_range(d->base, d->page, off, len, &d->lost);
 }
 
 static int dax_queue_init(struct sn_queue *q)

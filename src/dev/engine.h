@@ -155,6 +155,14 @@ int64_t sn__file_rw(int fd, int write, void *buf, uint64_t len, uint64_t off);
 /* Discard [off, off+len) of fd: BLKDISCARD on block devices, hole punch on files. */
 int sn__file_discard(int fd, int is_blockdev, uint64_t off, uint64_t len);
 
+/*
+ * msync [off, off+len) of a shared mapping at base (pages of `page` bytes). Linux reports
+ * a failed writeback once to the mapping's one file description, so to whichever thread
+ * syncs first: *lost keeps the first error, and every later sync of the device returns it
+ * (data was lost; a later success must not say otherwise).
+ */
+int sn__msync_range(char *base, size_t page, uint64_t off, uint64_t len, int *lost);
+
 /* An option table entry with this key accepts any other key (a wrapping engine passes
  * them to the engine it wraps). */
 #define SN_OPTION_ANY "*"

@@ -346,9 +346,10 @@ static int write_back(struct fault_dev *f, struct sn_queue *iq)
 {
 	int err = 0;
 
+	/* FUA writes too (they are on the inner device already): an older held write to
+	 * the same blocks must not land over one. */
 	for (unsigned i = 0; i < f->nheld && !err; i++)
-		if (!f->held[i].durable)
-			err = apply(f, iq, &f->held[i], f->held[i].off, f->held[i].len);
+		err = apply(f, iq, &f->held[i], f->held[i].off, f->held[i].len);
 	if (!err)
 		err = sn_queue_flush(iq);
 	drop_held(f);

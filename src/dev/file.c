@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -216,7 +217,7 @@ int sn__file_queue_init(struct sn_queue *q, int dev_fd, int own)
 	struct sn_file_queue *fq = (struct sn_file_queue *)q;
 
 	fq->fd = own ? sn__file_reopen(q->dev, dev_fd) : -1;
-	return fq->fd < -1 ? fq->fd : 0;
+	return own && fq->fd < 0 ? fq->fd : 0; /* (-EPERM is -1: not "no fd") */
 }
 
 void sn__file_queue_fini(struct sn_queue *q)
@@ -260,4 +261,15 @@ int sn__file_discard(int fd, int is_blockdev, uint64_t off, uint64_t len)
 	return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0
 	               ? -errno
 	               : 0;
+}
+
+int sn__msync_range(char *base, size_t page, uint64_t off, uint64_t len, int *lost)
+{
+	uint64_t start = off & ~(uint64_t)(page - 1);
+	int err = msync(base + start, off + len - start, MS_SYNC) < 0 ? -errno : 0, zero = 0;
+
+	if (err)
+		__atomic_compare_exchange_n(lost, &zero, err, 0, __ATOMIC_RELAXED,
+		                            __ATOMIC_RELAXED);
+	return err ? err : __atomic_load_n(lost, __ATOMIC_RELAXED);
 }

@@ -20,6 +20,7 @@ struct mmap_dev {
 	int fd;
 	char *base;
 	size_t page;
+	int lost; /* the first failed writeback (sn__msync_range) */
 };
 
 static const struct sn_option mmap_options[] = {
@@ -68,9 +69,7 @@ static void mmap_close(struct sn_dev *dev)
 
 static int mmap_sync(struct mmap_dev *m, uint64_t off, uint64_t len)
 {
-	uint64_t start = off & ~(uint64_t)(m->page - 1);
-
-	return msync(m->base + start, off + len - start, MS_SYNC) < 0 ? -errno : 0;
+	return sn__msync_range(m->base, m->page, off, len, &m->lost);
 }
 
 static int mmap_queue_init(struct sn_queue *q)

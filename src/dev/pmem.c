@@ -32,6 +32,7 @@ struct pmem_dev {
 	char *base;
 	size_t page;
 	enum pmem2_granularity gran;
+	int lost; /* page granularity: the first failed writeback (sn__msync_range) */
 	pmem2_persist_fn persist;
 	pmem2_drain_fn drain;
 	pmem2_memcpy_fn copy;
@@ -174,14 +175,11 @@ static void pmem_close(struct sn_dev *dev)
 
 static int pmem_sync(struct pmem_dev *p, uint64_t off, uint64_t len)
 {
-	uint64_t start;
-
 	if (p->gran != PMEM2_GRANULARITY_PAGE) {
 		p->persist(p->base + off, len);
 		return 0;
 	}
-	start = off & ~(uint64_t)(p->page - 1);
-	return msync(p->base + start, off + len - start, MS_SYNC) < 0 ? -errno : 0;
+	return sn__msync_range(p->base, p->page, off, len, &p->lost);
 }
 
 static int pmem_queue_init(struct sn_queue *q)

@@ -223,7 +223,7 @@ static int uring_open(struct sn_dev *dev, const struct sn_uri *uri)
 		u->use_fixed_file = 0;
 	io_uring_queue_exit(&probe);
 
-	dev->info.max_queue_depth = 32768; /* IORING_MAX_ENTRIES; the SQ holds depth + 1 */
+	dev->info.max_queue_depth = 32767; /* the SQ holds depth + 1: IORING_MAX_ENTRIES */
 	dev->info.max_transfer_bytes = 1u << 30;
 	dev->info.caps |= SN_CAP_FUA;
 	dev->info.flush_does = "IORING_OP_FSYNC with IORING_FSYNC_DATASYNC (fdatasync): data "
@@ -389,11 +389,13 @@ static int uring_submit(struct sn_queue *q, const struct sn_io *ios, unsigned n)
 	 * ask for them now, so the next reap may find them without a second syscall. */
 	r = uq->poll_events ? io_uring_submit_and_get_events(&uq->ring)
 	                    : io_uring_submit(&uq->ring);
-	/* The SQEs stay in the ring when the kernel pushes back (-EBUSY: completions
-	 * to reap first); reap hands them over later, so they still count as started. */
-	uq->need_submit = r < 0;
+	/* SQEs the kernel did not take stay in the ring (it pushed back with -EBUSY, took
+	 * only some, or failed): reap hands them over later, so they count as started. Were
+	 * this call to fail now, they would still run, uncounted. An error that lasts comes
+	 * back from the reap that enters again. */
+	uq->need_submit = io_uring_sq_ready(&uq->ring) > 0;
 	if (r < 0 && r != -EBUSY && r != -EAGAIN && r != -EINTR)
-		return sn__err(r, "io_uring_submit failed: %s", sn_strerror(r));
+		sn__err(r, "io_uring_submit failed: %s", sn_strerror(r));
 	return (int)i;
 }
 
@@ -454,12 +456,12 @@ static int uring_reap(struct sn_queue *q, struct sn_cqe *out, unsigned max, unsi
 			    (uq->poll_events || uq->need_submit)) {
 				entered = 1;
 				r = io_uring_submit_and_get_events(ring);
-				uq->need_submit = r < 0;
+				uq->need_submit = r < 0 || io_uring_sq_ready(ring) > 0;
 				continue;
 			}
 			if (uq->need_submit) {
 				r = io_uring_submit(ring);
-				uq->need_submit = r < 0;
+				uq->need_submit = r < 0 || io_uring_sq_ready(ring) > 0;
 			}
 			return (int)got;
 		}
@@ -468,7 +470,7 @@ static int uring_reap(struct sn_queue *q, struct sn_cqe *out, unsigned max, unsi
 		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME)
 			return got ? (int)got
 			           : sn__err(r, "io_uring wait failed: %s", sn_strerror(r));
-		uq->need_submit = 0;
+		uq->need_submit = io_uring_sq_ready(ring) > 0;
 	}
 }
 
