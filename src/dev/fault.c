@@ -8,6 +8,7 @@
  * reads and adds latency. All choices come from one seeded generator: reproducible.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -111,7 +112,7 @@ static int parse_prob(const struct sn_uri *uri, const char *key, double *out)
 	if (!v)
 		return 0;
 	*out = strtod(v, &end);
-	if (end == v || *end || *out < 0 || *out > 1)
+	if (end == v || *end || isspace((unsigned char)*v) || !(*out >= 0 && *out <= 1))
 		return sn__err(-EINVAL, "option %s=%s: expected a probability from 0 to 1", key, v);
 	return 0;
 }
@@ -132,6 +133,9 @@ static int parse_options(struct fault_dev *f, const struct sn_uri *uri)
 	    (err = parse_prob(uri, "enospc_prob", &f->enospc_prob)) ||
 	    (err = parse_prob(uri, "flip_prob", &f->flip_prob)))
 		return err;
+	if (f->delay_us > 60000000)
+		return sn__err(-EINVAL, "option delay_us=%llu: at most 60000000 (a minute)",
+		               (unsigned long long)f->delay_us);
 	f->rng = seed;
 	if (!mode || !strcmp(mode, "all"))
 		f->mode = CRASH_ALL;

@@ -85,6 +85,27 @@ undo:
 	return err;
 }
 
+/* fsync the directory that holds path. */
+static int sync_parent(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	int fd, err = 0;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return sn__err(-errno, "cannot open '%s' to make '%s' durable: %s", dir, path,
+		               strerror(errno));
+	if (fsync(fd) < 0 && errno != EINVAL) /* (EINVAL: a filesystem without it) */
+		err = sn__err(-errno, "fsync of '%s' (the directory of new file '%s'): %s", dir,
+		              path, strerror(errno));
+	close(fd);
+	return err;
+}
+
 int sn__file_open(struct sn_dev *dev, const struct sn_uri *uri, const struct sn_file_opts *o)
 {
 	struct sn_dev_info *in = &dev->info;
@@ -180,9 +201,15 @@ int sn__file_open(struct sn_dev *dev, const struct sn_uri *uri, const struct sn_
 			goto fail;
 		}
 	}
+	/* A new file's name is durable too: a flush covers the file's data, not the
+	 * directory entry that finds it after a power loss. */
+	if (!exists && (err = sync_parent(path)))
+		goto fail;
 	return fd;
 fail:
 	close(fd);
+	if (!exists)
+		unlink(path); /* made here: nothing of it is left behind */
 	return err;
 }
 

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <linux/falloc.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +198,12 @@ static int uring_open(struct sn_dev *dev, const struct sn_uri *uri)
 		                        "for O_DIRECT I/O");
 	if (cpu != UINT64_MAX && !sqpoll)
 		return sn__err(-EINVAL, "sqpoll_cpu needs sqpoll=1");
+	if (cpu != UINT64_MAX && cpu >= CPU_SETSIZE)
+		return sn__err(-EINVAL, "sqpoll_cpu=%llu: not a CPU number",
+		               (unsigned long long)cpu);
+	if (idle > 3600000)
+		return sn__err(-EINVAL, "sq_idle_ms=%llu: at most 3600000 (an hour)",
+		               (unsigned long long)idle);
 	u->sqpoll_cpu = cpu == UINT64_MAX ? -1 : (int)cpu;
 	u->sq_idle_ms = (unsigned)idle;
 	u->setup_flags = (sqpoll ? IORING_SETUP_SQPOLL : 0) | (iopoll ? IORING_SETUP_IOPOLL : 0) |
