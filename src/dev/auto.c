@@ -50,6 +50,21 @@ static int direct_ok(const char *path, char *why, size_t len)
 		return 0;
 	}
 	if (strcmp(dir, path) != 0) {
+		/* An unnamed file in that directory says whether its filesystem takes O_DIRECT
+		 * (where it takes O_TMPFILE at all; elsewhere: assume so, it is on a disk). */
+		if ((fd = open(dir, O_TMPFILE | O_RDWR | O_DIRECT | O_CLOEXEC, 0600)) >= 0) {
+			close(fd);
+			snprintf(why, len,
+			         "O_DIRECT because the new file's filesystem supports it");
+			return 1;
+		}
+		if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) >= 0) {
+			close(fd);
+			snprintf(why, len,
+			         "buffered because the new file's filesystem refuses "
+			         "O_DIRECT");
+			return 0;
+		}
 		snprintf(why, len, "O_DIRECT (the new file's filesystem is on a disk)");
 		return 1;
 	}

@@ -40,6 +40,7 @@ static int open_errno(int err, const char *path, int direct)
 static int dio_align(int fd, struct sn_dev_info *in, uint32_t lbs)
 {
 	struct statx stx;
+	struct stat st;
 
 	/* Prefer what the filesystem says (ext4 on a 4Kn disk wants 4096); fall back to
 	 * the logical block size, which every Linux block layer accepts. */
@@ -49,6 +50,10 @@ static int dio_align(int fd, struct sn_dev_info *in, uint32_t lbs)
 		in->mem_align = stx.stx_dio_mem_align ? stx.stx_dio_mem_align : lbs;
 		return 0;
 	}
+	/* No answer (kernels before 6.1, some filesystems): a regular file's filesystem
+	 * block, up to 4 KiB, is safe where its disk has 4 KiB sectors and 512 is not. */
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_blksize > (blksize_t)lbs)
+		lbs = st.st_blksize < 4096 ? (uint32_t)st.st_blksize : 4096;
 	in->offset_align = lbs;
 	in->mem_align = lbs;
 	return 0;
