@@ -586,11 +586,34 @@ static const struct store stores[] = {
 
 /* Removes a database directory kvref may own: it must be missing, empty, or look like
  * one of the three stores (CURRENT, data.mdb) and hold no subdirectories. */
+/* A file RocksDB, LevelDB or LMDB makes in its directory. */
+static int store_file(const char *n)
+{
+	static const char *const exact[] = { "CURRENT", "IDENTITY", "LOCK",    "LOG",
+		                             "LOG.old", "data.mdb", "lock.mdb" };
+	static const char *const prefix[] = { "MANIFEST-", "OPTIONS-", "LOG.old." };
+	static const char *const suffix[] = { ".sst", ".ldb", ".log", ".dbtmp" };
+	size_t len = strlen(n);
+
+	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+		if (!strcmp(n, exact[i]))
+			return 1;
+	for (size_t i = 0; i < sizeof(prefix) / sizeof(prefix[0]); i++)
+		if (!strncmp(n, prefix[i], strlen(prefix[i])))
+			return 1;
+	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++)
+		if (len > strlen(suffix[i]) && !strcmp(n + len - strlen(suffix[i]), suffix[i]))
+			return 1;
+	return 0;
+}
+
+/* Remove a store's directory: only one that holds a store (an LSM's CURRENT and a
+ * MANIFEST, or LMDB's data.mdb) and nothing but files such stores make. */
 static int remove_db(const char *dir, char *err, size_t errlen)
 {
 	struct dirent *e;
 	struct stat st;
-	int entries = 0, known = 0, fd, rc = 0;
+	int entries = 0, current = 0, manifest = 0, mdb = 0, strange = 0, known, fd, rc = 0;
 	DIR *d = opendir(dir);
 
 	if (!d) {
@@ -604,8 +627,10 @@ static int remove_db(const char *dir, char *err, size_t errlen)
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		entries++;
-		if (!strcmp(e->d_name, "CURRENT") || !strcmp(e->d_name, "data.mdb"))
-			known = 1;
+		current |= !strcmp(e->d_name, "CURRENT");
+		manifest |= !strncmp(e->d_name, "MANIFEST-", 9);
+		mdb |= !strcmp(e->d_name, "data.mdb");
+		strange |= !store_file(e->d_name);
 		if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) || S_ISDIR(st.st_mode)) {
 			snprintf(err, errlen, "refusing to remove %s: %s/%s is a directory", dir,
 			         dir, e->d_name);
@@ -613,6 +638,7 @@ static int remove_db(const char *dir, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	known = ((current && manifest) || mdb) && !strange;
 	if (entries && !known) {
 		snprintf(err, errlen,
 		         "refusing to remove %s: not empty and not a RocksDB/LevelDB/LMDB "
