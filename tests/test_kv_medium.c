@@ -338,6 +338,40 @@ static int test_format_version(void)
 		return T_FAIL;
 	ASSERT_OK(sn_kv_close(kv));
 
+	/* Each case rewrites copy A (valid CRC) and keeps copy B as it was (version 1), or
+	 * rewrites both. */
+	{
+		static const struct {
+			const char *what, *says;
+			uint32_t version, flags;
+			uint64_t log_offset;
+		} bad[] = {
+			{ "copy A version 2, copy B version 1", "upgrade", 2, 0, 0 },
+			{ "version 0", "version 0", 0, 0, 0 },
+			{ "unknown flags", "flags 0x4", 1, 4, 0 },
+			{ "log_offset 0 (over the superblocks)", "impossible layout", 1, 0, 1 },
+		};
+		struct sn_kv_super b;
+
+		ASSERT_OK(rw_super(0, bs, &copy));
+		for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			b = sb;
+			b.version = bad[i].version;
+			b.flags = bad[i].flags;
+			if (bad[i].log_offset)
+				b.log_offset = 0;
+			b.crc = sn_crc32c(0, &b, offsetof(struct sn_kv_super, crc));
+			ASSERT_OK(rw_super(1, 0, &b));
+			if (bad[i].log_offset)
+				ASSERT_OK(rw_super(1, bs, &b));
+			printf("    %s: SN_EFORMAT\n", bad[i].what);
+			ASSERT_ERR(sn_kv_open(km_uri, &o, &kv), SN_EFORMAT);
+			ASSERT_STR_HAS(sn_errmsg(), bad[i].says);
+			ASSERT_TRUE(kv == NULL);
+			ASSERT_OK(rw_super(1, bs, &copy));
+		}
+	}
+
 	printf("    version 2 with a valid CRC in both copies: SN_EFORMAT, 'newer' in words\n");
 	sb.version = 2;
 	sb.crc = sn_crc32c(0, &sb, offsetof(struct sn_kv_super, crc));

@@ -1037,7 +1037,9 @@ static int read_super(struct sn_dev *dev, struct sn_kv_super *sb)
 		return sn__err(err, "reading the superblock: %s", sn_strerror(err));
 	}
 	err = SN_EFORMAT;
-	for (int c = 0; c < 2 && err; c++) {
+	/* Both copies: one newer than this binary refuses the store, even when the other is
+	 * older (a half-done upgrade must not be read by the old format's rules). */
+	for (int c = 0; c < 2; c++) {
 		const struct sn_kv_super *s = (const struct sn_kv_super *)(buf + c * bs);
 
 		if (memcmp(s->magic, SN_KV_SB_MAGIC, 8) ||
@@ -1047,9 +1049,13 @@ static int read_super(struct sn_dev *dev, struct sn_kv_super *sb)
 			newer = (int)s->version;
 			continue;
 		}
-		*sb = *s;
-		err = 0;
+		if (err) {
+			*sb = *s;
+			err = 0;
+		}
 	}
+	if (newer)
+		err = SN_EFORMAT;
 	if (err && newer)
 		err = sn__err(SN_EFORMAT,
 		              "the store has format version %d; this snstore reads "
@@ -1065,13 +1071,19 @@ static int read_super(struct sn_dev *dev, struct sn_kv_super *sb)
 	sn_queue_destroy(q);
 	if (err)
 		return err;
-	/* Checked fields: a damaged but checksummed superblock must not crash us. */
+	/* Checked fields: a damaged but checksummed superblock must not crash us. Flags are
+	 * feature bits: one this binary does not know changes the format under it. */
+	if (sb->version < 1 || sb->flags)
+		return sn__err(SN_EFORMAT,
+		               "the superblock has version %u and flags 0x%x: this snstore reads "
+		               "version 1 to %u with no flags",
+		               sb->version, sb->flags, SN_KV_FORMAT_VERSION);
 	if (!sn__is_pow2(sb->block_size) || sb->block_size < bs || sb->block_size > 65536 ||
 	    !sn__is_pow2(sb->segment_size) || sb->segment_size < SN_KV_MIN_SEG ||
 	    sb->segment_size > SN_KV_MAX_SEG || !sb->shards || sb->shards > SN_KV_MAX_SHARDS ||
 	    sb->shard_segments < 4 || sb->shard_segments > (1ull << 32) ||
-	    sb->log_offset % sb->block_size || sb->capacity > in.capacity_bytes ||
-	    sb->log_offset > sb->capacity ||
+	    sb->log_offset % sb->block_size || sb->log_offset < 2ull * sb->block_size ||
+	    sb->capacity > in.capacity_bytes || sb->log_offset > sb->capacity ||
 	    /* sb->log_offset + shard_segments * segment_size * shards <= capacity, without
 	     * the overflow a crafted superblock would use to pass it */
 	    sb->shard_segments > (sb->capacity - sb->log_offset) / sb->segment_size / sb->shards)
