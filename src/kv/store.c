@@ -1020,7 +1020,7 @@ static int all_zero(const unsigned char *p, size_t n)
 static int read_super(struct sn_dev *dev, struct sn_kv_super *sb)
 {
 	struct sn_dev_info in;
-	uint32_t bs;
+	uint32_t bs, win;
 	struct sn_queue *q;
 	unsigned char *buf;
 	int err, newer = 0;
@@ -1029,21 +1029,27 @@ static int read_super(struct sn_dev *dev, struct sn_kv_super *sb)
 	bs = format_block(&in);
 	if (in.capacity_bytes < 2ull * bs)
 		return sn__err(-ENOENT, "the device is too small to hold a store");
+	/* Copy B sits at the store's block size, which may differ from this device's block
+	 * now (the same file on another filesystem, say): read far enough for any. */
+	win = in.capacity_bytes < 2ull * 65536 ? 2 * bs : 2 * 65536;
 	if ((err = sn_queue_create(dev, 2, &q)))
 		return err;
-	if ((err = sn_queue_buf_alloc(q, 2 * bs, (void **)&buf)) ||
-	    (err = sn_queue_pread(q, buf, 2 * bs, 0))) {
+	if ((err = sn_queue_buf_alloc(q, win, (void **)&buf)) ||
+	    (err = sn_queue_pread(q, buf, win, 0))) {
 		sn_queue_destroy(q);
 		return sn__err(err, "reading the superblock: %s", sn_strerror(err));
 	}
 	err = SN_EFORMAT;
-	/* Both copies: one newer than this binary refuses the store, even when the other is
-	 * older (a half-done upgrade must not be read by the old format's rules). */
-	for (int c = 0; c < 2; c++) {
-		const struct sn_kv_super *s = (const struct sn_kv_super *)(buf + c * bs);
+	/* Copy A at 0, copy B at its block size: every copy with a valid checksum counts. One
+	 * newer than this binary refuses the store, even when another is older (a half-done
+	 * upgrade must not be read by the old format's rules); else the first one serves. */
+	for (uint32_t off = 0; off + sizeof(struct sn_kv_super) <= win;
+	     off = off ? 2 * off : SN_KV_MIN_BLOCK) {
+		const struct sn_kv_super *s = (const struct sn_kv_super *)(buf + off);
 
-		if (memcmp(s->magic, SN_KV_SB_MAGIC, 8) ||
-		    sn_crc32c(0, s, offsetof(struct sn_kv_super, crc)) != s->crc)
+		if (off % bs || memcmp(s->magic, SN_KV_SB_MAGIC, 8) ||
+		    sn_crc32c(0, s, offsetof(struct sn_kv_super, crc)) != s->crc ||
+		    (off && s->block_size != off))
 			continue;
 		if (s->version > SN_KV_FORMAT_VERSION) {
 			newer = (int)s->version;
@@ -1061,7 +1067,7 @@ static int read_super(struct sn_dev *dev, struct sn_kv_super *sb)
 		              "the store has format version %d; this snstore reads "
 		              "version %u and older: upgrade snstore",
 		              newer, SN_KV_FORMAT_VERSION);
-	else if (err && all_zero(buf, 2 * bs))
+	else if (err && all_zero(buf, win))
 		err = sn__err(-ENOENT, "the device holds no store");
 	else if (err && !memcmp(buf, SN_KV_SB_MAGIC, 8))
 		err = sn__err(SN_ECORRUPT, "both superblock copies fail their checksum");
@@ -1081,7 +1087,7 @@ static int read_super(struct sn_dev *dev, struct sn_kv_super *sb)
 	if (!sn__is_pow2(sb->block_size) || sb->block_size < bs || sb->block_size > 65536 ||
 	    !sn__is_pow2(sb->segment_size) || sb->segment_size < SN_KV_MIN_SEG ||
 	    sb->segment_size > SN_KV_MAX_SEG || !sb->shards || sb->shards > SN_KV_MAX_SHARDS ||
-	    sb->shard_segments < 4 || sb->shard_segments > (1ull << 32) ||
+	    sb->shard_segments < 4 || sb->shard_segments >= (1ull << 32) ||
 	    sb->log_offset % sb->block_size || sb->log_offset < 2ull * sb->block_size ||
 	    sb->capacity > in.capacity_bytes || sb->log_offset > sb->capacity ||
 	    /* sb->log_offset + shard_segments * segment_size * shards <= capacity, without
@@ -1591,6 +1597,21 @@ static void shard_compact(void *arg)
 	kv_compact_start(c->sh, c->force, c->done);
 }
 
+struct failed_ctx {
+	struct sn_kv *kv;
+	unsigned w, shard;
+	int err; /* the first failed shard of worker w: its failure */
+};
+
+static void worker_failed(void *arg)
+{
+	struct failed_ctx *f = arg;
+
+	for (unsigned s = f->w; !f->err && s < f->kv->sb.shards; s += f->kv->nworkers)
+		if ((f->err = f->kv->shards[s].failed))
+			f->shard = s;
+}
+
 int sn_kv_compact(struct sn_kv *kv, int force)
 {
 	struct compact_ctx *c;
@@ -1603,11 +1624,32 @@ int sn_kv_compact(struct sn_kv *kv, int force)
 		return sn__err(-ENOMEM, "out of memory");
 	sn_rt_latch_init(&done, kv->sb.shards);
 	for (unsigned s = 0; s < kv->sb.shards; s++) {
+		int serr;
+
 		c[s] = (struct compact_ctx){ &kv->shards[s], force, &done };
-		while (sn_rt_send(kv->rt, kv_owner(kv, s), shard_compact, &c[s]) == -EAGAIN)
+		while ((serr = sn_rt_send(kv->rt, kv_owner(kv, s), shard_compact, &c[s])) ==
+		       -EAGAIN)
 			sched_yield();
+		if (serr) { /* never sent: count it done, failed */
+			sn_rt_latch_done(&done);
+			err = err ? err : serr;
+		}
 	}
 	sn_rt_latch_wait(&done);
 	free(c);
+	if (err)
+		return sn__err(err, "sn_kv_compact: %s", sn_strerror(err));
+	/* A shard that stopped taking writes (an earlier write or flush failed) could not:
+	 * ask each owner (its shards' state is its own). */
+	for (unsigned w = 0; w < kv->nworkers; w++) {
+		struct failed_ctx f = { kv, w, 0, 0 };
+
+		sn_rt_call(kv->rt, w, worker_failed, &f);
+		if (f.err)
+			return sn__err(f.err,
+			               "shard %u takes no more writes (an earlier write or flush "
+			               "failed: %s): it cannot be compacted",
+			               f.shard, sn_strerror(f.err));
+	}
 	return 0;
 }
