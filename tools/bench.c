@@ -192,7 +192,7 @@ static int parse_uint(const char *opt, const char *s, uint64_t min, uint64_t max
 
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || *s == '-' || v < min || v > max) {
+	if (errno || end == s || *end || *s < '0' || *s > '9' || v < min || v > max) {
 		fprintf(stderr,
 		        "snstore bench: %s %s: expected an integer from %" PRIu64 " to %" PRIu64
 		        "\n",

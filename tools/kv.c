@@ -707,7 +707,7 @@ static int parse_u64(const struct kv_args *a, const char *opt, const char *s, ui
 			return 0;
 	} else {
 		*out = strtoull(s, &end, 10);
-		if (!errno && end != s && !*end && *s != '-' && *out && *out <= max)
+		if (!errno && end != s && !*end && *s >= '0' && *s <= '9' && *out && *out <= max)
 			return 0;
 	}
 	fprintf(stderr, "%s: %s %s: expected %s from 1 to %" PRIu64 "\n", a->cmd, opt, s,

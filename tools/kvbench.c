@@ -176,7 +176,8 @@ static int parse_num(const char *opt, const char *s, uint64_t lo, uint64_t hi, i
 
 	errno = 0;
 	if (size ? sn_parse_size(s, out) == 0
-	         : (*out = strtoull(s, &end, 10), !errno && end != s && !*end && *s != '-'))
+	         : (*out = strtoull(s, &end, 10),
+	            !errno && end != s && !*end && *s >= '0' && *s <= '9'))
 		if (*out >= lo && *out <= hi)
 			return 0;
 	fprintf(stderr, "snstore kvbench: %s %s: expected %s from %" PRIu64 " to %" PRIu64 "\n",

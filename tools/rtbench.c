@@ -7,6 +7,7 @@
  * outside the runtime.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -243,6 +244,7 @@ static int parse(int argc, char **argv, struct rtb_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	unsigned long long v;
 	char *end;
 	int c;
 
@@ -255,12 +257,14 @@ static int parse(int argc, char **argv, struct rtb_opts *o)
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'w':
-			o->workers = (unsigned)strtoul(optarg, &end, 10);
-			if (*end || o->workers < 2 || o->workers > MAXW) {
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || *end || *optarg < '0' || *optarg > '9' || v < 2 || v > MAXW) {
 				fprintf(stderr, "snstore rtbench: --workers %s: expected 2..%d\n",
 				        optarg, MAXW);
 				return -1;
 			}
+			o->workers = (unsigned)v;
 			break;
 		case 'm':
 			o->modes = !strcmp(optarg, "poll")    ? 1
@@ -286,12 +290,18 @@ static int parse(int argc, char **argv, struct rtb_opts *o)
 			}
 			break;
 		case 'r':
-			o->ring = (unsigned)strtoul(optarg, &end, 10);
-			if (*end) {
-				fprintf(stderr, "snstore rtbench: --ring %s: expected a number\n",
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || *end || *optarg < '0' || *optarg > '9' || v < 2 ||
+			    v > (1u << 24) || (v & (v - 1))) {
+				fprintf(stderr,
+				        "snstore rtbench: --ring %s: expected a power of two from "
+				        "2 "
+				        "to 16777216\n",
 				        optarg);
 				return -1;
 			}
+			o->ring = (unsigned)v;
 			break;
 		case 'c':
 			if (parse_list(optarg, o)) {
