@@ -45,15 +45,21 @@ run() {
 		"$(field found "$(row ycsbf "$out")")"
 }
 
+# check_ref WHAT "FOUND_READ FOUND_C FOUND_F": the counts a reference mode must reach
+check_ref() {
+	set -- "$1" $2
+	[ "$2" -gt $((NUM / 2)) ] && [ "$2" -lt $((NUM * 7 / 10)) ] ||
+		fail "$1: readrandom found $2 of $NUM: fillrandom should leave ~63% of the key space"
+	[ "$3" = $NUM ] || fail "$1: ycsbc found $3 of $NUM: the load writes every key"
+}
+
 ref=$(run "workers, depth 64")
 echo "clients on workers, depth 64: found (readrandom ycsbc ycsbf) = $ref"
-set -- $ref
-[ "$1" -gt $((NUM / 2)) ] && [ "$1" -lt $((NUM * 7 / 10)) ] ||
-	fail "readrandom found $1 of $NUM: fillrandom should leave ~63% of the key space"
-[ "$2" = $NUM ] || fail "ycsbc found $2 of $NUM: the load writes every key"
+check_ref "clients on workers, depth 64" "$ref"
 # Each client has its own key stream: compare modes with the same number of clients.
 ref3=$(run "workers, 3 clients" --threads 3)
 echo "3 clients on workers: found = $ref3"
+check_ref "3 clients on workers" "$ref3"
 for m in "--depth 1" "--foreign" "--foreign --depth 1" "--threads 3 --foreign --depth 16" \
 	"--threads 3 --foreign --depth 1"; do
 	got=$(run "$m" $m)

@@ -223,7 +223,10 @@ static int test_kill_loop(void)
 	int killed;
 
 	ASSERT_OK(km_model_init(&m, NKEYS));
-	/* A first run to the end measures how long a workload takes: kills are drawn over it. */
+	/* A first run to the end measures how long a workload takes: kills are drawn over it.
+	 * Later runs take longer (recovery meets more debris, the store fills), so the span
+	 * follows both the runs that finish first and the kills that find a run still going
+	 * past it (else every kill could land in the first part of a run, never in close). */
 	if (iteration(&m, 0, 0, &span, &killed, &acks))
 		return T_FAIL;
 	printf("    %llu iterations of %d ops on %s:%s?direct=1 (%d keys, 4 shards, %u-byte "
@@ -241,6 +244,8 @@ static int test_kill_loop(void)
 		acks_n += acks;
 		if (!killed) /* the workload finished first: it takes this long now */
 			span = (3 * span + took) / 4;
+		else if (delay > span) /* still running after the span: it takes longer now */
+			span = delay;
 	}
 	km_model_free(&m);
 	printf("    processes killed: %llu of %llu (the rest finished first), %llu acknowledged "
@@ -255,10 +260,12 @@ static int test_kill_loop(void)
 	       (unsigned long long)tot.lost, (unsigned long long)tot.corrupt,
 	       (unsigned long long)tot.torn_batches);
 	ASSERT_EQ(tot.lost + tot.corrupt + tot.torn_batches, 0);
-	/* A floor that shows the loop kills processes, not one that tunes it: delays are
-	 * drawn over 1.25 runs (kills land in close and its checkpoint writes too), so about
-	 * half the processes finish first, more when the machine is slow. */
-	ASSERT_TRUE(killed_n >= cfg.iters / 3);
+	ASSERT_TRUE(tot.durable_verified > 0);
+	/* A floor that shows the loop kills processes, not one that tunes it: delays are drawn
+	 * over 1.25 runs (kills land in close and its checkpoint writes too), so about a third
+	 * of the processes finish first, more when the machine is loaded (150 iterations: 94 to
+	 * 120 killed on the 2-CPU test machine, 81 to 111 under TSan with ctest -j2). */
+	ASSERT_TRUE(killed_n >= cfg.iters * 2 / 5);
 	return T_PASS;
 }
 

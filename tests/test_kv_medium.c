@@ -262,6 +262,11 @@ static int corrupt_closed(int older_segment, int full_scan)
 		err = sn_kv_get(kv, key, km_name(key, "after", i), &v, &vl);
 		km_fill(want, sizeof(want), i);
 		if (err == -ENOENT) {
+			/* The scan stops at the victim: what it drops follows it in the log. */
+			if (lost != i)
+				T_FAILED("after-%u is gone but after-%u, written before it, is "
+				         "there",
+				         i, i - 1);
 			lost++;
 			continue;
 		}
@@ -270,6 +275,21 @@ static int corrupt_closed(int older_segment, int full_scan)
 		free(v);
 	}
 	printf("    %u of the %u records written after it were dropped with it\n", lost, n);
+	if (older_segment) {
+		/* docs/format.md: corruption in an older segment skips the rest of that segment
+		 * only. The victim's segment holds at most this many of the records after it;
+		 * every later one is in a later segment and must be there. */
+		uint32_t klen = (uint32_t)km_name(key, "after", 0);
+		uint32_t seg_rest = KM_SEG - (uint32_t)sizeof(struct sn_kv_seghdr) -
+		                    sn_kv_rec_len(SN_KV_REC_PUT, 6, sizeof(val));
+		uint32_t per_seg = seg_rest / sn_kv_rec_len(SN_KV_REC_PUT, klen, 1000);
+
+		printf("    at most %u of them share the victim's segment; after-%u.. are in later "
+		       "segments\n",
+		       per_seg, per_seg);
+		ASSERT_TRUE(n > per_seg);
+		ASSERT_LE(lost, per_seg);
+	}
 	ASSERT_OK(sn_kv_close(kv));
 	return T_PASS;
 }
@@ -592,13 +612,20 @@ static int compact_after_failure(void)
 	return 0;
 }
 
-static int never_mind(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+/* sn_kv_scan callback: count the keys seen, and those longer than any put can write. */
+struct scan_count {
+	unsigned keys, too_long;
+};
+
+static int count_keys(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
-	(void)arg;
+	struct scan_count *c = arg;
+
 	(void)key;
-	(void)klen;
 	(void)val;
 	(void)vlen;
+	c->keys++;
+	c->too_long += klen > SN_KV_MAX_KEY;
 	return 0;
 }
 
@@ -699,10 +726,13 @@ static int test_batch_commits_reclaimed(void)
 }
 
 /*
- * A record with a valid checksum that no put could have written — a key of 1100 or 5000
+ * A record with a valid checksum that no put could have written — a key of 1100 or 9000
  * bytes — appended to the log of a closed store (as a bug or a stray writer would leave
- * it). Recovery must treat it as corrupt: the store opens, sn_kv_scan works, the other
- * keys read back. Each size runs in a child: a heap overflow must not take the program.
+ * it). Recovery must treat it as corrupt: the store opens with the anchor as its only key
+ * (sn_kv_stat and sn_kv_scan agree), the loss is reported (the record ends the newest
+ * segment, so docs/format.md counts it in torn_bytes; corrupt_records were it in an older
+ * one), the anchor reads back. Each size runs in a child: a heap overflow must not take
+ * the program.
  */
 static unsigned long_klen;
 
@@ -714,6 +744,7 @@ static int long_key_child(void)
 	struct sn_kv_rechdr *r;
 	struct sn_kv fake; /* kv_rec_seed() reads the store's uuid from it */
 	struct sn_kv_stats st;
+	struct scan_count seen = { 0 };
 	unsigned char val[200], *rec;
 	uint64_t start, seg0;
 	uint32_t len;
@@ -756,14 +787,22 @@ static int long_key_child(void)
 		       sn_errmsg());
 		return 2;
 	}
-	sn_kv_stat(kv, &st);
-	err = sn_kv_scan(kv, never_mind, NULL);
-	printf("    a %u-byte key in the log: open OK (%llu keys, %llu corrupt records); scan = "
-	       "%s\n",
-	       long_klen, (unsigned long long)st.keys, (unsigned long long)st.corrupt_records,
-	       sn_errname(err));
-	if (err)
+	if (sn_kv_stat(kv, &st)) {
+		printf("    a %u-byte key: sn_kv_stat failed (%s)\n", long_klen, sn_errmsg());
 		return 1;
+	}
+	err = sn_kv_scan(kv, count_keys, &seen);
+	printf("    a %u-byte key in the log: open OK (%llu keys, %llu corrupt records, %llu torn "
+	       "bytes); scan = %s (%u keys, %u over %u bytes)\n",
+	       long_klen, (unsigned long long)st.keys, (unsigned long long)st.corrupt_records,
+	       (unsigned long long)st.torn_bytes, sn_errname(err), seen.keys, seen.too_long,
+	       SN_KV_MAX_KEY);
+	if (err || st.keys != 1 || seen.keys != 1 || seen.too_long)
+		return 1;
+	if (st.corrupt_records + st.torn_bytes == 0) {
+		printf("    the record was dropped, but the loss is not reported\n");
+		return 1;
+	}
 	{
 		void *v;
 		size_t vl;
@@ -794,9 +833,11 @@ static int test_oversized_key_record(void)
 		}
 	}
 	if (failed)
-		T_FAILED("recovery accepted records whose key is over %u bytes: sn_kv_scan fails "
-		         "(-EINVAL) or overflows its key buffer",
-		         SN_KV_MAX_KEY);
+		T_FAILED(
+		        "recovery accepted records whose key is over %u bytes: it indexes the key, "
+		        "does not report the loss, or sn_kv_scan fails (-EINVAL) or overflows its "
+		        "key buffer",
+		        SN_KV_MAX_KEY);
 	return T_PASS;
 }
 
