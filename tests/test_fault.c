@@ -110,28 +110,37 @@ static int test_crash_all(void)
 	return T_PASS;
 }
 
-/* crash=keep: the older held write is replayed at the crash (a mode that might drop it would
- * make the check vacuous), and must not land over the FUA write. */
+/* A fault device (crash=keep) holding an older write of block 2 ('o'), then a FUA write
+ * of it ('F'), done. */
+static int held_then_fua(struct sn_dev **dev, struct sn_queue **q)
+{
+	static unsigned char buf[BLK];
+	struct sn_io io;
+	struct sn_cqe c;
+
+	if (reset() || open_fault("crash=keep", dev, q))
+		return T_FAIL;
+	ASSERT_OK(fill_write(*q, 2, 1, 'o'));
+	memset(buf, 'F', BLK);
+	sn_io_write(&io, buf, BLK, 2 * BLK, 9);
+	io.flags = SN_IO_FUA;
+	ASSERT_EQ(sn_queue_submit(*q, &io, 1), 1);
+	ASSERT_EQ(sn_queue_reap(*q, &c, 1, 1), 1);
+	ASSERT_EQ(c.res, BLK);
+	return T_PASS;
+}
+
+/* The older held write is replayed at the crash (crash=keep: a mode that might drop it
+ * would make the check vacuous), and must not land over the FUA write. */
 static int test_fua_survives(void)
 {
 	struct sn_fault_stats st;
 	struct sn_dev *dev;
 	struct sn_queue *q;
-	struct sn_io io;
-	struct sn_cqe c;
 	unsigned char v;
-	static unsigned char buf[BLK];
 
-	if (reset() || open_fault("crash=keep", &dev, &q))
+	if (held_then_fua(&dev, &q))
 		return T_FAIL;
-	/* An older held write to the same block must not land over the FUA write. */
-	ASSERT_OK(fill_write(q, 2, 1, 'o'));
-	memset(buf, 'F', BLK);
-	sn_io_write(&io, buf, BLK, 2 * BLK, 9);
-	io.flags = SN_IO_FUA;
-	ASSERT_EQ(sn_queue_submit(q, &io, 1), 1);
-	ASSERT_EQ(sn_queue_reap(q, &c, 1, 1), 1);
-	ASSERT_EQ(c.res, BLK);
 	ASSERT_OK(sn_dev_ctl(dev, SN_CTL_FAULT_CRASH, NULL));
 	ASSERT_OK(sn_dev_ctl(dev, SN_CTL_FAULT_STATS, &st));
 	ASSERT_EQ(st.writes_dropped, 0);
@@ -147,20 +156,10 @@ static int test_fua_survives_flush(void)
 {
 	struct sn_dev *dev;
 	struct sn_queue *q;
-	struct sn_io io;
-	struct sn_cqe c;
 	unsigned char v;
-	static unsigned char buf[BLK];
 
-	if (reset() || open_fault("crash=random&seed=3", &dev, &q))
+	if (held_then_fua(&dev, &q))
 		return T_FAIL;
-	ASSERT_OK(fill_write(q, 2, 1, 'o'));
-	memset(buf, 'F', BLK);
-	sn_io_write(&io, buf, BLK, 2 * BLK, 9);
-	io.flags = SN_IO_FUA;
-	ASSERT_EQ(sn_queue_submit(q, &io, 1), 1);
-	ASSERT_EQ(sn_queue_reap(q, &c, 1, 1), 1);
-	ASSERT_EQ(c.res, BLK);
 	ASSERT_OK(sn_queue_flush(q));
 	close_dev(dev, q);
 	ASSERT_OK(on_medium(2, 100, &v));
