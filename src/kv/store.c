@@ -1031,7 +1031,9 @@ static int read_super(struct sn_dev *dev, struct sn_kv_super *sb)
 		return sn__err(-ENOENT, "the device is too small to hold a store");
 	/* Copy B sits at the store's block size, which may differ from this device's block
 	 * now (the same file on another filesystem, say): read far enough for any. */
-	win = in.capacity_bytes < 2ull * 65536 ? 2 * bs : 2 * 65536;
+	win = 2 * (bs > 65536 ? bs : 65536);
+	if (win > in.capacity_bytes)
+		win = 2 * bs;
 	if ((err = sn_queue_create(dev, 2, &q)))
 		return err;
 	if ((err = sn_queue_buf_alloc(q, win, (void **)&buf)) ||
