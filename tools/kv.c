@@ -146,18 +146,16 @@ static int arg_bytes(const struct kv_args *a, int i, const char *what, size_t *l
 	return 0;
 }
 
-/* The file behind the store's URI, if it names one: a plain path, or ENGINE:PATH[?...];
- * "" for a URI without one (mem:). */
-static void backing_file(const struct kv_args *a, char *file, size_t len)
+void cmd_uri_file(const char *uri, char *file, size_t len)
 {
-	const char *colon = strchr(a->path, ':'), *slash = strchr(a->path, '/');
+	const char *colon = strchr(uri, ':'), *slash = strchr(uri, '/');
 
 	/* A wrapping engine (fault:psync:PATH): the path is after the last engine. */
 	while (colon && (!slash || colon < slash) && strchr(colon + 1, ':') &&
 	       strchr(colon + 1, ':') < (slash ? slash : colon + strlen(colon)))
 		colon = strchr(colon + 1, ':');
 	if (!colon || (slash && slash < colon))
-		snprintf(file, len, "%s", a->path);
+		snprintf(file, len, "%s", uri);
 	else
 		snprintf(file, len, "%.*s", (int)strcspn(colon + 1, "?"), colon + 1);
 }
@@ -168,7 +166,7 @@ static int must_exist(const struct kv_args *a)
 	char file[4096];
 	struct stat st;
 
-	backing_file(a, file, sizeof(file));
+	cmd_uri_file(a->path, file, sizeof(file));
 	if (!*file || stat(file, &st) == 0 || errno != ENOENT)
 		return 0;
 	fprintf(stderr,
@@ -839,7 +837,7 @@ static int run_sub(const struct sub *sub, struct kv_args *a)
 	struct stat st;
 	int created, rc;
 
-	backing_file(a, file, sizeof(file));
+	cmd_uri_file(a->path, file, sizeof(file));
 	created = *file && stat(file, &st) != 0 && errno == ENOENT;
 	rc = sub->fn(a);
 	if (rc && created && stat(file, &st) == 0 && S_ISREG(st.st_mode))

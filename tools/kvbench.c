@@ -361,23 +361,12 @@ static int plain_path(const char *db)
 	return !colon || (slash && slash < colon);
 }
 
-/* The file or device behind --db (a plain path, or a URI's path), or "" (mem:, null:). */
-static void db_file(const char *db, char *file, size_t len)
-{
-	const char *colon = strchr(db, ':');
-
-	if (plain_path(db))
-		snprintf(file, len, "%s", db);
-	else
-		snprintf(file, len, "%.*s", (int)strcspn(colon + 1, "?"), colon + 1);
-}
-
 static int file_exists(const char *db)
 {
 	char file[4096];
 	struct stat st;
 
-	db_file(db, file, sizeof(file));
+	cmd_uri_file(db, file, sizeof(file));
 	return !*file || stat(file, &st) == 0;
 }
 
@@ -398,7 +387,7 @@ static int remove_store_file(const char *db)
 	struct stat st;
 	int fd, foreign = 0;
 
-	db_file(db, file, sizeof(file));
+	cmd_uri_file(db, file, sizeof(file));
 	if (!head) {
 		fprintf(stderr, "snstore kvbench: out of memory\n");
 		return -1;

@@ -87,18 +87,14 @@ static void finish(struct kv_shard *sh)
 	struct kv_seg *v = &sh->segs[sh->compact_seg];
 	struct kv_seg *h = &sh->segs[sh->head];
 
-	/* The sweep stopped at a record that fails its checks, short of the end: what
-	 * follows it (a commit that live batch records elsewhere need, say) was not copied.
-	 * Keep the segment. */
-	if (sh->compact_off < v->used)
+	/* A record that fails its checks stopped the sweep short of the end: what follows it
+	 * (live records, a commit that batch records elsewhere need) was not copied. Keep
+	 * the segment. */
+	if (sh->compact_off < v->used || v->live)
 		v->nocompact = KV_NOCOMPACT_BAD;
-	if (!v->live && !v->nocompact && !sh->kv->map && clear_block(sh, v))
+	else if (!sh->kv->map && clear_block(sh, v))
 		v->nocompact = KV_NOCOMPACT_LATER; /* out of memory: leave it for now */
-	if (v->live || v->nocompact) {
-		/* Some record could not be read back (corrupt): keep the segment. */
-		if (!v->nocompact)
-			v->nocompact = KV_NOCOMPACT_BAD;
-	} else {
+	if (!v->nocompact) {
 		v->state = SEG_COMPACTED;
 		sh->ncompacted++;
 		v->zero_after_seq = h->seq;
