@@ -18,6 +18,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,60 @@ struct store {
 	struct sn_kv_stats last; /* after the previous benchmark: the next one's baseline */
 	char engine[64], note[256];
 };
+
+/* What --json prints when kvbench fails: the first error, and the benchmarks that finished
+ * before it. Scripts parse stdout as one JSON object, so a failure must print one too. */
+static struct {
+	int json;
+	const struct kb_result *res;
+	unsigned done;
+	char error[8192]; /* room for a message with a path of PATH_MAX */
+} failure;
+
+static void print_json_result(const struct kb_result *r, int first);
+
+static void print_json_error(void)
+{
+	printf("{\"error\":");
+	bench_json_str(stdout, *failure.error ? failure.error : "failed");
+	printf(",\"results\":[");
+	for (unsigned i = 0; i < failure.done; i++)
+		print_json_result(&failure.res[i], i == 0);
+	printf("]}\n");
+}
+
+/* A failure's exit status, after the error object when --json was given. */
+static int failed(int rc)
+{
+	if (failure.json)
+		print_json_error();
+	return rc;
+}
+
+void kb_error(const char *fmt, ...)
+{
+	char msg[sizeof(failure.error)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "snstore kvbench: %s\n", msg);
+	if (!*failure.error)
+		snprintf(failure.error, sizeof(failure.error), "%s", msg);
+}
+
+void kb_fatal(const char *fmt, ...)
+{
+	char msg[sizeof(failure.error)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	kb_error("%s", msg);
+	exit(failed(1));
+}
 
 static void usage(FILE *f)
 {
@@ -155,7 +210,11 @@ static void usage(FILE *f)
 	      "(reads),\n"
 	      "                    \"lat_ns\":{\"mean\",\"p50\",\"p99\",\"p999\",\"max\"}}, ...]}, "
 	      "one result\n"
-	      "                    per benchmark in the order given (the shape of bench/kvref.c)\n"
+	      "                    per benchmark in the order given (the shape of bench/kvref.c).\n"
+	      "                    On failure (bad usage too) still one JSON object on stdout:\n"
+	      "                    {\"error\": MESSAGE, \"results\": [the benchmarks that "
+	      "finished]},\n"
+	      "                    and the message on stderr\n"
 	      "\n"
 	      "SIZE takes k, m, g suffixes (powers of 1024). Exit status: 0 success, 1 a store\n"
 	      "error (printed), 2 bad usage.\n"
@@ -180,8 +239,8 @@ static int parse_num(const char *opt, const char *s, uint64_t lo, uint64_t hi, i
 	            !errno && end != s && !*end && *s >= '0' && *s <= '9'))
 		if (*out >= lo && *out <= hi)
 			return 0;
-	fprintf(stderr, "snstore kvbench: %s %s: expected %s from %" PRIu64 " to %" PRIu64 "\n",
-	        opt, s, size ? "a size" : "an integer", lo, hi);
+	kb_error("%s %s: expected %s from %" PRIu64 " to %" PRIu64, opt, s,
+	         size ? "a size" : "an integer", lo, hi);
 	return -1;
 }
 
@@ -270,9 +329,7 @@ static int parse_args(int argc, char **argv, struct kb_opts *o, unsigned *bench,
 			break;
 		case 'm':
 			if (strcmp(optarg, "poll") != 0 && strcmp(optarg, "event") != 0) {
-				fprintf(stderr,
-				        "snstore kvbench: --mode %s: expected poll or event\n",
-				        optarg);
+				kb_error("--mode %s: expected poll or event", optarg);
 				bad = 1;
 			}
 			o->mode = optarg[0] == 'p' ? SN_RT_POLL : SN_RT_EVENT;
@@ -297,27 +354,30 @@ static int parse_args(int argc, char **argv, struct kb_opts *o, unsigned *bench,
 			usage(stdout);
 			exit(0);
 		default:
-			fprintf(stderr,
-			        "snstore kvbench: unknown or incomplete option '%s' (see "
-			        "--help)\n",
-			        argv[optind - 1]);
-			return -1;
+			kb_error("unknown or incomplete option '%s' (see --help)",
+			         argv[optind - 1]);
+			bad = 1;
 		}
 	}
-	if (bad)
+	if (bad) {
+		/* The error object goes to stdout when --json was given, after the bad option
+		 * too: read the rest of the line for it alone. */
+		while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1)
+			o->json |= c == 'j';
 		return -1;
+	}
 	if (optind < argc) {
-		fprintf(stderr, "snstore kvbench: unexpected argument '%s' (see --help)\n",
-		        argv[optind]);
+		kb_error("unexpected argument '%s' (see --help)", argv[optind]);
 		return -1;
 	}
 	if (digits(o->num - 1) > o->key_size) {
-		fprintf(stderr, "snstore kvbench: --key-size %u is too short for key %" PRIu64 "\n",
-		        o->key_size, o->num - 1);
+		kb_error("--key-size %u is too short for key %" PRIu64, o->key_size, o->num - 1);
 		return -1;
 	}
-	if (!(list = strdup(o->benchmarks)))
+	if (!(list = strdup(o->benchmarks))) {
+		kb_error("out of memory");
 		return -1;
+	}
 	*nb = 0;
 	for (tok = strtok_r(list, ",", &save); tok && !bad; tok = strtok_r(NULL, ",", &save)) {
 		unsigned j;
@@ -325,9 +385,9 @@ static int parse_args(int argc, char **argv, struct kb_opts *o, unsigned *bench,
 		for (j = 0; j < NBENCHES && strcmp(benches[j].name, tok) != 0; j++)
 			;
 		if (j == NBENCHES || *nb == MAX_BENCHMARKS) {
-			fprintf(stderr, "snstore kvbench: %s '%s' (see --help)\n",
-			        j == NBENCHES ? "unknown benchmark" : "too many benchmarks at",
-			        tok);
+			kb_error("%s '%s' (see --help)",
+			         j == NBENCHES ? "unknown benchmark" : "too many benchmarks at",
+			         tok);
 			bad = 1;
 		} else {
 			bench[(*nb)++] = j;
@@ -335,17 +395,16 @@ static int parse_args(int argc, char **argv, struct kb_opts *o, unsigned *bench,
 	}
 	free(list);
 	if (!bad && !*nb) {
-		fprintf(stderr, "snstore kvbench: --benchmarks is empty\n");
+		kb_error("--benchmarks is empty");
 		bad = 1;
 	}
 	/* YCSB D and E insert keys after num: up to 2 num - 1. */
 	for (unsigned i = 0; !bad && i < *nb; i++)
 		if ((benches[bench[i]].kind == KB_YCSBD || benches[bench[i]].kind == KB_YCSBE) &&
 		    digits(2 * o->num - 1) > o->key_size) {
-			fprintf(stderr,
-			        "snstore kvbench: --key-size %u is too short for the keys %s "
-			        "inserts (up to %" PRIu64 ")\n",
-			        o->key_size, benches[bench[i]].name, 2 * o->num - 1);
+			kb_error("--key-size %u is too short for the keys %s "
+			         "inserts (up to %" PRIu64 ")",
+			         o->key_size, benches[bench[i]].name, 2 * o->num - 1);
 			bad = 1;
 		}
 	return bad ? -1 : 0;
@@ -389,12 +448,12 @@ static int remove_store_file(const char *db)
 
 	cmd_uri_file(db, file, sizeof(file));
 	if (!head) {
-		fprintf(stderr, "snstore kvbench: out of memory\n");
+		kb_error("out of memory");
 		return -1;
 	}
 	if (*file && stat(file, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
 		if ((fd = open(file, O_RDONLY)) < 0 || (n = read(fd, head, CHECK_BYTES)) < 0) {
-			fprintf(stderr, "snstore kvbench: reading %s: %s\n", file, strerror(errno));
+			kb_error("reading %s: %s", file, strerror(errno));
 			if (fd >= 0)
 				close(fd);
 			free(head);
@@ -407,17 +466,16 @@ static int remove_store_file(const char *db)
 	}
 	free(head);
 	if (foreign) {
-		fprintf(stderr,
-		        "snstore kvbench: --db %s holds something that is not an snstore store "
-		        "(its first MiB is not zero): refusing to format it (`snstore kv format` "
-		        "replaces what a path holds)\n",
-		        db);
+		kb_error("--db %s holds something that is not an snstore store "
+		         "(its first MiB is not zero): refusing to format it (`snstore kv format` "
+		         "replaces what a path holds)",
+		         db);
 		return -1;
 	}
 	if (!plain_path(db) || !*file || stat(file, &st) || !S_ISREG(st.st_mode))
 		return 0;
 	if (unlink(db)) {
-		fprintf(stderr, "snstore kvbench: removing %s: %s\n", db, strerror(errno));
+		kb_error("removing %s: %s", db, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -425,8 +483,7 @@ static int remove_store_file(const char *db)
 
 static int store_fail(const char *what, const char *db, int err)
 {
-	fprintf(stderr, "snstore kvbench: %s %s: %s\n", what, db,
-	        *sn_errmsg() ? sn_errmsg() : sn_strerror(err));
+	kb_error("%s %s: %s", what, db, *sn_errmsg() ? sn_errmsg() : sn_strerror(err));
 	return -1;
 }
 
@@ -575,6 +632,22 @@ static void print_stat_line(struct store *s)
 	fflush(stdout);
 }
 
+static void print_json_result(const struct kb_result *r, int first)
+{
+	printf("%s{\"name\":", first ? "" : ",");
+	bench_json_str(stdout, r->name);
+	printf(",\"ops\":%" PRIu64 ",\"ops_per_sec\":%.1f", r->ops, ops_per_sec(r));
+	if (kb_is_read(r->kind))
+		printf(",\"found\":%" PRIu64 ",\"reads\":%" PRIu64, r->found, r->reads);
+	if (r->kind == KB_READWHILEWRITING)
+		printf(",\"writer_ops\":%" PRIu64 ",\"writer_ops_per_sec\":%.1f", r->writer_ops,
+		       r->writer_secs > 0 ? r->writer_ops / r->writer_secs : 0);
+	printf(",\"lat_ns\":{\"mean\":%.1f,\"p50\":%" PRIu64 ",\"p99\":%" PRIu64
+	       ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64 "}}",
+	       sn_hist_mean(r->h), sn_hist_pct(r->h, 50), sn_hist_pct(r->h, 99),
+	       sn_hist_pct(r->h, 99.9), r->h->count ? r->h->max : 0);
+}
+
 static void print_json(const struct kb_opts *o, const struct store *s, const struct kb_result *res,
                        unsigned n)
 {
@@ -586,22 +659,8 @@ static void print_json(const struct kb_opts *o, const struct store *s, const str
 	       o->num, o->key_size, o->value_size, o->sync, o->threads, o->writers,
 	       sn_rt_workers(s->rt), o->depth, o->foreign ? "foreign" : "worker",
 	       o->mode == SN_RT_POLL ? "poll" : "event");
-	for (unsigned i = 0; i < n; i++) {
-		const struct kb_result *r = &res[i];
-
-		printf("%s{\"name\":\"%s\",\"ops\":%" PRIu64 ",\"ops_per_sec\":%.1f", i ? "," : "",
-		       r->name, r->ops, ops_per_sec(r));
-		if (kb_is_read(r->kind))
-			printf(",\"found\":%" PRIu64 ",\"reads\":%" PRIu64, r->found, r->reads);
-		if (r->kind == KB_READWHILEWRITING)
-			printf(",\"writer_ops\":%" PRIu64 ",\"writer_ops_per_sec\":%.1f",
-			       r->writer_ops,
-			       r->writer_secs > 0 ? r->writer_ops / r->writer_secs : 0);
-		printf(",\"lat_ns\":{\"mean\":%.1f,\"p50\":%" PRIu64 ",\"p99\":%" PRIu64
-		       ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64 "}}",
-		       sn_hist_mean(r->h), sn_hist_pct(r->h, 50), sn_hist_pct(r->h, 99),
-		       sn_hist_pct(r->h, 99.9), r->h->count ? r->h->max : 0);
-	}
+	for (unsigned i = 0; i < n; i++)
+		print_json_result(&res[i], i == 0);
 	printf("]}\n");
 }
 
@@ -644,11 +703,15 @@ int cmd_kvbench(int argc, char **argv)
 	struct store s = { 0 };
 	cpu_set_t cpus;
 	struct kb_env env = { 0 };
-	int progress = isatty(STDERR_FILENO), rc = 0, err;
+	int progress = isatty(STDERR_FILENO), rc = 0, bad, err;
 	char *vpool;
 
-	if (parse_args(argc, argv, &o, bench, &nb))
-		return 2;
+	memset(res, 0, sizeof(res));
+	failure.res = res;
+	bad = parse_args(argc, argv, &o, bench, &nb);
+	failure.json = o.json;
+	if (bad)
+		return failed(2);
 	ro.workers = o.workers;
 	ro.mode = o.mode;
 	if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0) {
@@ -676,20 +739,18 @@ int cmd_kvbench(int argc, char **argv)
 			        "slices (ms per call)\n");
 	}
 	if ((err = sn_rt_create(&ro, &s.rt))) {
-		fprintf(stderr, "snstore kvbench: starting the runtime: %s\n",
-		        *sn_errmsg() ? sn_errmsg() : sn_strerror(err));
-		return 1;
+		kb_error("starting the runtime: %s", *sn_errmsg() ? sn_errmsg() : sn_strerror(err));
+		return failed(1);
 	}
 	s.o = &o;
 	if (!(vpool = kg_make_values(o.value_size))) {
-		fprintf(stderr, "snstore kvbench: out of memory\n");
+		kb_error("out of memory");
 		sn_rt_destroy(s.rt);
-		return 1;
+		return failed(1);
 	}
 	env.o = &o;
 	env.rt = s.rt;
 	env.vpool = vpool;
-	memset(res, 0, sizeof(res));
 	for (i = 0; i < nb && !rc; i++) {
 		enum kb_kind kind = benches[bench[i]].kind;
 
@@ -706,14 +767,18 @@ int cmd_kvbench(int argc, char **argv)
 		}
 		if (kb_run(&env, kind, benches[bench[i]].name, &res[i], progress))
 			rc = 1;
-		else if (!o.json)
+		else
+			failure.done = i + 1;
+		if (!rc && !o.json)
 			print_row(&res[i]);
 		if (!o.json)
 			print_stat_line(&s);
 	}
 	if (s.kv && (err = sn_kv_close(s.kv)) && !rc)
 		rc = store_fail("closing", o.db, err) ? 1 : 0;
-	if (!rc && o.json)
+	if (rc)
+		failed(rc);
+	else if (o.json)
 		print_json(&o, &s, res, nb);
 	for (i = 0; i < nb; i++)
 		free(res[i].h);

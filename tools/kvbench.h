@@ -15,6 +15,13 @@
 /* kvbench.c, shared with kv.c: the engine a store's device opens with */
 int kv_engine(const char *uri, char *engine, size_t elen, char *note, size_t nlen);
 
+/* kvbench.c: why kvbench fails, on stderr ("snstore kvbench: MESSAGE"); the first message
+ * becomes the "error" of the object --json prints on failure. Main thread only. */
+void kb_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* kb_error, then exit(1) at once, where a failure leaves threads that cannot be joined;
+ * with --json the error object is printed first. */
+_Noreturn void kb_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 enum kb_kind {
 	KB_FILLSEQ,
 	KB_FILLRANDOM,
@@ -62,7 +69,7 @@ struct kb_env {
 
 /* kvbench_work.c */
 int kb_is_read(enum kb_kind k);
-/* Runs one benchmark; 0, or -1 after printing why. res->h is malloc()ed. */
+/* Runs one benchmark; 0, or -1 after saying why (kb_error). res->h is malloc()ed. */
 int kb_run(const struct kb_env *env, enum kb_kind kind, const char *name, struct kb_result *res,
            int progress);
 

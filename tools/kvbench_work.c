@@ -690,10 +690,8 @@ int kb_run(const struct kb_env *env, enum kb_kind kind, const char *name, struct
 	if (o->foreign) {
 		pthread_barrier_init(&r.barrier, NULL, r.n + 1);
 		for (i = 0; i < r.n; i++)
-			if (pthread_create(&r.cs[i].tid, NULL, client_thread, &r.cs[i])) {
-				fprintf(stderr, "snstore kvbench: pthread_create failed\n");
-				exit(1);
-			}
+			if (pthread_create(&r.cs[i].tid, NULL, client_thread, &r.cs[i]))
+				kb_fatal("starting client thread %u: pthread_create failed", i);
 		pthread_barrier_wait(&r.barrier);
 	} else {
 		sn_rt_latch_init(&r.latch, r.n);
@@ -703,11 +701,8 @@ int kb_run(const struct kb_env *env, enum kb_kind kind, const char *name, struct
 			while ((err = sn_rt_send(env->rt, r.cs[i].worker, client_start,
 			                         &r.cs[i])) == -EAGAIN)
 				sched_yield();
-			if (err) {
-				fprintf(stderr, "snstore kvbench: starting client %u: %s\n", i,
-				        sn_strerror(err));
-				exit(1);
-			}
+			if (err)
+				kb_fatal("starting client %u: %s", i, sn_strerror(err));
 		}
 	}
 	start = kg_now_ns();
@@ -738,7 +733,7 @@ int kb_run(const struct kb_env *env, enum kb_kind kind, const char *name, struct
 		struct client *c = &r.cs[i];
 
 		if (c->err) {
-			fprintf(stderr, "snstore kvbench: %s client %u: %s\n", name, i, c->errmsg);
+			kb_error("%s client %u: %s", name, i, c->errmsg);
 			failed = 1;
 		}
 		if (c->role == R_WRITE_UNTIL_STOP) {
@@ -759,11 +754,10 @@ int kb_run(const struct kb_env *env, enum kb_kind kind, const char *name, struct
 	free(r.cs);
 	res->secs = t1 > t0 ? (double)(t1 - t0) / 1e9 : 0;
 	if (!res->h) {
-		fprintf(stderr, "snstore kvbench: out of memory\n");
+		kb_error("out of memory");
 		return -1;
 	}
 	return failed ? -1 : 0;
 oom:
-	fprintf(stderr, "snstore kvbench: out of memory\n");
-	exit(1);
+	kb_fatal("out of memory");
 }
