@@ -31,7 +31,8 @@ static void usage(FILE *f)
 	        "Report what this machine offers for storage and what auto: would choose.\n"
 	        "\n"
 	        "  PATH        file or block device to judge (default: the current directory);\n"
-	        "              a file that does not exist is created for the probe and removed\n"
+	        "              a file that does not exist is created for the probe and removed;\n"
+	        "              a PATH that neither exists nor can be created is an error (exit 1)\n"
 	        "  --engines   list the engines built into this snstore and every URI option\n"
 	        "  -h, --help  this text\n"
 	        "\n"
@@ -310,7 +311,7 @@ int cmd_probe(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = ".";
-	int engines_only = 0, scratch = 0, c, fd;
+	int engines_only = 0, scratch = 0, missing, c, fd;
 	char target[4200];
 	struct utsname u;
 	struct stat st;
@@ -341,13 +342,10 @@ int cmd_probe(int argc, char **argv)
 		print_not_built("");
 		return 0;
 	}
-	uname(&u);
-	printf("system:\n  %s %s %s, %ld online CPUs\n", u.sysname, u.release, u.machine,
-	       sysconf(_SC_NPROCESSORS_ONLN));
-	probe_uring();
 	/* Judge a directory, or a file yet to be made, by a scratch file in it. */
-	if (stat(path, &st) != 0 || S_ISDIR(st.st_mode)) {
-		if (stat(path, &st) == 0)
+	missing = stat(path, &st) != 0 ? errno : 0;
+	if (missing || S_ISDIR(st.st_mode)) {
+		if (!missing)
 			snprintf(target, sizeof(target), "%s%s.snstore-probe-%d", path,
 			         path[strlen(path) - 1] == '/' ? "" : "/", (int)getpid());
 		else
@@ -357,10 +355,23 @@ int cmd_probe(int argc, char **argv)
 		if (fd >= 0) {
 			close(fd);
 			scratch = 1;
+		} else if (missing) {
+			/* Nothing there and nothing can be made there (a missing directory, a
+			 * typo): every section about PATH would only say it is not there. */
+			fprintf(stderr,
+			        "snstore probe: %s: %s (PATH must exist, or be a file that can be "
+			        "created)\n",
+			        path,
+			        strerror(errno == EEXIST || errno == EISDIR ? missing : errno));
+			return 1;
 		}
 	} else {
 		snprintf(target, sizeof(target), "%s", path);
 	}
+	uname(&u);
+	printf("system:\n  %s %s %s, %ld online CPUs\n", u.sysname, u.release, u.machine,
+	       sysconf(_SC_NPROCESSORS_ONLN));
+	probe_uring();
 	probe_direct(path, target);
 	probe_memory();
 	probe_pmem();
