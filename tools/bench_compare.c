@@ -30,7 +30,7 @@ static const struct cell cells[] = {
 	{ RW_RANDWRITE, 1 },
 	{ RW_RANDWRITE, 32 },
 };
-#define NCELLS (sizeof(cells) / sizeof(cells[0]))
+#define NCELLS ((unsigned)(sizeof(cells) / sizeof(cells[0])))
 
 struct row {
 	char uri[4200];
@@ -57,14 +57,31 @@ static void drop_cache(const char *path)
 	close(fd);
 }
 
-/* Each cell opens the device afresh: a mapping left from the cell before would keep its
- * pages cached (mapped pages cannot be dropped). */
-static void run_row(struct row *row, const struct bench_opts *base, const char *file,
-                    unsigned *cell_no, unsigned ncells_total)
+/* The row's line off a terminal: logs and pipes get one line per row, not one per cell. */
+static void log_row(const struct row *row, unsigned row_no, unsigned nrows, unsigned cells_done)
 {
-	const unsigned first = *cell_no;
+	fprintf(stderr, "  [%u/%u] %s: ", row_no + 1, nrows, row->uri);
+	if (*row->why) {
+		fprintf(stderr, "%s: %s\n", cells_done ? "failed" : "not available", row->why);
+		return;
+	}
+	for (unsigned c = 0; c < NCELLS; c++)
+		fprintf(stderr, "%s%s qd %u %.0f", c ? ", " : "", bench_rw_name(cells[c].rw),
+		        cells[c].qd, row->iops[c]);
+	fprintf(stderr, " IOPS\n");
+}
 
-	for (unsigned c = 0; c < NCELLS && !*row->why; c++) {
+/*
+ * Each cell opens the device afresh: a mapping left from the cell before would keep its
+ * pages cached (mapped pages cannot be dropped). progress: 0 none, 1 a line per cell (a
+ * terminal), 2 a line per row (stderr is a file or a pipe).
+ */
+static void run_row(struct row *row, const struct bench_opts *base, const char *file,
+                    unsigned row_no, unsigned nrows, int progress)
+{
+	unsigned c;
+
+	for (c = 0; c < NCELLS && !*row->why; c++) {
 		struct bench_opts o = *base;
 		struct bench_result r;
 		struct sn_dev *dev;
@@ -79,15 +96,14 @@ static void run_row(struct row *row, const struct bench_opts *base, const char *
 		o.json = 0;
 		if (row->on_file)
 			drop_cache(file);
-		++*cell_no;
-		if (!o.quiet)
-			fprintf(stderr, "  [%2u/%u] %-34s %-9s qd %-2u ", *cell_no, ncells_total,
-			        row->uri, bench_rw_name(o.rw), o.qd);
+		if (progress == 1)
+			fprintf(stderr, "  [%2u/%u] %-34s %-9s qd %-2u ", row_no * NCELLS + c + 1,
+			        nrows * NCELLS, row->uri, bench_rw_name(o.rw), o.qd);
 		err = sn_dev_open(row->uri, &dev);
 		if (err) {
 			snprintf(row->why, sizeof(row->why), "%s",
 			         *sn_errmsg() ? sn_errmsg() : sn_strerror(err));
-			if (!o.quiet)
+			if (progress == 1)
 				fprintf(stderr, "not available: %s\n", row->why);
 			break;
 		}
@@ -96,18 +112,19 @@ static void run_row(struct row *row, const struct bench_opts *base, const char *
 			                                            (double)r.total.elapsed_ns
 			                                  : 0;
 			row->lat[c] = r.total.lat;
-			if (!o.quiet)
+			if (progress == 1)
 				fprintf(stderr, "%10.0f IOPS  p99 %8.1f µs\n", row->iops[c],
 				        (double)sn_hist_pct(&r.total.lat, 99) / 1e3);
 		} else {
 			snprintf(row->why, sizeof(row->why), "%s", r.total.errmsg);
-			if (!o.quiet)
+			if (progress == 1)
 				fprintf(stderr, "failed: %s\n", row->why);
 		}
 		bench_result_free(&r);
 		sn_dev_close(dev);
 	}
-	*cell_no = first + NCELLS;
+	if (progress == 2)
+		log_row(row, row_no, nrows, c);
 }
 
 /* "AMD EPYC 7B13, 2 CPUs, Linux 6.1.0, ext4": what the numbers were measured on. */
@@ -221,7 +238,8 @@ int bench_compare(const struct bench_opts *in)
 	};
 	const unsigned nfile = sizeof(file_uris) / sizeof(file_uris[0]), nrows = nfile + 2;
 	struct row *rows = calloc(nrows, sizeof(*rows));
-	unsigned cell_no = 0;
+	/* Progress per cell is for a person watching; a log gets a line per row. */
+	int progress = o.quiet ? 0 : isatty(STDERR_FILENO) ? 1 : 2;
 	char uri[4200], machine[512];
 	struct sn_dev *dev;
 
@@ -240,7 +258,7 @@ int bench_compare(const struct bench_opts *in)
 		free(rows);
 		return 1;
 	}
-	if (!o.quiet)
+	if (progress == 1)
 		fprintf(stderr, "  laying out %s (%" PRIu64 " MiB)\n", file, o.size >> 20);
 	if (bench_layout(dev, &o, !o.quiet)) {
 		sn_dev_close(dev);
@@ -258,7 +276,7 @@ int bench_compare(const struct bench_opts *in)
 	snprintf(rows[nfile + 1].uri, sizeof(rows[0].uri), "null:?size=%" PRIu64, o.size);
 	rows[nfile + 1].label = "null (no data moved)";
 	for (unsigned i = 0; i < nrows; i++)
-		run_row(&rows[i], &o, file, &cell_no, nrows * NCELLS);
+		run_row(&rows[i], &o, file, i, nrows, progress);
 	describe_machine(file, machine, sizeof(machine));
 	if (o.json)
 		print_json(&o, file, machine, rows, nrows);
