@@ -88,6 +88,8 @@ const char *bench_rw_name(enum bench_rw rw);
 void bench_report(FILE *f, const struct bench_opts *o, const struct sn_dev_info *in,
                   const struct bench_result *r);
 void bench_json_lat(FILE *f, const struct sn_hist *h);
+/* s as a JSON string, quoted; always valid JSON: control characters escaped, each byte of an
+ * invalid UTF-8 sequence (bad, overlong, surrogate, over U+10FFFF) as \ufffd. NULL is "". */
 void bench_json_str(FILE *f, const char *s);
 
 /* bench_memcpy.c: the memcpy ceiling on dev's mapping (or anonymous memory when dev is

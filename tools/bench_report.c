@@ -18,16 +18,64 @@ const char *bench_rw_name(enum bench_rw rw)
 	return names[rw];
 }
 
+/*
+ * The length of the well-formed UTF-8 sequence at s (1 to 4 bytes), or 0 when none starts
+ * there: RFC 3629's table, so no overlong forms, no surrogates (U+D800..U+DFFF), nothing
+ * above U+10FFFF. A NUL ends the check early, as it is never a continuation byte.
+ */
+static unsigned utf8_len(const unsigned char *s)
+{
+	unsigned lo = 0x80, hi = 0xbf, n;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	/* The second byte's range shuts out the overlong, surrogate and too-large forms. */
+	if (s[0] == 0xe0)
+		lo = 0xa0;
+	else if (s[0] == 0xed)
+		hi = 0x9f;
+	else if (s[0] == 0xf0)
+		lo = 0x90;
+	else if (s[0] == 0xf4)
+		hi = 0x8f;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (unsigned i = 2; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/*
+ * A JSON string, valid whatever s holds (paths and messages are bytes, not text): valid
+ * UTF-8 is copied, control characters are escaped as \u00XX, and each byte that is not
+ * part of a valid sequence becomes U+FFFD, so the output always parses.
+ */
 void bench_json_str(FILE *f, const char *s)
 {
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+
 	fputc('"', f);
-	for (; s && *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
+	while (*p) {
+		unsigned n = utf8_len(p);
+
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(f, "\\u%04x", *p);
+		else if (n)
+			fwrite(p, 1, n, f);
 		else
-			fputc(*s, f);
+			fputs("\\ufffd", f);
+		p += n ? n : 1;
 	}
 	fputc('"', f);
 }
@@ -100,7 +148,9 @@ void bench_report(FILE *f, const struct bench_opts *o, const struct sn_dev_info 
 		bench_json_str(f, o->dev);
 		fprintf(f, ", \"uri\": ");
 		bench_json_str(f, o->uri);
-		fprintf(f, ", \"engine\": \"%s\", \"features\": ", in->engine);
+		fprintf(f, ", \"engine\": ");
+		bench_json_str(f, in->engine);
+		fprintf(f, ", \"features\": ");
 		bench_json_str(f, in->features);
 		fprintf(f,
 		        ", \"rw\": \"%s\", \"rwmix\": %u, \"bs\": %" PRIu64 ", \"qd\": %u, "
