@@ -1201,7 +1201,9 @@ static void rnd_pump(void *arg)
 	}
 }
 
-static int test_async_random_order(void)
+/* Both workers make random calls; each one's calls run in order. owners: the placement
+ * (NULL: the default). The store stays open in *kvp (on *rtp) for more checks. */
+static int random_order(const unsigned *owners, struct sn_rt **rtp, struct sn_kv **kvp)
 {
 	struct sn_kv_opts o = km_opts();
 	static struct rnd d[2];
@@ -1209,8 +1211,12 @@ static int test_async_random_order(void)
 	struct sn_rt *rt;
 	struct sn_kv *kv;
 
+	o.owners = owners;
+	o.nowners = owners ? KM_SHARDS : 0;
 	if (open_on_own_rt(&o, &rt, &kv))
 		return T_FAIL;
+	*rtp = rt;
+	*kvp = kv;
 	sn_rt_latch_init(&done, 2);
 	for (unsigned w = 0; w < 2; w++) {
 		d[w] = (struct rnd){
@@ -1235,8 +1241,72 @@ static int test_async_random_order(void)
 				return T_FAIL;
 		}
 	}
-	ASSERT_OK(sn_kv_close(kv));
+	return T_PASS;
+}
+
+static int test_async_random_order(void)
+{
+	struct sn_rt *rt = NULL;
+	struct sn_kv *kv = NULL;
+	int r = random_order(NULL, &rt, &kv);
+
+	if (r == T_PASS)
+		ASSERT_OK(sn_kv_close(kv));
 	sn_rt_destroy(rt);
+	return r;
+}
+
+/*
+ * opts.owners: the same calls with worker 0 owning one shard of four, then none (every
+ * call of both workers goes to worker 1); the data reopens under the default placement;
+ * a list of the wrong length or naming a worker the runtime lacks is refused.
+ */
+static int test_owners(void)
+{
+	static const unsigned one[KM_SHARDS] = { 1, 0, 1, 1 }, none[KM_SHARDS] = { 1, 1, 1, 1 };
+	const unsigned *place[] = { one, none };
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv_stats st;
+	struct sn_rt *rt = NULL;
+	struct sn_kv *kv = NULL;
+	char key[32];
+
+	for (unsigned p = 0; p < 2; p++) {
+		printf("    owners %u,%u,%u,%u\n", place[p][0], place[p][1], place[p][2],
+		       place[p][3]);
+		if (random_order(place[p], &rt, &kv) != T_PASS)
+			return T_FAIL;
+		ASSERT_OK(sn_kv_stat(kv, &st));
+		ASSERT_EQ(st.workers, 2);
+		for (unsigned k = 0; k < 64; k++)
+			ASSERT_OK(km_put(kv, key, km_name(key, "own", k), 20, k + p, 0));
+		ASSERT_OK(sn_kv_close(kv));
+		/* The placement is not on disk: the default one finds every key. */
+		o.rt = rt;
+		ASSERT_OK(sn_kv_open(km_uri, &o, &kv));
+		for (unsigned k = 0; k < 64; k++)
+			if (km_expect(kv, key, km_name(key, "own", k), 20, k + p))
+				return T_FAIL;
+		ASSERT_OK(sn_kv_close(kv));
+		sn_rt_destroy(rt);
+	}
+	printf("    owners of 3 shards for a store of %u; naming worker 2 of 2: refused\n",
+	       KM_SHARDS);
+	{
+		static const unsigned bad[KM_SHARDS] = { 0, 1, 2, 0 };
+		struct sn_rt_opts ro = { .workers = 2, .flags = SN_RT_NOPIN };
+
+		ASSERT_OK(sn_rt_create(&ro, &rt));
+		o.rt = rt;
+		o.owners = one;
+		o.nowners = KM_SHARDS - 1;
+		ASSERT_ERR(sn_kv_open(km_uri, &o, &kv), -EINVAL);
+		o.owners = bad;
+		o.nowners = KM_SHARDS;
+		ASSERT_ERR(sn_kv_open(km_uri, &o, &kv), -EINVAL);
+		printf("    (%s)\n", sn_errmsg());
+		sn_rt_destroy(rt);
+	}
 	return T_PASS;
 }
 
@@ -1401,6 +1471,7 @@ int main(int argc, char **argv)
 	      test_async_two_workers());
 	T_RUN("random async calls from two workers keep each worker's order",
 	      test_async_random_order());
+	T_RUN("shards placed on workers by opts.owners", test_owners());
 	T_RUN("batches across shards: all applied, later operations win", test_batches());
 	T_RUN("compaction frees dead space, keeps live values", test_compaction());
 	unlink(km_path);

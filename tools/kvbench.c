@@ -181,6 +181,9 @@ static void usage(FILE *f)
 	      "                    (`snstore kv format` replaces anything). The store is left in\n"
 	      "                    place at the end (as db_bench leaves its DB)\n"
 	      "  --shards S        shards at format (default: one per worker)\n"
+	      "  --owners LIST     the worker that owns each shard, comma-separated (0,1,1: 3\n"
+	      "                    shards, worker 0 owns one); the default is shard s on worker\n"
+	      "                    s mod W\n"
 	      "  --capacity SIZE   size of a store kvbench creates (default: room for 3x the\n"
 	      "                    records of N keys, at least 1 GiB)\n"
 	      "  --cache SIZE      segment cache (default: a quarter of memory, as the store)\n"
@@ -255,6 +258,31 @@ static unsigned digits(uint64_t v)
 	return d;
 }
 
+/* --owners LIST: a worker number per shard, comma-separated. */
+static int parse_owners(const char *list, struct kb_opts *o)
+{
+	const char *p = list;
+
+	o->nowners = 0;
+	for (;;) {
+		char num[16];
+		size_t n = strcspn(p, ",");
+		uint64_t v;
+
+		if (o->nowners == KB_MAX_SHARDS) {
+			kb_error("--owners %s: more than %u shards", list, KB_MAX_SHARDS);
+			return -1;
+		}
+		snprintf(num, sizeof(num), "%.*s", (int)(n < sizeof(num) ? n : sizeof(num) - 1), p);
+		if (n >= sizeof(num) || parse_num("--owners", num, 0, 1023, 0, &v))
+			return -1;
+		o->owners[o->nowners++] = (unsigned)v;
+		if (!p[n])
+			return 0;
+		p += n + 1;
+	}
+}
+
 static int parse_args(int argc, char **argv, struct kb_opts *o, unsigned *bench, unsigned *nb)
 {
 	static const struct option lopts[] = {
@@ -269,6 +297,7 @@ static int parse_args(int argc, char **argv, struct kb_opts *o, unsigned *bench,
 		{ "depth", required_argument, NULL, 'D' },
 		{ "shards", required_argument, NULL, 'S' },
 		{ "workers", required_argument, NULL, 'W' },
+		{ "owners", required_argument, NULL, 'O' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "seed", required_argument, NULL, 's' },
 		{ "cache", required_argument, NULL, 'c' },
@@ -320,12 +349,15 @@ static int parse_args(int argc, char **argv, struct kb_opts *o, unsigned *bench,
 			o->depth = (unsigned)v;
 			break;
 		case 'S':
-			bad = parse_num("--shards", optarg, 1, 4096, 0, &v);
+			bad = parse_num("--shards", optarg, 1, KB_MAX_SHARDS, 0, &v);
 			o->shards = (unsigned)v;
 			break;
 		case 'W':
 			bad = parse_num("--workers", optarg, 1, 1024, 0, &v);
 			o->workers = (unsigned)v;
+			break;
+		case 'O':
+			bad = parse_owners(optarg, o);
 			break;
 		case 'm':
 			if (strcmp(optarg, "poll") != 0 && strcmp(optarg, "event") != 0) {
@@ -505,7 +537,9 @@ static int store_ready(struct store *s, int fresh)
 		return 0;
 	if (fresh && remove_store_file(o->db))
 		return -1;
-	ko.shards = o->shards ? o->shards : sn_rt_workers(s->rt);
+	ko.shards = o->shards ? o->shards : o->nowners ? o->nowners : sn_rt_workers(s->rt);
+	ko.owners = o->nowners ? o->owners : NULL;
+	ko.nowners = o->nowners;
 	ko.capacity = o->capacity;
 	/* A new file: room for the run, unless the URI sizes the device (size=N: all of it). */
 	if (!ko.capacity && !file_exists(o->db) && !strstr(o->db, "size=")) {

@@ -39,12 +39,14 @@ enum kb_kind {
 };
 
 #define KB_MAX_CLIENTS 1024
-#define KB_SCAN_LEN    10 /* YCSB E: a "scan" is this many consecutive key numbers */
+#define KB_MAX_SHARDS  4096 /* the store's limit (sn_kv_format refuses more) */
+#define KB_SCAN_LEN    10   /* YCSB E: a "scan" is this many consecutive key numbers */
 
 struct kb_opts {
 	const char *db, *benchmarks;
 	uint64_t num, seed, cache, capacity;
 	unsigned threads, writers, key_size, value_size, depth, shards, workers;
+	unsigned owners[KB_MAX_SHARDS], nowners; /* --owners: the worker of each shard */
 	int sync, json, foreign;
 	enum sn_rt_mode mode;
 };

@@ -235,6 +235,8 @@ struct kv_worker {
 	struct kv_mb *mb_local; /* results of calls to this worker's own shards */
 	struct kv_mb *mb_unsent, **mb_unsent_tail; /* replies that found a ring full */
 	struct sn_rt_task mb_task; /* sends the open batches at the end of the iteration */
+	const unsigned *own;       /* the shards this worker owns (nown of them) */
+	unsigned nown;
 	int err;
 	char errmsg[256];
 	int open_left; /* close: a batch for another worker is still open (its ring was full) */
@@ -249,7 +251,9 @@ struct sn_kv {
 	struct sn_rt *rt;
 	int own_rt;
 	struct sn_kv_super sb;
-	unsigned nworkers;
+	unsigned nworkers; /* workers that own shards, and those before them */
+	uint16_t *owner;   /* per shard: its worker (opts.owners, or shard % nworkers) */
+	unsigned *own;     /* every worker's kv_worker.own, one after the other */
 	struct kv_shard *shards;
 	struct kv_worker *workers;
 	uint64_t max_value; /* largest value a segment holds */
@@ -285,7 +289,7 @@ struct sn_kv {
 /* The worker that owns shard s. */
 static inline unsigned kv_owner(const struct sn_kv *kv, unsigned s)
 {
-	return s % kv->nworkers;
+	return kv->owner[s];
 }
 
 static inline unsigned kv_shard_of(const struct sn_kv *kv, uint64_t hash)

@@ -553,9 +553,9 @@ static void worker_flush_fail(struct kv_worker *w, struct kv_io *covered, int er
 			complete_waiters(x->sh, x->sh->failed);
 		free(x);
 	}
-	for (unsigned s = w->idx; s < kv->sb.shards; s += kv->nworkers)
-		if (!kv->shards[s].failed)
-			round_fail(&kv->shards[s], err);
+	for (unsigned i = 0; i < w->nown; i++)
+		if (!kv->shards[w->own[i]].failed)
+			round_fail(&kv->shards[w->own[i]], err);
 }
 
 /* Issue one flush for every request queued, unless one is in flight. */
@@ -1176,8 +1176,8 @@ void kv_shard_io_done(struct kv_worker *w, const struct sn_cqe *cqe, unsigned n)
 		free(x);
 	}
 	/* Reads that waited for queue room; compaction steps that did. */
-	for (unsigned s = w->idx; s < w->kv->sb.shards; s += w->kv->nworkers) {
-		struct kv_shard *sh = &w->kv->shards[s];
+	for (unsigned i = 0; i < w->nown; i++) {
+		struct kv_shard *sh = &w->kv->shards[w->own[i]];
 		struct kv_req *r = sh->read_wait;
 
 		if (sh->space_head && !sh->compacting)

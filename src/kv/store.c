@@ -1127,8 +1127,8 @@ static void worker_setup(void *arg)
 		err = sn_queue_create(kv->dev, w->q_depth, &w->q);
 	if (!err)
 		err = sn_rt_queue_watch(w->q, worker_io, w);
-	for (unsigned s = w->idx; !err && s < kv->sb.shards; s += kv->nworkers)
-		err = kv_shard_init(&kv->shards[s]);
+	for (unsigned i = 0; !err && i < w->nown; i++)
+		err = kv_shard_init(&kv->shards[w->own[i]]);
 	if (err) {
 		w->err = err;
 		snprintf(w->errmsg, sizeof(w->errmsg), "%s", sn_errmsg());
@@ -1149,10 +1149,11 @@ static void worker_recover(void *arg)
 	struct kv_worker *w = c->w;
 	struct sn_kv *kv = w->kv;
 
-	for (unsigned s = w->idx; !w->err && s < kv->sb.shards; s += kv->nworkers) {
-		int err = c->phase == REC_HEADERS ? kv_shard_recover_headers(&kv->shards[s])
-		          : c->phase == REC_SCAN  ? kv_shard_recover(&kv->shards[s])
-		                                  : kv_shard_apply_batches(&kv->shards[s]);
+	for (unsigned i = 0; !w->err && i < w->nown; i++) {
+		struct kv_shard *sh = &kv->shards[w->own[i]];
+		int err = c->phase == REC_HEADERS ? kv_shard_recover_headers(sh)
+		          : c->phase == REC_SCAN  ? kv_shard_recover(sh)
+		                                  : kv_shard_apply_batches(sh);
 
 		if (err) {
 			w->err = err;
@@ -1191,8 +1192,8 @@ static void worker_close(void *arg)
 	struct sn_kv *kv = w->kv;
 	struct sn_cqe cqe[64];
 
-	for (unsigned s = w->idx; s < kv->sb.shards; s += kv->nworkers)
-		kv->shards[s].closed = 1;
+	for (unsigned i = 0; i < w->nown; i++)
+		kv->shards[w->own[i]].closed = 1;
 	if (w->q) {
 		/* Let reads and loads still in flight finish into their owners. */
 		while (w->q_used) {
@@ -1202,9 +1203,8 @@ static void worker_close(void *arg)
 				break;
 			kv_shard_io_done(w, cqe, (unsigned)n);
 		}
-		for (unsigned s = w->idx; kv->ckpt_on_close && s < kv->sb.shards;
-		     s += kv->nworkers) {
-			int err = kv_ckpt_write(&kv->shards[s]);
+		for (unsigned i = 0; kv->ckpt_on_close && i < w->nown; i++) {
+			int err = kv_ckpt_write(&kv->shards[w->own[i]]);
 
 			if (err && !w->close_err) {
 				w->close_err = err;
@@ -1215,8 +1215,8 @@ static void worker_close(void *arg)
 		sn_queue_destroy(w->q);
 		w->q = NULL;
 	}
-	for (unsigned s = w->idx; s < kv->sb.shards; s += kv->nworkers)
-		kv_shard_fini(&kv->shards[s]);
+	for (unsigned i = 0; i < w->nown; i++)
+		kv_shard_fini(&kv->shards[w->own[i]]);
 }
 
 /* One more message to each worker: deferred tasks of earlier iterations have run. */
@@ -1255,6 +1255,59 @@ static void drain_batches(struct sn_kv *kv)
 			sn_rt_call(kv->rt, i, nop, NULL);
 }
 
+static unsigned max_owner(const struct sn_kv_opts *o)
+{
+	unsigned m = 0;
+
+	for (unsigned s = 0; s < o->nowners; s++)
+		m = o->owners[s] > m ? o->owners[s] : m;
+	return m;
+}
+
+/*
+ * Which worker owns each shard (kv->owner), and how many workers the store uses
+ * (kv->nworkers: every owner among them; a worker past them owns nothing). -EINVAL when
+ * opts.owners does not fit the store or the runtime.
+ */
+static int place_shards(struct sn_kv *kv)
+{
+	const struct sn_kv_opts *o = &kv->opts;
+	unsigned rtw = sn_rt_workers(kv->rt), shards = kv->sb.shards;
+
+	if (o->owners && o->nowners != shards)
+		return sn__err(-EINVAL, "owners lists %u shards; the store has %u", o->nowners,
+		               shards);
+	if (o->owners && max_owner(o) >= rtw)
+		return sn__err(-EINVAL, "owners names worker %u; the runtime has %u", max_owner(o),
+		               rtw);
+	kv->nworkers = o->owners ? max_owner(o) + 1 : rtw < shards ? rtw : shards;
+	if (!(kv->owner = malloc(shards * sizeof(*kv->owner))))
+		return sn__err(-ENOMEM, "out of memory");
+	for (unsigned s = 0; s < shards; s++)
+		kv->owner[s] = (uint16_t)(o->owners ? o->owners[s] : s % kv->nworkers);
+	kv->opts.owners = NULL; /* the caller's array: not kept */
+	return 0;
+}
+
+/* The workers, and each one's list of the shards it owns (kv->own, in shard order). */
+static int own_lists(struct sn_kv *kv)
+{
+	unsigned at = 0;
+
+	kv->workers = calloc(kv->nworkers, sizeof(*kv->workers));
+	kv->own = malloc(kv->sb.shards * sizeof(*kv->own));
+	if (!kv->workers || !kv->own)
+		return -ENOMEM;
+	for (unsigned i = 0; i < kv->nworkers; i++) {
+		kv->workers[i].own = kv->own + at;
+		for (unsigned s = 0; s < kv->sb.shards; s++)
+			if (kv->owner[s] == i)
+				kv->own[at++] = s;
+		kv->workers[i].nown = (unsigned)(kv->own + at - kv->workers[i].own);
+	}
+	return 0;
+}
+
 /* Stop every worker's share (writing checkpoints when ckpt_on_close) and free the store:
  * 0 or the first checkpoint error. */
 static int kv_free(struct sn_kv *kv)
@@ -1282,6 +1335,8 @@ static int kv_free(struct sn_kv *kv)
 	u64map_free(&kv->bparts);
 	free(kv->commits);
 	free(kv->shards);
+	free(kv->owner);
+	free(kv->own);
 	free(kv->workers);
 	free(kv);
 	return err;
@@ -1347,23 +1402,23 @@ int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kv
 
 		unsigned want = kv->opts.workers ? kv->opts.workers : cpus;
 
-		ro.workers = kv->sb.shards < want ? kv->sb.shards : want;
+		if (kv->opts.owners && !kv->opts.workers)
+			want = max_owner(&kv->opts) + 1;
+		ro.workers = kv->sb.shards < want && !kv->opts.owners ? kv->sb.shards : want;
 		if (ro.workers > cpus) /* asked for: more than one per CPU, so not pinned */
 			ro.flags |= SN_RT_NOPIN;
 		if ((err = sn_rt_create(&ro, &kv->rt)))
 			goto fail;
 		kv->own_rt = 1;
 	}
-	kv->nworkers = sn_rt_workers(kv->rt);
-	if (kv->nworkers > kv->sb.shards)
-		kv->nworkers = kv->sb.shards; /* extra workers own nothing */
+	if ((err = place_shards(kv)))
+		goto fail;
 	seg_over = sizeof(struct sn_kv_seghdr) + sn_kv_rec_len(SN_KV_REC_BPUT, SN_KV_MAX_KEY, 0);
 	kv->max_value = kv->sb.segment_size - seg_over - 8;
 	if (kv->max_value > SN_KV_MAX_VALUE)
 		kv->max_value = SN_KV_MAX_VALUE;
 	kv->shards = calloc(kv->sb.shards, sizeof(*kv->shards));
-	kv->workers = calloc(kv->nworkers, sizeof(*kv->workers));
-	if (!kv->shards || !kv->workers) {
+	if (!kv->shards || (err = own_lists(kv))) {
 		err = sn__err(-ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -1458,8 +1513,8 @@ static void worker_stat(void *arg)
 	struct sn_kv *kv = c->kv;
 	struct sn_kv_stats *st = &c->st;
 
-	for (unsigned s = c->w; s < kv->sb.shards; s += kv->nworkers) {
-		const struct kv_shard *sh = &kv->shards[s];
+	for (unsigned j = 0; j < kv->workers[c->w].nown; j++) {
+		const struct kv_shard *sh = &kv->shards[kv->workers[c->w].own[j]];
 
 		st->keys += sh->idx.used - sh->idx.tombs;
 		for (uint32_t i = 0; i < sh->nsegs; i++) {
@@ -1609,9 +1664,11 @@ static void worker_failed(void *arg)
 {
 	struct failed_ctx *f = arg;
 
-	for (unsigned s = f->w; !f->err && s < f->kv->sb.shards; s += f->kv->nworkers)
-		if ((f->err = f->kv->shards[s].failed))
-			f->shard = s;
+	const struct kv_worker *w = &f->kv->workers[f->w];
+
+	for (unsigned i = 0; !f->err && i < w->nown; i++)
+		if ((f->err = f->kv->shards[w->own[i]].failed))
+			f->shard = w->own[i];
 }
 
 int sn_kv_compact(struct sn_kv *kv, int force)
