@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_fault.c — the fault: engine keeps its fault model (docs/engines.md): flushed and
- * FUA data survive a crash, held writes are lost, kept or torn at block boundaries as
- * crash= says and in submission order, injected EIO/ENOSPC hit exactly the Nth request,
+ * FUA data survive a crash, held writes are lost, kept or torn (a head, a tail or holes,
+ * never all) as crash= says and in submission order, injected EIO/ENOSPC hit exactly the Nth request,
  * a failed flush loses the held writes, reads may come back with one bit flipped, and a
  * seed reproduces every choice. The wrapped device is a psync file; after a crash the
  * test opens that file directly to see what "reached the medium".
@@ -224,46 +224,228 @@ static int test_crash_random_seeded(void)
 	return T_PASS;
 }
 
+/* Bytes [off, off+len) of the backing file, read without the fault engine. */
+static int medium(uint64_t off, unsigned len, unsigned char *out)
+{
+	char uri[1200];
+	struct sn_dev *dev;
+	struct sn_queue *q;
+	int err;
+
+	snprintf(uri, sizeof(uri), "psync:%s", path);
+	if (sn_dev_open(uri, &dev))
+		return -1;
+	err = sn_queue_create(dev, 1, &q);
+	if (!err) {
+		err = sn_queue_pread(q, out, len, off);
+		sn_queue_destroy(q);
+	}
+	sn_dev_close(dev);
+	return err;
+}
+
+#define TEAR_MAX 128 /* tear blocks a case looks at */
+
+/*
+ * crash=tear&seed=SEED&tear_block=TB: one held write of nblk 4 KiB blocks ('T') at block 8,
+ * then, when later is set, a held 4 KiB write ('U') at block 8 + later - 1; crash. out[i]
+ * says what tear block i of the first write holds on the medium: 1 new, 0 old (zeros).
+ * Every tear block must be whole, old or new (or 'U' where the later write covers it).
+ */
+static int tear_case(unsigned seed, unsigned tb, unsigned nblk, unsigned later,
+                     struct sn_fault_stats *st, unsigned char *out, unsigned *nout)
+{
+	static unsigned char buf[16 * BLK], got[16 * BLK];
+	struct sn_dev *dev;
+	struct sn_queue *q;
+	char opts[96];
+	unsigned len = nblk * BLK;
+
+	snprintf(opts, sizeof(opts), "crash=tear&tear_block=%u&seed=%u", tb, seed);
+	if (reset() || open_fault(opts, &dev, &q))
+		return T_FAIL;
+	memset(buf, 'T', len);
+	ASSERT_OK(sn_queue_pwrite(q, buf, len, 8 * BLK));
+	if (later)
+		ASSERT_OK(fill_write(q, 8 + later - 1, 1, 'U'));
+	ASSERT_OK(sn_dev_ctl(dev, SN_CTL_FAULT_CRASH, NULL));
+	ASSERT_OK(sn_dev_ctl(dev, SN_CTL_FAULT_STATS, st));
+	close_dev(dev, q);
+	ASSERT_OK(medium(8 * BLK, len, got));
+	*nout = (len + tb - 1) / tb;
+	ASSERT_LE(*nout, TEAR_MAX);
+	for (unsigned i = 0; i < *nout; i++) {
+		unsigned lo = i * tb, hi = lo + tb < len ? lo + tb : len;
+
+		out[i] = got[lo] == 'T';
+		for (unsigned k = lo; k < hi; k++) {
+			unsigned in_later = later && k / BLK == later - 1;
+
+			if (in_later && got[k] == 'U')
+				continue;
+			if (got[k] != (out[i] ? 'T' : 0))
+				T_FAILED("seed %u tear_block %u: byte %u of the write is 0x%02x, "
+				         "its tear block starts with 0x%02x",
+				         seed, tb, k, got[k], got[lo]);
+		}
+	}
+	return T_PASS;
+}
+
+/* A torn 8-block write: a head, a tail, or any subset, holes (an old block between new
+ * ones) included; never all of it, never none. Over 300 seeds heads, tails and holes all
+ * show up, and a seed's holes are the same every time. */
 static int test_crash_tear(void)
 {
-	unsigned torn_seen = 0;
+	unsigned head = 0, tail = 0, middle = 0, holes = 0, torn = 0, hole_seed = 0;
+	unsigned char v[TEAR_MAX], again[TEAR_MAX];
 
-	/* 8-block writes: a torn one leaves a head or a tail, cut at a block boundary. */
-	for (unsigned seed = 1; seed <= 40 && !torn_seen; seed++) {
-		struct sn_dev *dev;
-		struct sn_queue *q;
+	for (unsigned seed = 1; seed <= 300; seed++) {
 		struct sn_fault_stats st;
-		char opts[64];
-		unsigned char v[8];
-		unsigned first_new = 8, last_new = 0, n_new = 0;
+		unsigned n, n_new = 0, first = 8, last = 0;
 
-		snprintf(opts, sizeof(opts), "crash=tear&tear_block=4096&seed=%u", seed);
-		if (reset() || open_fault(opts, &dev, &q))
+		if (tear_case(seed, BLK, 8, 0, &st, v, &n))
 			return T_FAIL;
-		ASSERT_OK(fill_write(q, 8, 8, 'T'));
-		ASSERT_OK(sn_dev_ctl(dev, SN_CTL_FAULT_CRASH, NULL));
-		ASSERT_OK(sn_dev_ctl(dev, SN_CTL_FAULT_STATS, &st));
-		close_dev(dev, q);
-		for (unsigned i = 0; i < 8; i++) {
-			ASSERT_OK(on_medium(8 + i, 0, &v[i]));
-			ASSERT_TRUE(v[i] == 0 || v[i] == 'T');
-			if (v[i] == 'T') {
-				first_new = first_new < i ? first_new : i;
-				last_new = i;
+		for (unsigned i = 0; i < n; i++) {
+			if (v[i]) {
+				first = first < i ? first : i;
+				last = i;
 				n_new++;
 			}
 		}
-		if (!st.writes_torn)
+		ASSERT_EQ(st.writes_torn + st.writes_kept + st.writes_dropped, 1);
+		if (!st.writes_torn) {
+			ASSERT_EQ(n_new, st.writes_kept ? 8 : 0);
 			continue;
-		torn_seen = 1;
-		/* One contiguous part, touching one end, neither empty nor whole. */
+		}
+		torn++;
 		ASSERT_TRUE(n_new > 0 && n_new < 8);
-		ASSERT_EQ(last_new - first_new + 1, n_new);
-		ASSERT_TRUE(first_new == 0 || last_new == 7);
-		printf("    seed %u tore the write: blocks %u..%u reached the medium\n", seed,
-		       first_new, last_new);
+		if (last - first + 1 > n_new) { /* an old block between two new ones */
+			holes++;
+			if (!hole_seed) {
+				hole_seed = seed;
+				printf("    seed %u left holes: blocks", seed);
+				for (unsigned i = 0; i < n; i++)
+					printf(" %c", v[i] ? 'T' : '.');
+				printf("\n");
+			}
+		} else if (first == 0) {
+			head++;
+		} else if (last == 7) {
+			tail++;
+		} else {
+			middle++; /* one run, old blocks on both sides */
+		}
 	}
-	ASSERT_TRUE(torn_seen);
+	printf("    300 seeds: %u torn writes: %u heads, %u tails, %u middles, %u with holes\n",
+	       torn, head, tail, middle, holes);
+	ASSERT_TRUE(head > 0 && tail > 0 && holes > 0);
+	/* The same seed leaves the same holes. */
+	{
+		struct sn_fault_stats st;
+		unsigned n;
+
+		if (tear_case(hole_seed, BLK, 8, 0, &st, v, &n) ||
+		    tear_case(hole_seed, BLK, 8, 0, &st, again, &n))
+			return T_FAIL;
+		ASSERT_TRUE(!memcmp(v, again, n));
+	}
+	return T_PASS;
+}
+
+/* Tear blocks that are not 4 KiB, over 64 KiB writes: 128 of 512 bytes (more than one
+ * 64-bit draw), 12 KiB ones (the last one 4 KiB), and two of 32 KiB (where half of all
+ * subsets drawn are all or none, and must be turned into a head or a tail). Every tear
+ * block is whole; a torn write is never all of it nor none. */
+static int test_crash_tear_blocks(void)
+{
+	static const unsigned tbs[] = { 512, 3 * BLK, 8 * BLK };
+	unsigned char v[TEAR_MAX];
+
+	for (unsigned t = 0; t < sizeof(tbs) / sizeof(tbs[0]); t++) {
+		unsigned torn = 0, holes = 0;
+
+		for (unsigned seed = 1; seed <= 120; seed++) {
+			struct sn_fault_stats st;
+			unsigned n, n_new = 0, first = TEAR_MAX, last = 0;
+
+			if (tear_case(seed, tbs[t], 16, 0, &st, v, &n))
+				return T_FAIL;
+			for (unsigned i = 0; i < n; i++) {
+				if (v[i]) {
+					first = first < i ? first : i;
+					last = i;
+					n_new++;
+				}
+			}
+			if (!st.writes_torn)
+				continue;
+			torn++;
+			holes += last - first + 1 > n_new;
+			ASSERT_TRUE(n_new > 0 && n_new < n);
+		}
+		printf("    tear_block %u: %u torn 64 KiB writes, %u with holes\n", tbs[t], torn,
+		       holes);
+		ASSERT_TRUE(torn > 0);
+		ASSERT_TRUE(holes > 0 || tbs[t] == 8 * BLK);
+	}
+	return T_PASS;
+}
+
+/* A torn write's blocks land before the later held writes: a later write of a block it
+ * covers wins wherever it was kept. */
+static int test_crash_tear_order(void)
+{
+	unsigned checked = 0;
+	unsigned char v[TEAR_MAX], got;
+
+	for (unsigned seed = 1; seed <= 300; seed++) {
+		struct sn_fault_stats st;
+		unsigned n, later = 1 + seed % 8; /* block 8 + later - 1: one of the 8 */
+
+		if (tear_case(seed, BLK, 8, later, &st, v, &n))
+			return T_FAIL;
+		ASSERT_OK(medium((uint64_t)(8 + later - 1) * BLK + 5, 1, &got));
+		/* The later 1-block write is kept whole or dropped: never torn. */
+		if (st.writes_torn == 1 && st.writes_kept == 1) {
+			ASSERT_EQ(got, 'U');
+			checked++;
+		} else if (st.writes_torn == 1) {
+			ASSERT_TRUE(got == 0 || got == 'T');
+		}
+	}
+	printf("    %u crashes tore the first write and kept the later one, which won\n", checked);
+	ASSERT_TRUE(checked > 0);
+	return T_PASS;
+}
+
+/* An older held 8-block write, then an FUA write over it: never torn, in any seed. */
+static int test_crash_tear_fua(void)
+{
+	static unsigned char buf[8 * BLK], got[8 * BLK];
+
+	for (unsigned seed = 1; seed <= 40; seed++) {
+		struct sn_dev *dev;
+		struct sn_queue *q;
+		struct sn_io io;
+		struct sn_cqe c;
+		char opts[64];
+
+		snprintf(opts, sizeof(opts), "crash=tear&tear_block=%d&seed=%u", BLK, seed);
+		if (reset() || open_fault(opts, &dev, &q))
+			return T_FAIL;
+		ASSERT_OK(fill_write(q, 8, 8, 'o'));
+		memset(buf, 'F', sizeof(buf));
+		sn_io_write(&io, buf, sizeof(buf), 8 * BLK, 1);
+		io.flags = SN_IO_FUA;
+		ASSERT_EQ(sn_queue_submit(q, &io, 1), 1);
+		ASSERT_EQ(sn_queue_reap(q, &c, 1, 1), 1);
+		ASSERT_EQ(c.res, (int64_t)sizeof(buf));
+		ASSERT_OK(sn_dev_ctl(dev, SN_CTL_FAULT_CRASH, NULL));
+		close_dev(dev, q);
+		ASSERT_OK(medium(8 * BLK, sizeof(got), got));
+		ASSERT_TRUE(!memcmp(got, buf, sizeof(got)));
+	}
 	return T_PASS;
 }
 
@@ -473,7 +655,11 @@ int main(int argc, char **argv)
 	T_RUN("FUA write survives a flush, after older held writes", test_fua_survives_flush());
 	T_RUN("crash=keep replays held writes in order", test_crash_keep_order());
 	T_RUN("crash=random: a subset, the same for the same seed", test_crash_random_seeded());
-	T_RUN("crash=tear: head or tail of a write, at a block boundary", test_crash_tear());
+	T_RUN("crash=tear: a head, a tail or holes, never all of a write", test_crash_tear());
+	T_RUN("crash=tear: tear blocks of 512 B, 12 KiB and 32 KiB stay whole",
+	      test_crash_tear_blocks());
+	T_RUN("crash=tear: a later held write wins over a torn one", test_crash_tear_order());
+	T_RUN("crash=tear: FUA writes are never torn", test_crash_tear_fua());
 	T_RUN("crash_at=N crashes before the Nth request", test_crash_at());
 	T_RUN("eio_at / enospc_at hit exactly the Nth request", test_inject_errors());
 	T_RUN("a failed flush loses the held writes", test_failed_flush_loses());

@@ -49,7 +49,7 @@ struct sn_fault_stats {
 	uint64_t pending_writes; /* writes held, not yet durable */
 	uint64_t crashes;        /* 0 or 1 */
 	uint64_t writes_kept;    /* at the crash: held writes that reached the device whole */
-	uint64_t writes_torn;    /* ... that reached it in part (a prefix of blocks) */
+	uint64_t writes_torn;    /* ... that reached it in part (crash=tear: some of its blocks) */
 	uint64_t writes_dropped; /* ... that were lost */
 	uint64_t persists;       /* bytes=1: sn_dev_persist() calls */
 	uint64_t lines_kept;     /* bytes=1, at the crash: unpersisted cache lines that survived */

@@ -3,7 +3,8 @@
  * fault: wraps another device to test what happens when storage fails (SQLite's crash
  * VFS, FoundationDB's AsyncFileNonDurable). Writes are held in memory until a flush
  * makes them durable, and reads see them; at a simulated power loss the held writes are
- * kept, dropped or torn at a block boundary as crash= says, in their original order.
+ * kept, dropped or torn (some of their blocks reach the medium: a head, a tail, or any
+ * subset, holes and all) as crash= says, in their original order.
  * It also injects EIO/ENOSPC at the Nth request or with a probability, flips bits on
  * reads and adds latency. All choices come from one seeded generator: reproducible.
  */
@@ -68,9 +69,10 @@ static const struct sn_option fault_options[] = {
 	{ "seed", "N", "seed of every random choice (default 1)" },
 	{ "crash", "all|random|tear|keep",
 	  "at a crash, held writes are all lost (default), each kept with p=1/2, kept or torn "
-	  "at a block boundary, or all kept" },
+	  "(some of their blocks reach the device), or all kept" },
 	{ "crash_at", "N", "simulate the crash just before the Nth request" },
-	{ "tear_block", "SIZE", "block size tears happen at (default: the device's block)" },
+	{ "tear_block", "SIZE",
+	  "the unit a torn write keeps or loses (default: the device's block)" },
 	{ "eio_at", "N", "the Nth request fails with EIO" },
 	{ "eio_prob", "P", "each request fails with EIO with probability P" },
 	{ "enospc_at", "N", "the Nth request, if a write, fails with ENOSPC" },
@@ -90,13 +92,18 @@ static const char *const own_keys[] = { "seed",     "crash",     "crash_at",  "t
 	                                "fail_ops", "flip_prob", "delay_us",  "bytes" };
 
 /* splitmix64: tiny, seedable, good enough to pick crash states. */
-static uint64_t rnd(struct fault_dev *f)
+static uint64_t splitmix(uint64_t *state)
 {
-	uint64_t z = (f->rng += 0x9e3779b97f4a7c15ull);
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
 
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
 	return z ^ (z >> 31);
+}
+
+static uint64_t rnd(struct fault_dev *f)
+{
+	return splitmix(&f->rng);
 }
 
 static int chance(struct fault_dev *f, double p)
@@ -396,6 +403,68 @@ static int crash_lines(struct fault_dev *f, struct sn_queue *iq)
 	return err;
 }
 
+/* Write the blocks of h whose bit in the stream s is set, except block flip, which goes
+ * the other way (flip = blocks: none does). Block i is [i * tear_block, (i + 1) *
+ * tear_block) of h, the last one maybe short. A run of neighbours goes in one write;
+ * runs go lowest offset first. */
+static int apply_blocks(struct fault_dev *f, struct sn_queue *iq, const struct held *h,
+                        uint64_t blocks, uint64_t s, uint64_t flip)
+{
+	uint64_t bs = f->tear_block, start = 0, word = 0;
+	int run = 0, err = 0;
+
+	for (uint64_t i = 0; i <= blocks && !err; i++) {
+		int in = 0;
+
+		if (i < blocks) {
+			if (i % 64 == 0)
+				word = splitmix(&s);
+			in = (int)((word >> (i % 64)) & 1) ^ (i == flip);
+		}
+		if (in && !run)
+			start = i;
+		else if (!in && run)
+			err = apply(f, iq, h, h->off + start * bs,
+			            (i * bs < h->len ? i * bs : h->len) - start * bs);
+		run = in;
+	}
+	return err;
+}
+
+/*
+ * crash=tear, a kept write of blocks > 1 tear_blocks: a disk may persist any subset of
+ * the blocks of a write in flight. One of three shapes reaches the medium, each with
+ * p=1/3: the head or the tail, cut at a random block boundary; or each block with p=1/2,
+ * so that holes of old data can sit between new blocks. Never all of it, never none
+ * (that would be kept or dropped). The pieces are applied before any later held write,
+ * so a later write to the same blocks still wins.
+ */
+static int tear(struct fault_dev *f, struct sn_queue *iq, const struct held *h, uint64_t blocks)
+{
+	uint64_t shape = rnd(f) % 3, s, t, n = 0, flip = blocks;
+
+	f->st.writes_torn++;
+	if (shape < 2) {
+		uint64_t cut = (1 + rnd(f) % (blocks - 1)) * f->tear_block;
+
+		return shape == 0 ? apply(f, iq, h, h->off, cut)
+		                  : apply(f, iq, h, h->off + cut, h->len - cut);
+	}
+	/* A stream of its own, one 64-bit draw per 64 blocks: counted here, replayed by
+	 * apply_blocks. When it takes all or none, one random block changes side. */
+	s = t = rnd(f);
+	for (uint64_t i = 0; i < blocks; i += 64) {
+		uint64_t w = splitmix(&t);
+
+		if (blocks - i < 64)
+			w &= (1ull << (blocks - i)) - 1;
+		n += (uint64_t)__builtin_popcountll(w);
+	}
+	if (n == 0 || n == blocks)
+		flip = rnd(f) % blocks;
+	return apply_blocks(f, iq, h, blocks, s, flip);
+}
+
 /* Power loss: each held write is kept, dropped or torn, in order; then nothing works. */
 static int crash(struct fault_dev *f, struct sn_queue *iq)
 {
@@ -403,7 +472,7 @@ static int crash(struct fault_dev *f, struct sn_queue *iq)
 
 	for (unsigned i = 0; i < f->nheld && !err; i++) {
 		struct held *h = &f->held[i];
-		uint64_t blocks = (h->len + f->tear_block - 1) / f->tear_block, cut;
+		uint64_t blocks = (h->len + f->tear_block - 1) / f->tear_block;
 		int keep = h->durable || f->mode == CRASH_KEEP ||
 		           (f->mode != CRASH_ALL && (rnd(f) & 1));
 
@@ -412,13 +481,7 @@ static int crash(struct fault_dev *f, struct sn_queue *iq)
 			continue;
 		}
 		if (f->mode == CRASH_TEAR && !h->durable && blocks > 1 && (rnd(f) & 1)) {
-			/* Cut at a block boundary; the head or the tail reaches the medium. */
-			cut = (1 + rnd(f) % (blocks - 1)) * f->tear_block;
-			if (rnd(f) & 1)
-				err = apply(f, iq, h, h->off, cut);
-			else
-				err = apply(f, iq, h, h->off + cut, h->len - cut);
-			f->st.writes_torn++;
+			err = tear(f, iq, h, blocks);
 			continue;
 		}
 		err = apply(f, iq, h, h->off, h->len);
