@@ -61,13 +61,30 @@ ref3=$(run "workers, 3 clients" --threads 3)
 echo "3 clients on workers: found = $ref3"
 check_ref "3 clients on workers" "$ref3"
 for m in "--depth 1" "--foreign" "--foreign --depth 1" "--threads 3 --foreign --depth 16" \
-	"--threads 3 --foreign --depth 1"; do
+	"--threads 3 --foreign --depth 1" "--workers 2 --shards 2" "--workers 2 --owners 1,0,0"; do
 	got=$(run "$m" $m)
 	want=$ref
 	case "$m" in --threads*) want=$ref3 ;; esac
 	echo "$m: found = $got"
 	[ "$got" = "$want" ] || fail "$m found $got, clients on workers found $want"
 done
+
+# The store's layout: with fewer clients (on workers) than workers, a client's worker owns
+# 1 shard and every other worker 3; else one shard per worker, or what --shards, --owners say.
+for m in "1 4" "2 2"; do
+	set -- $m
+	rm -f "$DIR/kv.db"
+	out=$("$SN" kvbench --db "$DIR/kv.db" --benchmarks fillseq --num 1000 --workers 2 \
+		--threads $1 --json) || fail "fillseq exited $?"
+	[ "$(field shards "$out")" = $2 ] ||
+		fail "2 workers, $1 client(s): $(field shards "$out") shards, not $2: $out"
+done
+echo "2 workers: 4 shards with 1 client, 2 with 2 clients"
+rm -f "$DIR/kv.db"
+if "$SN" kvbench --db "$DIR/kv.db" --benchmarks fillseq --num 1000 --workers 2 \
+	--owners 0,2 >/dev/null 2>&1; then
+	fail "--owners naming worker 2 of 2 was accepted"
+fi
 
 rm -f "$DIR/kv.db"
 out=$("$SN" kvbench --db "$DIR/kv.db" --benchmarks fillsync --num 2000000 --writers 4 --json) ||

@@ -231,6 +231,10 @@ typedef void (*sn_kv_cb)(void *arg, int res, const void *val, size_t vlen);
  * the call is on its way (cb will run exactly once), or a negative errno when it was
  * refused (cb will not run): -EINVAL (bad key/value), -EAGAIN (a ring or inbox is full:
  * call again later), -ENOMEM.
+ * Order: the calls one thread makes to one shard (so to one key) run in the order made: a
+ * get sees the put made before it. Their callbacks need not come in that order: calls to
+ * different shards finish independently, and a call that waits (for the device, a flush,
+ * room in the log) finishes after later calls that did not.
  */
 int sn_kv_put_async(struct sn_kv *kv, const void *key, size_t klen, const void *val, size_t vlen,
                     unsigned flags, sn_kv_cb cb, void *arg);
