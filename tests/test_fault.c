@@ -292,6 +292,23 @@ static int tear_case(unsigned seed, unsigned tb, unsigned nblk, unsigned later,
 	return T_PASS;
 }
 
+/* The blocks of v[0..n) that are new (non-zero): how many, the first and the last. */
+static unsigned new_blocks(const unsigned char *v, unsigned n, unsigned *first, unsigned *last)
+{
+	unsigned n_new = 0;
+
+	*first = n;
+	*last = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (v[i]) {
+			*first = *first < i ? *first : i;
+			*last = i;
+			n_new++;
+		}
+	}
+	return n_new;
+}
+
 /* A torn 8-block write: a head, a tail, or any subset, holes (an old block between new
  * ones) included; never all of it, never none. Over 300 seeds heads, tails and holes all
  * show up, and a seed's holes are the same every time. */
@@ -302,17 +319,11 @@ static int test_crash_tear(void)
 
 	for (unsigned seed = 1; seed <= 300; seed++) {
 		struct sn_fault_stats st;
-		unsigned n, n_new = 0, first = 8, last = 0;
+		unsigned n, n_new, first, last;
 
 		if (tear_case(seed, BLK, 8, 0, &st, v, &n))
 			return T_FAIL;
-		for (unsigned i = 0; i < n; i++) {
-			if (v[i]) {
-				first = first < i ? first : i;
-				last = i;
-				n_new++;
-			}
-		}
+		n_new = new_blocks(v, n, &first, &last);
 		ASSERT_EQ(st.writes_torn + st.writes_kept + st.writes_dropped, 1);
 		if (!st.writes_torn) {
 			ASSERT_EQ(n_new, st.writes_kept ? 8 : 0);
@@ -367,17 +378,11 @@ static int test_crash_tear_blocks(void)
 
 		for (unsigned seed = 1; seed <= 120; seed++) {
 			struct sn_fault_stats st;
-			unsigned n, n_new = 0, first = TEAR_MAX, last = 0;
+			unsigned n, n_new, first, last;
 
 			if (tear_case(seed, tbs[t], 16, 0, &st, v, &n))
 				return T_FAIL;
-			for (unsigned i = 0; i < n; i++) {
-				if (v[i]) {
-					first = first < i ? first : i;
-					last = i;
-					n_new++;
-				}
-			}
+			n_new = new_blocks(v, n, &first, &last);
 			if (!st.writes_torn)
 				continue;
 			torn++;
