@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: MIT
 # cli_json_utf8.sh SNSTORE DIR — the CLI's JSON with a path that is not UTF-8 (byte 0xff)
 # and holds a tab: `kv stat --json`, `bench --json`, `bench --verify --json`, `bench
-# --memcpy --json`, `bench --compare --json` and the error object of `kvbench --json` must
-# each parse as one JSON object (Python's json, strict about UTF-8), with the path in it
-# as the bytes decoded with U+FFFD for 0xff.
+# --memcpy --json`, `bench --compare --json` and the error objects of `kvbench --json` and
+# `kv stat --json` must each parse as one JSON object (Python's json, strict about UTF-8),
+# with the path in it as the bytes decoded with U+FFFD for 0xff.
 set -eu
 SN=$1
 DIR=$2/cli-json-utf8.$$
@@ -53,4 +53,13 @@ rc=0
 "$SN" kvbench --db "$P/missing/kv.db" --num 1000 --json >"$DIR/out" 2>/dev/null || rc=$?
 [ $rc = 1 ] || fail "kvbench with a missing directory: exit $rc, not 1"
 check "kvbench --json error object" 'd["results"] == [] and p + "/missing/kv.db" in d["error"]'
+
+rc=0
+"$SN" kv stat "$P.none" --json >"$DIR/out" 2>/dev/null || rc=$?
+[ $rc = 1 ] || fail "kv stat of a missing file: exit $rc, not 1"
+check "kv stat --json error object" 'list(d) == ["error"] and p + ".none" in d["error"]'
+rc=0
+"$SN" kv stat "$P.db" --bogus --json >"$DIR/out" 2>/dev/null || rc=$?
+[ $rc = 2 ] || fail "kv stat --bogus: exit $rc, not 2"
+check "kv stat --json error object (bad usage)" '"--bogus" in d["error"]'
 echo "ok"

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,11 +62,29 @@ struct sub {
 
 /* ---- helpers ---- */
 
+/* The command's first error, for --json: a command that fails still prints one object,
+ * {"error": MESSAGE}. */
+static char first_err[1024];
+
+/* Why the command fails, on stderr ("snstore kv get: MESSAGE"); the first one is kept. */
+static void __attribute__((format(printf, 2, 3))) say(const struct kv_args *a, const char *fmt, ...)
+{
+	char msg[sizeof(first_err)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s: %s\n", a->cmd, msg);
+	if (!*first_err)
+		snprintf(first_err, sizeof(first_err), "%s", msg);
+}
+
 static int fail(const struct kv_args *a, int err)
 {
 	const char *m = sn_errmsg();
 
-	fprintf(stderr, "%s: %s: %s\n", a->cmd, a->path, *m ? m : sn_strerror(err));
+	say(a, "%s: %s", a->path, *m ? m : sn_strerror(err));
 	return 1;
 }
 
@@ -133,13 +152,11 @@ static int arg_bytes(const struct kv_args *a, int i, const char *what, size_t *l
 	long n = a->escaped ? unescape(a->pos[i]) : (long)strlen(a->pos[i]);
 
 	if (n < 0) {
-		fprintf(stderr, "%s: %s '%s': bad escape (use \\\\ and \\xNN)\n", a->cmd, what,
-		        a->pos[i]);
+		say(a, "%s '%s': bad escape (use \\\\ and \\xNN)", what, a->pos[i]);
 		return -1;
 	}
 	if (!strcmp(what, "KEY") && (n < 1 || n > SN_KV_MAX_KEY)) {
-		fprintf(stderr, "%s: KEY of %ld bytes: keys are 1..%u bytes\n", a->cmd, n,
-		        SN_KV_MAX_KEY);
+		say(a, "KEY of %ld bytes: keys are 1..%u bytes", n, SN_KV_MAX_KEY);
 		return -1;
 	}
 	*lenp = (size_t)n;
@@ -169,10 +186,7 @@ static int must_exist(const struct kv_args *a)
 	cmd_uri_file(a->path, file, sizeof(file));
 	if (!*file || stat(file, &st) == 0 || errno != ENOENT)
 		return 0;
-	fprintf(stderr,
-	        "%s: %s: no such file (no store here; 'snstore kv format' or 'put' "
-	        "creates one)\n",
-	        a->cmd, file);
+	say(a, "%s: no such file (no store here; 'snstore kv format' or 'put' creates one)", file);
 	return -1;
 }
 
@@ -186,7 +200,7 @@ static int open_store(struct kv_args *a, int create, struct sn_kv **kvp)
 	a->o.no_create = !create;
 	err = sn_kv_open(a->path, &a->o, kvp);
 	if (err == -ENOENT && !create) {
-		fprintf(stderr, "%s: %s: the device holds no store\n", a->cmd, a->path);
+		say(a, "%s: the device holds no store", a->path);
 		return 1;
 	}
 	return err ? fail(a, err) : 0;
@@ -314,7 +328,7 @@ static int read_value(struct kv_args *a, char **valp, size_t *lenp)
 	if (!file || !strcmp(file, "-"))
 		f = stdin, file = "stdin";
 	else if (!(f = fopen(file, "rb"))) {
-		fprintf(stderr, "%s: %s: %s\n", a->cmd, file, strerror(errno));
+		say(a, "%s: %s", file, strerror(errno));
 		return 1;
 	}
 	buf = malloc(cap);
@@ -334,10 +348,10 @@ static int read_value(struct kv_args *a, char **valp, size_t *lenp)
 		}
 	}
 	if (!buf || ferror(f) || len > SN_KV_MAX_VALUE) {
-		fprintf(stderr, "%s: %s: %s\n", a->cmd, file,
-		        !buf        ? "out of memory"
-		        : ferror(f) ? strerror(errno)
-		                    : "longer than the largest value (1 MiB)");
+		say(a, "%s: %s", file,
+		    !buf        ? "out of memory"
+		    : ferror(f) ? strerror(errno)
+		                : "longer than the largest value (1 MiB)");
 		free(buf);
 		if (f != stdin)
 			fclose(f);
@@ -359,11 +373,11 @@ static int do_put(struct kv_args *a)
 	int rc, err;
 
 	if (a->value_file && a->npos > 1) {
-		fprintf(stderr, "%s: give VALUE or --value-file, not both\n", a->cmd);
+		say(a, "give VALUE or --value-file, not both");
 		return 2;
 	}
 	if (!a->value_file && a->npos < 2) {
-		fprintf(stderr, "%s: VALUE is missing (or --value-file F; see --help)\n", a->cmd);
+		say(a, "VALUE is missing (or --value-file F; see --help)");
 		return 2;
 	}
 	if (arg_bytes(a, 0, "KEY", &klen))
@@ -404,7 +418,7 @@ static int do_get(struct kv_args *a)
 		fputc('\n', stdout);
 	free(val);
 	if (fflush(stdout)) {
-		fprintf(stderr, "%s: writing the value: %s\n", a->cmd, strerror(errno));
+		say(a, "writing the value: %s", strerror(errno));
 		return close_store(a, kv, 1);
 	}
 	return close_store(a, kv, 0);
@@ -636,7 +650,8 @@ static const struct sub subs[] = {
 	  "log records replayed after it (all of them without a checkpoint), torn tail bytes\n"
 	  "cut (writes that were never made durable), corrupt records; and the segments the\n"
 	  "checkpoint holds.\n"
-	  "  --json           one JSON object with every field of struct sn_kv_stats\n",
+	  "  --json           one JSON object with every field of struct sn_kv_stats; on\n"
+	  "                   failure {\"error\": MESSAGE} (and the message on stderr)\n",
 	  O_JSON, 0, 0, do_stat },
 	{ "check", "PATH", "verify every record; exit 1 on corruption",
 	  "Opens the store scanning the whole log, not the index checkpoint (recovery checks\n"
@@ -708,8 +723,8 @@ static int parse_u64(const struct kv_args *a, const char *opt, const char *s, ui
 		if (!errno && end != s && !*end && *s >= '0' && *s <= '9' && *out && *out <= max)
 			return 0;
 	}
-	fprintf(stderr, "%s: %s %s: expected %s from 1 to %" PRIu64 "\n", a->cmd, opt, s,
-	        size ? "a size (4096, 64k, 1g)" : "an integer", max);
+	say(a, "%s %s: expected %s from 1 to %" PRIu64, opt, s,
+	    size ? "a size (4096, 64k, 1g)" : "an integer", max);
 	return -1;
 }
 
@@ -746,13 +761,11 @@ static int parse(const struct sub *s, int argc, char **argv, struct kv_args *a)
 			exit(0);
 		}
 		if (c == '?' || c == ':' || c >= 128) {
-			fprintf(stderr, "%s: unknown or incomplete option '%s' (see --help)\n",
-			        a->cmd, argv[optind - 1]);
+			say(a, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
 			return -1;
 		}
 		if (!(s->opts & bit[c])) {
-			fprintf(stderr, "%s: option '%s' does not apply here (see --help)\n",
-			        a->cmd, argv[optind - 1]);
+			say(a, "option '%s' does not apply here (see --help)", argv[optind - 1]);
 			return -1;
 		}
 		switch (c) {
@@ -769,8 +782,7 @@ static int parse(const struct sub *s, int argc, char **argv, struct kv_args *a)
 			if (parse_u64(a, "--segment", optarg, 1u << 30, 1, &v))
 				return -1;
 			if (v < (64u << 10) || (v & (v - 1))) {
-				fprintf(stderr, "%s: --segment %s: a power of two from 64k to 1g\n",
-				        a->cmd, optarg);
+				say(a, "--segment %s: a power of two from 64k to 1g", optarg);
 				return -1;
 			}
 			a->o.segment_size = (uint32_t)v;
@@ -783,9 +795,7 @@ static int parse(const struct sub *s, int argc, char **argv, struct kv_args *a)
 			else if (!strcmp(optarg, "always"))
 				a->o.sync = SN_KV_SYNC_ALWAYS;
 			else {
-				fprintf(stderr,
-				        "%s: --sync %s: expected none, interval or always\n",
-				        a->cmd, optarg);
+				say(a, "--sync %s: expected none, interval or always", optarg);
 				return -1;
 			}
 			break;
@@ -814,16 +824,16 @@ static int parse(const struct sub *s, int argc, char **argv, struct kv_args *a)
 		}
 	}
 	if (optind >= argc) {
-		fprintf(stderr, "%s: PATH is missing\n", a->cmd);
+		say(a, "PATH is missing");
 		return -1;
 	}
 	a->path = argv[optind++];
 	a->pos = argv + optind;
 	a->npos = argc - optind;
 	if (a->npos < s->npos_min || a->npos > s->npos_max) {
-		fprintf(stderr, "%s: %s (usage: snstore kv %s %s)\n", a->cmd,
-		        a->npos < s->npos_min ? "missing arguments" : "too many arguments", s->name,
-		        s->synopsis);
+		say(a, "%s (usage: snstore kv %s %s)",
+		    a->npos < s->npos_min ? "missing arguments" : "too many arguments", s->name,
+		    s->synopsis);
 		return -1;
 	}
 	return 0;
@@ -849,6 +859,7 @@ int cmd_kv(int argc, char **argv)
 {
 	struct kv_args a;
 	char cmd[64];
+	int rc;
 
 	if (argc < 2) {
 		usage(stderr);
@@ -864,9 +875,18 @@ int cmd_kv(int argc, char **argv)
 		memset(&a, 0, sizeof(a));
 		snprintf(cmd, sizeof(cmd), "snstore kv %s", subs[i].name);
 		a.cmd = cmd;
-		if (parse(&subs[i], argc - 1, argv + 1, &a))
-			return 2;
-		return run_sub(&subs[i], &a);
+		rc = parse(&subs[i], argc - 1, argv + 1, &a) ? 2 : run_sub(&subs[i], &a);
+		/* --json anywhere on the line of a command that has it: after a bad option too. */
+		for (int k = 2;
+		     rc && strstr(subs[i].synopsis, "--json") && k < argc && strcmp(argv[k], "--");
+		     k++)
+			if (!strcmp(argv[k], "--json")) {
+				printf("{\"error\":");
+				bench_json_str(stdout, *first_err ? first_err : "failed");
+				printf("}\n");
+				break;
+			}
+		return rc;
 	}
 	fprintf(stderr, "snstore kv: unknown subcommand '%s'\n\n", argv[1]);
 	usage(stderr);
