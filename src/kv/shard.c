@@ -720,13 +720,18 @@ int kv_shard_write(struct kv_shard *sh, const unsigned char *buf, uint32_t len, 
 /*
  * At close, with nothing else running on the shard: make every appended byte durable,
  * oldest segment first and a flush after each (the order rounds keep), so the index as
- * it stands describes the log on disk.
+ * it stands describes the log on disk; the head's tail too.
  */
 int kv_shard_flush_all(struct kv_shard *sh)
 {
 	struct sn_kv *kv = sh->kv;
 	uint32_t bs = kv->sb.block_size, d;
 	int err = 0;
+
+	/* The next open reads a record header at the head's end too: zeros there, so that
+	 * a clean close leaves no torn tail to find. */
+	if (sh->head != UINT32_MAX && sh->segs[sh->head].state == SEG_HEAD)
+		sh->segs[sh->head].tail = tail_needed(sh, &sh->segs[sh->head]);
 
 	while (!err && (d = oldest_dirty(sh)) != UINT32_MAX) {
 		struct kv_seg *s = &sh->segs[d];
