@@ -3,12 +3,13 @@
  * test_kv_medium.c — what the medium does to a KV store, on one device: a full device
  * (-ENOSPC, nothing lost, usable again after deletes and compaction; background compaction
  * keeps a store that is mostly dead from filling), bytes flipped on the medium (reported,
- * never returned as a value), the superblock's version check and its second copy, a file
- * that is not a store, a reformat over an old store, a device that fails (errors carry a
- * reason; calls return), batches that must not leave their commit records behind,
- * batches written while compaction runs (they must be applied), and gets and syncs made
- * after a write that waits for space (they must see it). Stores use 64 KiB segments and 4
- * shards, as in test_kv.c.
+ * never returned as a value), what a reused segment's earlier life leaves after the end of
+ * its records (never taken for corruption), the superblock's version check and its second
+ * copy, a file that is not a store, a reformat over an old store, a device that fails
+ * (errors carry a reason; calls return), batches that must not leave their commit records
+ * behind, batches written while compaction runs (they must be applied), and gets and syncs
+ * made after a write that waits for space (they must see it). Stores use 64 KiB segments
+ * and 4 shards, as in test_kv.c.
  *
  *   test_kv_medium URI     URI names a scratch file of this test (removed before and after)
  */
@@ -312,6 +313,217 @@ static int test_corrupt_newest_ckpt(void)
 static int test_corrupt_older_ckpt(void)
 {
 	return corrupt_closed(1, 0);
+}
+
+/* ---- reused segments: what an earlier life left after the end ---- */
+
+/* Segment i of shard 0 as the file holds it. */
+static int read_seg(const struct sn_kv_super *sb, uint32_t i, unsigned char *buf)
+{
+	int fd = open(km_path, O_RDONLY);
+	ssize_t n = -1;
+
+	if (fd >= 0) {
+		n = pread(fd, buf, sb->segment_size,
+		          (off_t)(sb->log_offset + (uint64_t)i * sb->segment_size));
+		close(fd);
+	}
+	return n == (ssize_t)sb->segment_size ? 0 : -1;
+}
+
+static int nonzero(const unsigned char *p, size_t n)
+{
+	while (n--)
+		if (*p++)
+			return 1;
+	return 0;
+}
+
+/* Where the chain of records of a segment image ends (at the first that is not one). */
+static uint32_t chain_end(const unsigned char *seg)
+{
+	uint32_t off = sizeof(struct sn_kv_seghdr);
+
+	while (off + sizeof(struct sn_kv_rechdr) <= KM_SEG) {
+		const struct sn_kv_rechdr *r = (const struct sn_kv_rechdr *)(seg + off);
+		uint32_t len = sn_kv_rec_len(r->type, r->klen, r->vlen);
+
+		if (r->type < SN_KV_REC_PUT || r->type > SN_KV_REC_COMMIT || len > KM_SEG - off)
+			break;
+		off += len;
+	}
+	return off;
+}
+
+#define RS_SEGS 16 /* segments of the one shard */
+
+/*
+ * Compaction frees segments, and the head reuses them; the blocks a new life never writes
+ * keep the earlier life's bytes (a block device, or a file with SN_KV_NOZERO=1; through a
+ * mapping, the zeros the store gave the head are lost unless persisted, as fault bytes=1
+ * drops them at close). Here every segment of the new life ends `gap` bytes before the
+ * last block boundary (0: on it; 8: its next record header would straddle it): recovery
+ * reads a record header there and must find zeros, a clean stop, not the earlier life:
+ * corruption in an older segment, a torn tail in the newest. Both kinds are checked: the
+ * reused segments sealed there, and the head a clean close leaves there. With crash, the
+ * puts are SN_KV_DURABLE (each segment is durable up to its end before it is sealed) and
+ * the store ends in a power loss (uri is a fault: device) instead of a close: the rounds
+ * themselves must have made the sealed segments' zeros durable (the head's tail is then a
+ * torn one).
+ */
+static int reused_segments(const char *uri, int mapped, uint32_t gap, int crash)
+{
+	static unsigned char buf[KM_SEG];
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv_super sb;
+	struct sn_kv_stats st;
+	struct sn_kv *kv;
+	uint32_t end, len = 0, hdr = sizeof(struct sn_kv_rechdr), vlen, per_seg, head_seg = 0;
+	uint64_t head_seq = 0;
+	unsigned n_old = 80, n_new, sealed = 0, at_head = 0, stale[RS_SEGS] = { 0 };
+	char key[32];
+	size_t klen = km_name(key, "new", 0);
+
+	o.shards = 1;
+	o.capacity = (1u << 20) + RS_SEGS * KM_SEG;
+	unlink(km_path);
+	ASSERT_OK(sn_kv_open(uri, &o, &kv));
+	ASSERT_OK(sn_kv_stat(kv, &st));
+	if (mapped && !st.mapped) {
+		ASSERT_OK(sn_kv_close(kv));
+		SKIP("the store on %s does not use the mapping", uri);
+	}
+	sb = kv->sb;
+	end = KM_SEG - sb.block_size - gap;
+	/* The shortest record (with a 9-byte key) that does not fit after end, a whole
+	 * number of them from the segment header to end. */
+	for (uint32_t k = (end - 64) / sb.block_size; k >= 1 && !len; k--) {
+		uint32_t l = (end - 64) / k;
+
+		if ((end - 64) % k == 0 && l % 8 == 0 && l > KM_SEG - end &&
+		    l - hdr - klen <= KM_SEG_MAX_VALUE)
+			len = l;
+	}
+	if (!len) {
+		ASSERT_OK(sn_kv_close(kv));
+		SKIP("no record length ends a segment at %u with %u-byte blocks", end,
+		     sb.block_size);
+	}
+	per_seg = (end - 64) / len;
+	vlen = len - hdr - (uint32_t)klen;
+	ASSERT_EQ(sn_kv_rec_len(SN_KV_REC_PUT, (uint32_t)klen, vlen), len);
+	/* The earlier life: 3000-byte values over every offset of a few segments, then
+	 * deleted and compacted away. */
+	for (unsigned i = 0; i < n_old; i++)
+		ASSERT_OK(km_put(kv, key, km_name(key, "old", i), 3000, i, 0));
+	for (unsigned i = 0; i < n_old; i++)
+		ASSERT_OK(sn_kv_del(kv, key, km_name(key, "old", i), 0));
+	ASSERT_OK(sn_kv_compact(kv, 1));
+	ASSERT_OK(sn_kv_sync(kv));
+	ASSERT_OK(sn_kv_stat(kv, &st));
+	ASSERT_TRUE(st.compactions >= 3);
+	for (uint32_t i = 0; i < RS_SEGS; i++) {
+		const struct sn_kv_seghdr *h = (const struct sn_kv_seghdr *)buf;
+
+		ASSERT_OK(read_seg(&sb, i, buf));
+		stale[i] = !h->magic && nonzero(buf + end, hdr);
+		if (h->magic == SN_KV_SEG_MAGIC && h->seq > head_seq) {
+			head_seq = h->seq;
+			head_seg = i;
+		}
+	}
+	ASSERT_TRUE(head_seq > 0);
+	ASSERT_OK(read_seg(&sb, head_seg, buf));
+	/* The new life: what still fits in the head, then three segments (the first free
+	 * ones, which compaction freed) of per_seg records each; the last is the head. */
+	n_new = (KM_SEG - chain_end(buf)) / len + 3 * per_seg;
+	for (unsigned i = 0; i < n_new; i++)
+		ASSERT_OK(km_put(kv, key, km_name(key, "new", i), vlen, 1000 + i,
+		                 crash ? SN_KV_DURABLE : 0));
+	if (crash) {
+		ASSERT_OK(sn_dev_ctl(kv->dev, SN_CTL_FAULT_CRASH, NULL));
+		sn_kv_close(kv); /* fails: the device is gone */
+	} else {
+		ASSERT_OK(sn_kv_close(kv));
+	}
+	kv = NULL;
+	head_seq = 0;
+	for (uint32_t i = 0; i < RS_SEGS; i++) {
+		const struct sn_kv_seghdr *h = (const struct sn_kv_seghdr *)buf;
+
+		ASSERT_OK(read_seg(&sb, i, buf));
+		if (h->magic == SN_KV_SEG_MAGIC && h->seq > head_seq) {
+			head_seq = h->seq;
+			head_seg = i;
+		}
+	}
+	for (uint32_t i = 0; i < RS_SEGS; i++) {
+		const struct sn_kv_seghdr *h = (const struct sn_kv_seghdr *)buf;
+
+		ASSERT_OK(read_seg(&sb, i, buf));
+		if (!stale[i] || h->magic != SN_KV_SEG_MAGIC || chain_end(buf) != end)
+			continue;
+		printf("    segment %u: reused after compaction, %s at %u (%u-byte blocks); the %u "
+		       "bytes there: %s\n",
+		       i, i == head_seg ? "the head, ends" : "sealed", end, sb.block_size, hdr,
+		       nonzero(buf + end, hdr) ? "the earlier life's" : "zeros");
+		*(i == head_seg ? &at_head : &sealed) += 1;
+	}
+	if (!sealed || !at_head)
+		T_FAILED("reused segments ending at %u: %u sealed, %u the head: the case was not "
+		         "reached",
+		         end, sealed, at_head);
+	for (int ck = 1; ck >= 0; ck--) {
+		o.no_checkpoint = !ck;
+		ASSERT_OK(sn_kv_open(uri, &o, &kv));
+		ASSERT_OK(sn_kv_stat(kv, &st));
+		printf("    reopened (%s): %llu keys, %llu corrupt records, %llu torn bytes\n",
+		       crash && ck ? "after the power loss"
+		       : ck        ? "from the checkpoint"
+		                   : "scanning the log",
+		       (unsigned long long)st.keys, (unsigned long long)st.corrupt_records,
+		       (unsigned long long)st.torn_bytes);
+		ASSERT_EQ(st.corrupt_records, 0);
+		if (!crash || !ck)
+			ASSERT_EQ(st.torn_bytes, 0);
+		ASSERT_EQ(st.keys, n_new);
+		for (unsigned i = 0; i < n_new; i++)
+			if (km_expect(kv, key, km_name(key, "new", i), vlen, 1000 + i))
+				return T_FAIL;
+		ASSERT_OK(sn_kv_close(kv));
+	}
+	return T_PASS;
+}
+
+/* As on a block device: no zeros written ahead of the head. */
+static int test_reused_segments(void)
+{
+	char fault[1200];
+	int r;
+
+	snprintf(fault, sizeof(fault), "fault:%s%ccrash=all", km_uri,
+	         strchr(km_uri, '?') ? '&' : '?');
+	setenv("SN_KV_NOZERO", "1", 1);
+	r = reused_segments(km_uri, 0, 0, 0);
+	if (r == T_PASS)
+		r = reused_segments(km_uri, 0, 8, 0);
+	if (r == T_PASS)
+		r = reused_segments(fault, 0, 0, 1);
+	unsetenv("SN_KV_NOZERO");
+	return r;
+}
+
+/* Byte-addressable: the segments are the mapping. */
+static int test_reused_segments_mapped(void)
+{
+	char uri[1200];
+	int r;
+
+	snprintf(uri, sizeof(uri), "fault:psync:%s?create=1&size=4m&bytes=1&crash=all", km_path);
+	r = reused_segments(uri, 1, 0, 0);
+	if (r == T_PASS)
+		r = reused_segments(uri, 1, 8, 0);
+	return r == T_PASS ? reused_segments(uri, 1, 0, 1) : r;
 }
 
 /* ---- superblock ---- */
@@ -1456,6 +1668,9 @@ int main(int argc, char **argv)
 	      test_corrupt_newest_ckpt());
 	T_RUN("a byte flipped in an older segment, found by the get after a checkpoint load",
 	      test_corrupt_older_ckpt());
+	T_RUN("reused segments ending at a block boundary: no corruption or torn tail at reopen",
+	      test_reused_segments());
+	T_RUN("the same through a mapping (fault bytes=1)", test_reused_segments_mapped());
 	T_RUN("superblock: newer version refused, either copy serves", test_format_version());
 	T_RUN("a file that is not a store: SN_EFORMAT", test_not_a_store());
 	T_RUN("a reformat leaves nothing of the old store readable", test_reformat());

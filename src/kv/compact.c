@@ -33,7 +33,7 @@ static uint32_t pick_victim(struct kv_shard *sh, int force)
 		 * round while its batches' records stay: count commits as kept there. */
 		uint64_t live = s->live + (force ? s->commits : 0);
 
-		if (s->state != SEG_SEALED || s->durable < s->used || s->nocompact || live >= data)
+		if (s->state != SEG_SEALED || kv_seg_dirty(s) || s->nocompact || live >= data)
 			continue;
 		if (!force && live * 100 > (uint64_t)pct * data)
 			continue;

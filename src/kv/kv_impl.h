@@ -95,6 +95,10 @@ struct kv_seg {
 	uint32_t written;  /* bytes handed to the device (block-aligned down when rewritten) */
 	uint32_t durable;  /* bytes known durable */
 	uint32_t zeroed;   /* bytes written since it became the head (see KV_ZERO_AHEAD) */
+	/* Sealed: bytes past `used` that its writes must also cover (0, or the size of a
+	 * record header): the zeros where recovery reads the header that ends the segment,
+	 * when no write of this life covered them yet (kv_seg_end). */
+	uint32_t tail;
 	/* Records below this offset in img came from the device unchecked (a whole-segment
 	 * load, or the part of a head an index checkpoint covers): a get checks their CRC.
 	 * Records the store wrote itself, or recovery scanned, are trusted in memory. */
@@ -295,6 +299,21 @@ static inline unsigned kv_owner(const struct sn_kv *kv, unsigned s)
 static inline unsigned kv_shard_of(const struct sn_kv *kv, uint64_t hash)
 {
 	return (unsigned)(((hash >> 32) * kv->sb.shards) >> 32);
+}
+
+/* How far the device must hold segment s: its records, and a sealed segment's tail. A
+ * reused segment still holds its earlier life where this one never wrote: recovery, reading
+ * a record header at the end of an older segment, must find zeros there (a clean stop), not
+ * those bytes (a bad record: corruption). */
+static inline uint32_t kv_seg_end(const struct kv_seg *s)
+{
+	return s->used + s->tail;
+}
+
+/* Does s have bytes (records, or its tail) not yet durable? */
+static inline int kv_seg_dirty(const struct kv_seg *s)
+{
+	return s->durable < kv_seg_end(s);
 }
 
 static inline uint64_t kv_seg_off(const struct kv_shard *sh, uint32_t seg)

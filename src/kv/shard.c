@@ -10,6 +10,9 @@
  *    tail can therefore exist only in the newest segment.
  *  - A round rewrites the head's last partial block; its durable prefix is rewritten with
  *    the same bytes, so a sector that lands old or new keeps it.
+ *  - A sealed segment's last round also writes the zeros where recovery reads the record
+ *    header after its last record (its tail: seal()), so that an older segment ends
+ *    cleanly even where a reused segment still holds its earlier life.
  *  - A compacted segment's header is cleared only after its copies are durable, and it
  *    is reused only after that clearing is durable.
  */
@@ -82,7 +85,7 @@ void kv_shard_cache_trim(struct kv_shard *sh, uint32_t keep)
 
 		sh->clock_hand = (i + 1) % sh->nsegs;
 		scanned++;
-		if (!s->img || i == keep || i == sh->head || s->loading || s->durable < s->used ||
+		if (!s->img || i == keep || i == sh->head || s->loading || kv_seg_dirty(s) ||
 		    (sh->compacting && i == sh->compact_seg))
 			continue;
 		if (s->ref) {
@@ -149,7 +152,7 @@ int kv_shard_open_head(struct kv_shard *sh)
 	s->state = SEG_HEAD;
 	s->used = sizeof(*h);
 	s->live = 0;
-	s->written = s->durable = s->check_below = s->zeroed = 0;
+	s->written = s->durable = s->check_below = s->zeroed = s->tail = 0;
 	sh->nfree--;
 	sh->head = i;
 	if (sh->nckpt && kv_low_on_space(sh))
@@ -158,6 +161,48 @@ int kv_shard_open_head(struct kv_shard *sh)
 }
 
 /* ---- appending ---- */
+
+/*
+ * The tail a segment whose records end at s->used needs (struct kv_seg.tail): recovery
+ * reads a record header there, and on a reused segment the bytes this life never wrote
+ * still hold the earlier life's (a block device, or a file without zeros written ahead;
+ * through a mapping, the zeros the head was given are stores, lost unless persisted). When
+ * the header's bytes are among them, they must be written (zeros: the image past used
+ * always is) before the segment counts as durable. Rounds write whole blocks: this costs
+ * one block more, and only when the end is within a header's size of a block boundary
+ * that no write of this life passed.
+ */
+static uint32_t tail_needed(const struct kv_shard *sh, const struct kv_seg *s)
+{
+	uint32_t hdr = sizeof(struct sn_kv_rechdr);
+
+	return s->used + hdr <= sh->kv->sb.segment_size && s->zeroed < s->used + hdr ? hdr : 0;
+}
+
+/*
+ * The head s is full: seal it, with its tail. Recovery reads a record header at its end
+ * once it is an older segment, where a bad one is corruption; its last round writes the
+ * tail, before any block of the next head (rounds go in segment order).
+ */
+static int seal(struct kv_shard *sh, struct kv_seg *s)
+{
+	struct sn_kv *kv = sh->kv;
+	uint32_t tail = tail_needed(sh, s);
+	int err;
+
+	/* Through a mapping, any cache line may reach the media whenever it is evicted: the
+	 * next head's first records could land before this head's last ones, and recovery
+	 * would then take a torn segment for a whole one. Its last records first, and the
+	 * zeros after them (stores into the mapping, until persisted). */
+	if (kv->map && s->durable < s->used + tail &&
+	    (err = sn_dev_persist(kv->dev, s->img + s->durable, s->used + tail - s->durable)))
+		return sn__err(err, "shard %u: persisting a full segment: %s", sh->id,
+		               sn_strerror(err));
+	s->tail = tail;
+	s->state = SEG_SEALED;
+	sh->unsynced_seals += kv_seg_dirty(s);
+	return 0;
+}
 
 int kv_shard_append(struct kv_shard *sh, unsigned type, const void *key, uint32_t klen,
                     const void *val, uint32_t vlen, const void *extra, uint32_t *segp,
@@ -184,17 +229,8 @@ int kv_shard_append(struct kv_shard *sh, unsigned type, const void *key, uint32_
 			return sn__err(-ENOSPC, "shard %u is full (%u segments of %u bytes)",
 			               sh->id, sh->nsegs, kv->sb.segment_size);
 		}
-		/* Through a mapping, any cache line may reach the media whenever it is evicted:
-		 * the next head's first records could land before this head's last ones, and
-		 * recovery would then take a torn segment for a whole one. Its tail first. */
-		if (s->state == SEG_HEAD && kv->map && s->durable < s->used &&
-		    (err = sn_dev_persist(kv->dev, s->img + s->durable, s->used - s->durable)))
-			return sn__err(err, "shard %u: persisting a full segment: %s", sh->id,
-			               sn_strerror(err));
-		if (s->state == SEG_HEAD) {
-			s->state = SEG_SEALED;
-			sh->unsynced_seals += s->durable < s->used;
-		}
+		if (s->state == SEG_HEAD && (err = seal(sh, s)))
+			return err;
 		if ((err = kv_shard_open_head(sh)))
 			return err;
 		s = &sh->segs[sh->head];
@@ -352,7 +388,7 @@ static uint32_t oldest_dirty(const struct kv_shard *sh)
 	for (uint32_t i = 0; i < sh->nsegs; i++) {
 		const struct kv_seg *s = &sh->segs[i];
 
-		if ((s->state == SEG_HEAD || s->state == SEG_SEALED) && s->durable < s->used &&
+		if ((s->state == SEG_HEAD || s->state == SEG_SEALED) && kv_seg_dirty(s) &&
 		    (best == UINT32_MAX || s->seq < sh->segs[best].seq))
 			best = i;
 	}
@@ -421,7 +457,7 @@ static void round_start(struct kv_shard *sh)
 	 * data is a superset of what the flush covers) but only to the same segment:
 	 * older segments must be durable before a newer one is written. */
 	if (sh->flushing && (!kv->pipeline || d == UINT32_MAX || sh->segs[d].seq != sh->flush_seg ||
-	                     sh->segs[d].written >= sh->segs[d].used))
+	                     sh->segs[d].written >= kv_seg_end(&sh->segs[d])))
 		return;
 	if (sh->failed) {
 		sn__err(sh->failed,
@@ -469,7 +505,8 @@ static void round_start(struct kv_shard *sh)
 	}
 	if (d != UINT32_MAX) {
 		struct kv_seg *s = &sh->segs[d];
-		uint32_t from = s->written & ~(bs - 1), to = (s->used + bs - 1) & ~(bs - 1);
+		uint32_t end = kv_seg_end(s);
+		uint32_t from = s->written & ~(bs - 1), to = (end + bs - 1) & ~(bs - 1);
 
 		if (kv->zero_ahead && to > s->zeroed && to - from < KV_ZERO_AHEAD)
 			to = (to + 2 * KV_ZERO_AHEAD - 1) & ~(KV_ZERO_AHEAD - 1);
@@ -478,11 +515,11 @@ static void round_start(struct kv_shard *sh)
 		if (to > s->zeroed)
 			s->zeroed = to;
 		sh->round_seg = s->seq;
-		sh->round_pos = s->used;
+		sh->round_pos = end;
 		for (uint32_t o = from; o < to; o += max_xfer)
 			round_write(sh, kv_seg_off(sh, d) + o, s->img + o,
 			            to - o < max_xfer ? to - o : max_xfer);
-		s->written = s->used;
+		s->written = end;
 	} else if (!zeroing) {
 		/* Nothing to write: everything appended is durable. */
 		complete_waiters(sh, 0);
@@ -614,10 +651,10 @@ static void round_done(struct kv_shard *sh, uint64_t seg, uint64_t pos)
 
 		if (s->seq && s->seq < sh->durable_seg &&
 		    (s->state == SEG_HEAD || s->state == SEG_SEALED))
-			s->durable = s->used;
+			s->durable = kv_seg_end(s);
 		else if (s->seq == sh->durable_seg && s->durable < sh->durable_pos)
 			s->durable = (uint32_t)sh->durable_pos;
-		if (s->state == SEG_SEALED && was < s->used && s->durable >= s->used)
+		if (s->state == SEG_SEALED && was < kv_seg_end(s) && !kv_seg_dirty(s))
 			sh->unsynced_seals--;
 		if (s->state == SEG_ZEROING) {
 			seg_forget_batches(sh, i);
@@ -626,7 +663,7 @@ static void round_done(struct kv_shard *sh, uint64_t seg, uint64_t pos)
 			s->state = SEG_FREE;
 			s->seq = 0;
 			s->used = s->live = s->written = s->durable = s->commits = 0;
-			s->check_below = 0;
+			s->check_below = s->tail = 0;
 			if (s->img && !sh->kv->map) {
 				sh->cached_bytes -= sh->kv->sb.segment_size;
 				kv_img_free(sh->kv, s->img);
@@ -683,7 +720,7 @@ int kv_shard_write(struct kv_shard *sh, const unsigned char *buf, uint32_t len, 
 /*
  * At close, with nothing else running on the shard: make every appended byte durable,
  * oldest segment first and a flush after each (the order rounds keep), so the index as
- * it stands describes the log on disk.
+ * it stands describes the log on disk; the head's tail too.
  */
 int kv_shard_flush_all(struct kv_shard *sh)
 {
@@ -691,9 +728,14 @@ int kv_shard_flush_all(struct kv_shard *sh)
 	uint32_t bs = kv->sb.block_size, d;
 	int err = 0;
 
+	/* The next open reads a record header at the head's end too: zeros there, so that
+	 * a clean close leaves no torn tail to find. */
+	if (sh->head != UINT32_MAX && sh->segs[sh->head].state == SEG_HEAD)
+		sh->segs[sh->head].tail = tail_needed(sh, &sh->segs[sh->head]);
+
 	while (!err && (d = oldest_dirty(sh)) != UINT32_MAX) {
 		struct kv_seg *s = &sh->segs[d];
-		uint32_t from = s->durable & ~(bs - 1), to = (s->used + bs - 1) & ~(bs - 1);
+		uint32_t from = s->durable & ~(bs - 1), to = (kv_seg_end(s) + bs - 1) & ~(bs - 1);
 
 		if (to > kv->sb.segment_size)
 			to = kv->sb.segment_size;
@@ -703,7 +745,7 @@ int kv_shard_flush_all(struct kv_shard *sh)
 		                                kv_seg_off(sh, d) + from)))
 			err = sn_queue_flush(sh->w->q);
 		if (!err)
-			s->durable = s->written = s->used;
+			s->durable = s->written = kv_seg_end(s);
 	}
 	return err;
 }
