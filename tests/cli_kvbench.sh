@@ -69,17 +69,19 @@ for m in "--depth 1" "--foreign" "--foreign --depth 1" "--threads 3 --foreign --
 	[ "$got" = "$want" ] || fail "$m found $got, clients on workers found $want"
 done
 
-# The store's layout: with fewer clients (on workers) than workers, a client's worker owns
-# 1 shard and every other worker 3; else one shard per worker, or what --shards, --owners say.
-for m in "1 4" "2 2"; do
+# The store's layout: one shard per worker, or what --shards, --owners say.
+for m in "1 2" "2 2" "1 3 --shards 3" "3 4 --owners 1,1,0,1"; do
 	set -- $m
+	clients=$1
+	want=$2
+	shift 2
 	rm -f "$DIR/kv.db"
 	out=$("$SN" kvbench --db "$DIR/kv.db" --benchmarks fillseq --num 1000 --workers 2 \
-		--threads $1 --json) || fail "fillseq exited $?"
-	[ "$(field shards "$out")" = $2 ] ||
-		fail "2 workers, $1 client(s): $(field shards "$out") shards, not $2: $out"
+		--threads $clients --json "$@") || fail "fillseq $* exited $?"
+	[ "$(field shards "$out")" = $want ] ||
+		fail "2 workers, $clients client(s) $*: $(field shards "$out") shards, not $want: $out"
 done
-echo "2 workers: 4 shards with 1 client, 2 with 2 clients"
+echo "2 workers: 2 shards by default, or as --shards and --owners say"
 rm -f "$DIR/kv.db"
 if "$SN" kvbench --db "$DIR/kv.db" --benchmarks fillseq --num 1000 --workers 2 \
 	--owners 0,2 >/dev/null 2>&1; then

@@ -60,7 +60,6 @@ struct store {
 	struct sn_kv *kv;
 	struct sn_kv_stats last; /* after the previous benchmark: the next one's baseline */
 	char engine[64], note[256];
-	unsigned client_shards; /* shards of each client's worker, when client_owners chose */
 };
 
 /* What --json prints when kvbench fails: the first error, and the benchmarks that finished
@@ -182,12 +181,12 @@ static void usage(FILE *f)
 	      "                    (`snstore kv format` replaces anything). The store is left in\n"
 	      "                    place at the end (as db_bench leaves its DB)\n"
 	      "  --shards S        shards at format, shard s on worker s mod W (default: one\n"
-	      "                    per worker; but with fewer clients than workers, clients on\n"
-	      "                    workers, a worker with a client owns 1 shard and every other\n"
-	      "                    worker 3: a client's worker also does all of its client's\n"
-	      "                    work, so with an equal share it would set the pace)\n"
-	      "  --owners LIST     the worker that owns each shard, comma-separated (0,1,1: 3\n"
-	      "                    shards, worker 0 owns one; sn_kv_opts.owners)\n"
+	      "                    per worker)\n"
+	      "  --owners LIST     the worker that owns each shard, comma-separated: 0,1,1 is 3\n"
+	      "                    shards, one on worker 0 (sn_kv_opts.owners). A client's worker\n"
+	      "                    does its client's work besides its shards': with fewer\n"
+	      "                    clients than workers, giving it fewer shards balances the\n"
+	      "                    workers (here it pays for gets, not for puts: README)\n"
 	      "  --capacity SIZE   size of a store kvbench creates (default: room for 3x the\n"
 	      "                    records of N keys, at least 1 GiB)\n"
 	      "  --cache SIZE      segment cache (default: a quarter of memory, as the store)\n"
@@ -523,34 +522,12 @@ static int store_fail(const char *what, const char *db, int err)
 	return -1;
 }
 
-/*
- * The default placement of a store kvbench formats when fewer clients than workers run on
- * workers (clients 0..T-1 on workers 0..T-1): a worker with a client owns one shard, every
- * other worker three. The clients' workers do all the clients' work besides their shards':
- * with an equal share each they set the pace, and the others wait. Fills the owners list
- * and returns the shards, or 0 for the store's default (one shard per worker).
- */
-static unsigned client_owners(const struct kb_opts *o, unsigned clients, unsigned workers,
-                              unsigned *owners)
-{
-	unsigned n = 0;
-
-	if (o->foreign || o->shards || clients >= workers)
-		return 0;
-	for (unsigned w = 0; w < workers; w++)
-		for (unsigned k = 0; k < (w < clients ? 1u : 3u); k++)
-			owners[n++] = w;
-	return n;
-}
-
-/* Open the store for a benchmark with `clients` clients: formatted first when fresh, else
- * as it is. */
-static int store_ready(struct store *s, int fresh, unsigned clients)
+/* Open the store for a benchmark: formatted first when fresh, else as it is. */
+static int store_ready(struct store *s, int fresh)
 {
 	const struct kb_opts *o = s->o;
 	uint64_t rec = (24u + o->key_size + o->value_size + 7) & ~7ull;
 	struct sn_kv_opts ko = { 0 };
-	static unsigned owners[KB_MAX_SHARDS];
 	int err;
 
 	if (s->kv && fresh) {
@@ -566,13 +543,6 @@ static int store_ready(struct store *s, int fresh, unsigned clients)
 	ko.shards = o->shards ? o->shards : o->nowners ? o->nowners : sn_rt_workers(s->rt);
 	ko.owners = o->nowners ? o->owners : NULL;
 	ko.nowners = o->nowners;
-	s->client_shards = 0;
-	if (fresh && !o->nowners &&
-	    (ko.nowners = client_owners(o, clients, sn_rt_workers(s->rt), owners))) {
-		ko.shards = ko.nowners;
-		ko.owners = owners;
-		s->client_shards = 1;
-	}
 	ko.capacity = o->capacity;
 	/* A new file: room for the run, unless the URI sizes the device (size=N: all of it). */
 	if (!ko.capacity && !file_exists(o->db) && !strstr(o->db, "size=")) {
@@ -650,9 +620,12 @@ static void print_header(const struct kb_opts *o, const struct store *s)
 	       sn_rt_workers(s->rt) > 1 ? "s" : "", o->mode == SN_RT_POLL ? "poll" : "event",
 	       o->writers);
 	printf("shards: %u", s->last.shards);
-	if (s->client_shards)
-		printf(" (a worker with a client owns %u, the others 3 each: --owners)",
-		       s->client_shards);
+	if (o->nowners) {
+		printf(" (worker of each: ");
+		for (unsigned i = 0; i < o->nowners; i++)
+			printf("%s%u", i ? "," : "", o->owners[i]);
+		printf(")");
+	}
 	printf("\n");
 	printf("writes: %s; fillsync: durable per write\n",
 	       o->sync ? "durable per write (SN_KV_DURABLE; group commit)"
@@ -826,8 +799,7 @@ int cmd_kvbench(int argc, char **argv)
 	for (i = 0; i < nb && !rc; i++) {
 		enum kb_kind kind = benches[bench[i]].kind;
 
-		if (store_ready(&s, benches[bench[i]].fresh,
-		                kind == KB_FILLSYNC ? o.writers : o.threads)) {
+		if (store_ready(&s, benches[bench[i]].fresh)) {
 			rc = 1;
 			break;
 		}
