@@ -390,7 +390,7 @@ static int crash_lines(struct fault_dev *f, struct sn_queue *iq)
 				f->st.lines_dropped++;
 				continue;
 			}
-			if (f->mode == CRASH_TEAR && len > 8 && (rnd(f) & 1)) {
+			if (f->mode == CRASH_TEAR && len >= 16 && (rnd(f) & 1)) {
 				len = 8 * (uint32_t)(1 + rnd(f) % (len / 8 - 1));
 				f->st.lines_torn++;
 			} else {
