@@ -14,9 +14,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <snstore/snstore.h>
@@ -421,6 +423,53 @@ static int test_sync_durable(void)
 	o.sync = 7;
 	ASSERT_OK(sn_kv_close(kv));
 	ASSERT_ERR(sn_kv_open(km_uri, &o, &kv), -EINVAL);
+	return T_PASS;
+}
+
+/* The child of test_sync_unsent: a store on a runtime of its own, stopped under it. */
+static int sync_unsent_child(void)
+{
+	struct sn_rt_opts ro = { .workers = 2, .flags = SN_RT_NOPIN };
+	struct sn_kv_opts o = km_opts();
+	struct sn_rt *rt;
+	struct sn_kv *kv;
+
+	ASSERT_OK(sn_rt_create(&ro, &rt));
+	o.rt = rt;
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	ASSERT_OK(km_put(kv, "unsent", 6, 100, 5, 0));
+	ASSERT_OK(sn_rt_stop(rt));
+	ASSERT_ERR(sn_kv_sync(kv), -ESHUTDOWN);
+	return T_PASS;
+}
+
+/* sn_kv_sync when no shard's sync can be sent (here: the runtime given in opts.rt was
+ * stopped; out of memory takes the same path) returns the error instead of waiting for a
+ * callback that never runs. In a child that leaves without closing the store (its runtime
+ * is gone) and that SIGALRM ends if sn_kv_sync never returns. */
+static int test_sync_unsent(void)
+{
+	int status;
+	pid_t pid;
+
+	printf("    sn_kv_sync with every shard's runtime stopped: -ESHUTDOWN within 30 s\n");
+	fflush(stdout);
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		int r;
+
+		alarm(30);
+		r = sync_unsent_child();
+		fflush(stdout);
+		_exit(r);
+	}
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	if (WIFSIGNALED(status))
+		T_FAILED("the child died of signal %d (%s)", WTERMSIG(status),
+		         WTERMSIG(status) == SIGALRM ? "sn_kv_sync never returned" : "a crash");
+	ASSERT_EQ(WEXITSTATUS(status), T_PASS);
 	return T_PASS;
 }
 
@@ -1462,6 +1511,7 @@ int main(int argc, char **argv)
 	T_RUN("stats: keys, live and dead bytes move as records do", test_stats());
 	T_RUN("reopen after a clean close keeps every value byte-exact", test_reopen_many());
 	T_RUN("sync, SN_KV_DURABLE, sync=always, sync=interval", test_sync_durable());
+	T_RUN("sn_kv_sync that can send nothing fails at once", test_sync_unsent());
 	T_RUN("a store's own runtime has opts.workers workers", test_own_workers());
 	T_RUN("async calls from a foreign thread", test_async_foreign());
 	T_RUN("async calls from a worker of the store's runtime", test_async_worker());

@@ -429,7 +429,9 @@ int sn_kv_sync(struct sn_kv *kv)
 	if (err)
 		return err;
 	sn_rt_latch_init(&w.done, 1);
-	sn_kv_sync_async(kv, waiter_cb, &w);
+	/* A failed call sent nothing: its callback never runs, there is nothing to wait for. */
+	if ((err = sn_kv_sync_async(kv, waiter_cb, &w)))
+		return err;
 	sn_rt_latch_wait(&w.done);
 	if (w.res < 0)
 		sn__err(w.res, "%s", w.msg);
