@@ -15,7 +15,7 @@
 
 static __thread char t_errmsg[512];
 
-int sn__err(int err, const char *fmt, ...)
+int sn__errf(int err, const char *fmt, ...)
 {
 	va_list ap;
 

@@ -15,7 +15,17 @@
 #define SN_CACHELINE     64
 
 /* Record why the current call fails; returns err so callers can `return sn__err(...)`. */
-int sn__err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int sn__errf(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A macro so that the result is err where it is used: to the static analyzer
+ * (clang-tidy) a function of another file may return anything, and `err = sn__err(-ENOMEM,
+ * ...)` looked like it could yield 0 and go on as if the call had succeeded. err is
+ * evaluated once. */
+#define sn__err(err, ...)                              \
+	__extension__({                                \
+		const int sn__err_ = (err);            \
+		(void)sn__errf(sn__err_, __VA_ARGS__); \
+		sn__err_;                              \
+	})
 
 /* Record a fixed reason without formatting (hot paths such as a full queue). */
 int sn__err_str(int err, const char *msg);
