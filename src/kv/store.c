@@ -286,12 +286,14 @@ static void multi_one(void *arg, int res, const void *val, size_t vlen)
 int sn_kv_sync_async(struct sn_kv *kv, sn_kv_cb cb, void *arg)
 {
 	struct multi *m = malloc(sizeof(*m));
-	unsigned n = kv->sb.shards, sent = 0;
-	int first = 0;
+	unsigned n = kv->sb.shards, unsent = 0;
+	int first = 0, zero = 0;
 
 	if (!m)
 		return sn__err(-ENOMEM, "out of memory");
-	atomic_init(&m->left, n + 1); /* + this call's own, held until every shard's is out */
+	/* One count per shard and one this call holds until every request is out: no shard's
+	 * callback can free m while the loop below still uses it. */
+	atomic_init(&m->left, n + 1);
 	atomic_init(&m->err, 0);
 	m->cb = cb;
 	m->arg = arg;
@@ -308,18 +310,19 @@ int sn_kv_sync_async(struct sn_kv *kv, sn_kv_cb cb, void *arg)
 			       (r = kv_req_new(kv, KV_SYNC, NULL, 0, NULL, 0, 0, multi_one, m)))
 				r->shard = s, sched_yield();
 		}
-		if (err) { /* count it as done, failed (never the last: this call holds one) */
-			multi_one(m, err, NULL, 0);
+		if (err) { /* never sent: done and failed, counted off below */
+			unsent++;
 			first = first ? first : err;
-		} else {
-			sent++;
 		}
 	}
-	if (!sent) { /* nothing went out: the call fails, and cb never runs */
+	if (unsent == n) { /* nothing went out: the call fails, and cb never runs */
 		free(m);
 		return first;
 	}
-	if (atomic_fetch_sub(&m->left, 1) == 1) {
+	if (first)
+		atomic_compare_exchange_strong(&m->err, &zero, first);
+	/* The counts of the shards never sent, and this call's own. */
+	if (atomic_fetch_sub(&m->left, unsent + 1) == unsent + 1) {
 		/* Every shard's sync ended already: cb still must not run inside this call. */
 		int err = 0;
 
