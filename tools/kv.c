@@ -859,7 +859,7 @@ int cmd_kv(int argc, char **argv)
 {
 	struct kv_args a;
 	char cmd[64];
-	int rc;
+	int rc, json;
 
 	if (argc < 2) {
 		usage(stderr);
@@ -877,9 +877,8 @@ int cmd_kv(int argc, char **argv)
 		a.cmd = cmd;
 		rc = parse(&subs[i], argc - 1, argv + 1, &a) ? 2 : run_sub(&subs[i], &a);
 		/* --json anywhere on the line of a command that has it: after a bad option too. */
-		for (int k = 2;
-		     rc && strstr(subs[i].synopsis, "--json") && k < argc && strcmp(argv[k], "--");
-		     k++)
+		json = rc && strstr(subs[i].synopsis, "--json");
+		for (int k = 2; json && k < argc && strcmp(argv[k], "--") != 0; k++)
 			if (!strcmp(argv[k], "--json")) {
 				printf("{\"error\":");
 				bench_json_str(stdout, *first_err ? first_err : "failed");

@@ -210,7 +210,8 @@ static int bytes_open(struct fault_dev *f, const struct sn_dev_info *in)
 	uint64_t cap = in->capacity_bytes;
 	int err;
 
-	if (strcmp(in->engine, "psync") && strcmp(in->engine, "mmap") && strcmp(in->engine, "mem"))
+	if (strcmp(in->engine, "psync") != 0 && strcmp(in->engine, "mmap") != 0 &&
+	    strcmp(in->engine, "mem") != 0)
 		return sn__err(-EINVAL,
 		               "fault: bytes=1 wraps psync, mmap or mem (they take requests from "
 		               "any thread), not %s",

@@ -177,9 +177,9 @@ int kv_ckpt_header(const struct kv_shard *sh, const void *blk, uint32_t seg_idx,
 	uint32_t room = sh->kv->sb.segment_size - CKPT_HDR;
 
 	if (h->magic != SN_KV_CKPT_MAGIC || hdr_crc(h) != h->crc ||
-	    memcmp(h->uuid, sh->kv->sb.uuid, sizeof(h->uuid)) || h->shard != sh->id || !h->seq ||
-	    h->seq >= SN_KV_SEQ_LIMIT || h->version != SN_KV_FORMAT_VERSION || !h->nparts ||
-	    h->nparts > sh->nsegs || h->part >= h->nparts || h->len > room || !h->len)
+	    memcmp(h->uuid, sh->kv->sb.uuid, sizeof(h->uuid)) != 0 || h->shard != sh->id ||
+	    !h->seq || h->seq >= SN_KV_SEQ_LIMIT || h->version != SN_KV_FORMAT_VERSION ||
+	    !h->nparts || h->nparts > sh->nsegs || h->part >= h->nparts || h->len > room || !h->len)
 		return 0;
 	/* Every part but the last is full; the total says how full the last one is. */
 	if (h->part + 1 < h->nparts

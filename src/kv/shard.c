@@ -942,7 +942,7 @@ static int check_record(const struct kv_shard *sh, uint64_t segseq, const unsign
 	    h->klen != klen ||
 	    sn_crc32c(kv_rec_seed(sh->kv, segseq), p + 4, sizeof(*h) - 4 + x + h->klen + h->vlen) !=
 	            h->crc ||
-	    memcmp(p + sizeof(*h) + x, key, klen))
+	    memcmp(p + sizeof(*h) + x, key, klen) != 0)
 		return SN_ECORRUPT;
 	return 0;
 }

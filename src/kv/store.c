@@ -1054,7 +1054,7 @@ static int read_super(struct sn_dev *dev, struct sn_kv_super *sb)
 	     off = off ? 2 * off : SN_KV_MIN_BLOCK) {
 		const struct sn_kv_super *s = (const struct sn_kv_super *)(buf + off);
 
-		if (off % bs || memcmp(s->magic, SN_KV_SB_MAGIC, 8) ||
+		if (off % bs || memcmp(s->magic, SN_KV_SB_MAGIC, 8) != 0 ||
 		    sn_crc32c(0, s, offsetof(struct sn_kv_super, crc)) != s->crc ||
 		    (off && s->block_size != off))
 			continue;
