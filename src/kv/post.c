@@ -43,7 +43,7 @@ int kv_post_init(struct kv_worker *w)
 {
 	unsigned n = w->kv->nworkers;
 
-	w->mb_open = calloc(n, sizeof(*w->mb_open));
+	w->mb_open = calloc(n, sizeof(struct kv_mb *));
 	w->mb_unsent_tail = &w->mb_unsent;
 	w->mb_task = (struct sn_rt_task){ send_task, w, NULL, 0 };
 	if (!w->mb_open)

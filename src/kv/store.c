@@ -719,8 +719,8 @@ int sn_kv_write(struct sn_kv *kv, struct sn_kv_batch *b, unsigned flags)
 		return sn__err(-EINVAL, "the batch is empty");
 	if (flags & ~SN_KV_DURABLE)
 		return sn__err(-EINVAL, "unknown flags 0x%x", flags & ~SN_KV_DURABLE);
-	parts = calloc(n, sizeof(*parts));
-	apply = calloc(n, sizeof(*apply));
+	parts = calloc(n, sizeof(struct kv_req *));
+	apply = calloc(n, sizeof(struct kv_req *));
 	len = calloc(n, sizeof(*len));
 	if (!parts || !apply || !len) {
 		err = sn__err(-ENOMEM, "out of memory");

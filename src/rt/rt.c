@@ -132,7 +132,7 @@ int sn_rt_create(const struct sn_rt_opts *opts, struct sn_rt **rtp)
 	rt->opts.cpus = NULL; /* the caller's array need not outlive this call */
 	rt->n = o.workers;
 	rt->w = aligned_alloc(SN_CACHELINE, rt->n * sizeof(*rt->w));
-	rt->ring = calloc((size_t)rt->n * rt->n, sizeof(*rt->ring));
+	rt->ring = calloc((size_t)rt->n * rt->n, sizeof(struct sn__ring *));
 	if (!rt->w || !rt->ring) {
 		free(rt->w);
 		rt->w = NULL;

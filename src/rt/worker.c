@@ -131,7 +131,7 @@ int sn_rt_timer_arm(struct sn_rt_timer *t, uint64_t delay_ns, sn_rt_fn fn, void 
 		heap_remove(w, t);
 	if (w->nheap == w->heap_cap) {
 		unsigned cap = w->heap_cap ? 2 * w->heap_cap : 16;
-		struct sn_rt_timer **h = realloc(w->heap, cap * sizeof(*h));
+		struct sn_rt_timer **h = realloc(w->heap, cap * sizeof(struct sn_rt_timer *));
 
 		if (!h)
 			return sn__err(-ENOMEM, "sn_rt_timer_arm: out of memory");
@@ -538,7 +538,7 @@ static int alloc_rings(struct sn__worker *w)
 		rt->ring[w->idx * rt->n + from] = r;
 	}
 	w->inbox.cell = aligned_alloc(SN_CACHELINE, rt->opts.inbox_size * sizeof(struct sn__cell));
-	w->dirty = calloc(rt->n, sizeof(*w->dirty));
+	w->dirty = calloc(rt->n, sizeof(struct sn__ring *));
 	w->dirty_to = calloc(rt->n, sizeof(*w->dirty_to));
 	if (!w->inbox.cell || !w->dirty || !w->dirty_to)
 		return sn__err(-ENOMEM, "out of memory for worker %u", w->idx);
