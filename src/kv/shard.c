@@ -701,7 +701,7 @@ static int blocking_io(struct kv_shard *sh, int write, unsigned char *buf, uint3
 
 		if (err)
 			return sn__err(err, "shard %u: %s offset %llu: %s", sh->id,
-			               write ? "writing" : "reading", (unsigned long long)(off + o),
+			               write ? "writing" : "reading", (unsigned long long)off + o,
 			               sn_strerror(err));
 	}
 	return 0;
