@@ -1302,7 +1302,7 @@ static int own_lists(struct sn_kv *kv)
 	kv->workers = calloc(kv->nworkers, sizeof(*kv->workers));
 	kv->own = malloc(kv->sb.shards * sizeof(*kv->own));
 	if (!kv->workers || !kv->own)
-		return -ENOMEM;
+		return sn__err(-ENOMEM, "out of memory");
 	for (unsigned i = 0; i < kv->nworkers; i++) {
 		kv->workers[i].own = kv->own + at;
 		for (unsigned s = 0; s < kv->sb.shards; s++)
@@ -1423,10 +1423,12 @@ int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kv
 	if (kv->max_value > SN_KV_MAX_VALUE)
 		kv->max_value = SN_KV_MAX_VALUE;
 	kv->shards = calloc(kv->sb.shards, sizeof(*kv->shards));
-	if (!kv->shards || (err = own_lists(kv))) {
+	if (!kv->shards) {
 		err = sn__err(-ENOMEM, "out of memory");
 		goto fail;
 	}
+	if ((err = own_lists(kv)))
+		goto fail;
 	for (unsigned s = 0; s < kv->sb.shards; s++) {
 		struct kv_shard *sh = &kv->shards[s];
 
