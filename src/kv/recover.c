@@ -279,10 +279,11 @@ int kv_shard_recover(struct kv_shard *sh)
 	struct order *ord = rc->ord;
 	uint32_t bs = kv->sb.block_size, size = kv->sb.segment_size, n = rc->n;
 	uint64_t t0 = sn__now_ns();
+	const int ckpt = kv->ckpt_use; /* a checkpoint is loaded, and blk allocated */
 	unsigned char *blk = NULL;
 	int err = 0;
 
-	if (kv->ckpt_use && !(err = kv_ckpt_apply(sh, &rc->ck, rc->disk_seq)) &&
+	if (ckpt && !(err = kv_ckpt_apply(sh, &rc->ck, rc->disk_seq)) &&
 	    posix_memalign((void **)&blk, 4096, 2 * bs))
 		err = sn__err(-ENOMEM, "out of memory");
 	for (uint32_t k = 0; k < n && !err; k++) {
@@ -292,7 +293,8 @@ int kv_shard_recover(struct kv_shard *sh)
 
 		if (ord[k].seq >= sh->next_segseq)
 			sh->next_segseq = ord[k].seq + 1;
-		if (s->state == SEG_SEALED) { /* covered by the checkpoint */
+		/* Only kv_ckpt_apply seals a segment before this loop: covered by the checkpoint. */
+		if (ckpt && s->state == SEG_SEALED) {
 			start = s->used;
 			if (!last && !appended(sh, i, start, blk, &err)) {
 				if (err)
