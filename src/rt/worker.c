@@ -538,6 +538,8 @@ static int alloc_rings(struct sn__worker *w)
 		rt->ring[w->idx * rt->n + from] = r;
 	}
 	w->inbox.cell = aligned_alloc(SN_CACHELINE, rt->opts.inbox_size * sizeof(struct sn__cell));
+	/* rt->n >= 1: check_opts() makes 0 workers one per CPU. */
+	/* NOLINTNEXTLINE(clang-analyzer-optin.portability.UnixAPI): see above */
 	w->dirty = calloc(rt->n, sizeof(struct sn__ring *));
 	w->dirty_to = calloc(rt->n, sizeof(*w->dirty_to));
 	if (!w->inbox.cell || !w->dirty || !w->dirty_to)
