@@ -73,6 +73,7 @@ static void __attribute__((format(printf, 2, 3))) say(const struct kv_args *a, c
 	va_list ap;
 
 	va_start(ap, fmt);
+	/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): false positive, va_start above */
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "%s: %s\n", a->cmd, msg);

@@ -97,6 +97,7 @@ void kb_error(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
+	/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): false positive, va_start above */
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "snstore kvbench: %s\n", msg);
@@ -110,6 +111,7 @@ void kb_fatal(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
+	/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): false positive, va_start above */
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	kb_error("%s", msg);
