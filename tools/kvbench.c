@@ -745,7 +745,8 @@ int cmd_kvbench(int argc, char **argv)
 		             .seed = 301,
 		             .mode = SN_RT_EVENT };
 	unsigned bench[MAX_BENCHMARKS], nb = 0, i;
-	struct kb_result res[MAX_BENCHMARKS];
+	/* Static: failure.res points to it, and failure outlives this call. */
+	static struct kb_result res[MAX_BENCHMARKS];
 	struct sn_rt_opts ro = { 0 };
 	struct store s = { 0 };
 	cpu_set_t cpus;
