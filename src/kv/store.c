@@ -1179,9 +1179,17 @@ static int recover_all(struct sn_kv *kv, int phase)
 		return sn__err(-ENOMEM, "out of memory");
 	sn_rt_latch_init(&done, kv->nworkers);
 	for (unsigned i = 0; i < kv->nworkers; i++) {
+		int serr;
+
 		c[i] = (struct recover_ctx){ &kv->workers[i], &done, phase };
-		while (sn_rt_send(kv->rt, i, worker_recover, &c[i]) == -EAGAIN)
+		while ((serr = sn_rt_send(kv->rt, i, worker_recover, &c[i])) == -EAGAIN)
 			sched_yield();
+		if (serr) { /* the runtime stopped: that worker will not count down */
+			err = err ? err
+			          : sn__err(serr, "worker %u of the runtime: %s", i,
+			                    sn_strerror(serr));
+			sn_rt_latch_done(&done);
+		}
 	}
 	sn_rt_latch_wait(&done);
 	free(c);
@@ -1447,7 +1455,10 @@ int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kv
 	for (unsigned i = 0; i < kv->nworkers; i++) {
 		kv->workers[i].kv = kv;
 		kv->workers[i].idx = i;
-		sn_rt_call(kv->rt, i, worker_setup, &kv->workers[i]);
+		if ((err = sn_rt_call(kv->rt, i, worker_setup, &kv->workers[i]))) {
+			err = sn__err(err, "worker %u of the runtime: %s", i, sn_strerror(err));
+			goto fail;
+		}
 		if (kv->workers[i].err) {
 			err = sn__err(kv->workers[i].err, "%s", kv->workers[i].errmsg);
 			goto fail;
