@@ -12,6 +12,7 @@
 
 #include <snstore/snstore.h>
 
+#include "kv/kv_impl.h"
 #include "kv_model.h"
 #include "test.h"
 #include "util/uri.h"
@@ -167,6 +168,38 @@ int km_reopen(struct sn_kv **kv, const struct sn_kv_opts *o)
 	*kv = NULL;
 	ASSERT_OK(sn_kv_open(km_uri, o, kv));
 	return T_PASS;
+}
+
+int km_check_recovery(struct sn_kv *kv, struct km_counts *c, char *why, size_t whylen)
+{
+	struct sn_kv_stats st;
+	size_t used;
+	int err = sn_kv_stat(kv, &st);
+
+	if (err) {
+		snprintf(why, whylen, "sn_kv_stat after recovery = %s (%s)", sn_errname(err),
+		         sn_errmsg());
+		return -1;
+	}
+	c->recoveries++;
+	c->corrupt_records += st.corrupt_records;
+	c->torn_bytes += st.torn_bytes;
+	c->torn_recoveries += st.torn_bytes > 0;
+	if (!st.corrupt_records)
+		return 0;
+	/* Which shards: the counters are the owners', but recovery is over and nothing else
+	 * counts here unless a read fails, so reading them now is good enough for a report. */
+	used = (size_t)snprintf(why, whylen,
+	                        "recovery reported %llu corrupt record%s (%llu torn bytes) on a "
+	                        "store nothing corrupted: shard",
+	                        (unsigned long long)st.corrupt_records,
+	                        st.corrupt_records == 1 ? "" : "s",
+	                        (unsigned long long)st.torn_bytes);
+	for (uint32_t i = 0; i < kv->sb.shards && used < whylen; i++)
+		if (kv->shards[i].corrupt)
+			used += (size_t)snprintf(why + used, whylen - used, " %u: %llu", i,
+			                         (unsigned long long)kv->shards[i].corrupt);
+	return -1;
 }
 
 /* ---- workloads ---- */

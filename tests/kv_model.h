@@ -132,6 +132,9 @@ struct km_counts {
 	uint64_t batches;          /* batches checked for atomicity */
 	uint64_t torn_batches;     /* part of a batch visible, part not */
 	uint64_t gets;             /* gets during workloads, checked against the model */
+	/* Recoveries checked by km_check_recovery: how many, the corrupt records they reported
+	 * (must stay 0), and the torn tail bytes they cut (allowed after a crash). */
+	uint64_t recoveries, corrupt_records, torn_bytes, torn_recoveries;
 };
 
 int km_model_init(struct km_model *m, unsigned nkeys);
@@ -154,6 +157,16 @@ void km_crashed(struct km_model *m);
  */
 int km_verify(struct sn_kv *kv, struct km_model *m, int rebase, struct km_counts *c, char *why,
               size_t whylen);
+
+/*
+ * Right after an open that recovered a store nothing corrupted on purpose (power loss, a
+ * kill, a clean close): recovery must report no corrupt record. docs/format.md, "The
+ * writer's rules": a crash leaves a torn tail only in a shard's newest segment (cut and
+ * counted in torn_bytes), and every older segment ends cleanly, reused or not, so a bad
+ * record in an older segment is damage to the medium, never a leftover of a crash. Counts
+ * the recovery in c; returns 0, or -1 with the count per shard in why.
+ */
+int km_check_recovery(struct sn_kv *kv, struct km_counts *c, char *why, size_t whylen);
 
 /* Called before (acked < 0) and after (acked = 1 ok, 0 failed) each op of km_run. */
 typedef void (*km_event_fn)(void *arg, unsigned op, int acked);
