@@ -91,30 +91,34 @@ static int failed(int rc)
 	return rc;
 }
 
-void kb_error(const char *fmt, ...)
+static void kb_verror(const char *fmt, va_list ap)
 {
 	char msg[sizeof(failure.error)];
-	va_list ap;
 
-	va_start(ap, fmt);
-	/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): false positive, va_start above */
+	/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): false positive, the callers'
+	 * va_start */
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	fprintf(stderr, "snstore kvbench: %s\n", msg);
 	if (!*failure.error)
 		snprintf(failure.error, sizeof(failure.error), "%s", msg);
 }
 
-void kb_fatal(const char *fmt, ...)
+void kb_error(const char *fmt, ...)
 {
-	char msg[sizeof(failure.error)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): false positive, va_start above */
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	kb_verror(fmt, ap);
 	va_end(ap);
-	kb_error("%s", msg);
+}
+
+void kb_fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	kb_verror(fmt, ap);
+	va_end(ap);
 	exit(failed(1));
 }
 
