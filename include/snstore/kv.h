@@ -69,18 +69,19 @@ struct sn_kv_opts {
 	uint32_t segment_size; /* bytes per log segment, a power of two >= 64 KiB; 0: 4 MiB */
 
 	/* Open. */
-	struct sn_rt *rt;       /* the runtime whose workers own the shards; NULL: the store
-	                           starts its own (event mode, `workers` workers) */
-	unsigned workers;       /* workers of the runtime the store starts (never more than the
-	                     shards); 0: one per CPU. Threads of yours that call the store
-	                     want CPUs of their own: a worker sharing a CPU with a caller
-	                     trades the CPU with it on every call (a blocking caller on a
-	                     2-CPU machine: about 4x the calls per second with 1 worker as
-	                     with 2) */
-	const unsigned *owners; /* owners[s]: the worker that owns shard s, one per shard of the
-	                           store (nowners must be its shard count); NULL: shard s on
-	                           worker s % workers. A worker that also runs your clients
-	                           does its shards' work besides theirs: give it fewer */
+	struct sn_rt *rt; /* the runtime whose workers own the shards; NULL: the store
+	                     starts its own (event mode, `workers` workers) */
+	unsigned workers; /* workers of the runtime the store starts, never more than the
+	                     shards (0: one per CPU); with owners, as many as asked (0: the
+	                     largest owner + 1). Threads of yours that call the store want
+	                     CPUs of their own: a worker sharing a CPU with a caller trades
+	                     the CPU with it on every call (a blocking caller on a 2-CPU
+	                     machine: about 4x the calls per second with 1 worker as with
+	                     2) */
+	/* owners[s]: the worker that owns shard s, one entry per shard of the store (nowners
+	 * must be its shard count); NULL: shard s on worker s % workers. A worker that also
+	 * runs your clients does its shards' work besides theirs: give it fewer. */
+	const unsigned *owners;
 	unsigned nowners;
 	int no_create; /* open fails with -ENOENT rather than format a new store */
 	enum sn_kv_sync_mode sync;
