@@ -282,8 +282,12 @@ static int parse_owners(const char *list, struct kb_opts *o)
 			kb_error("--owners %s: more than %u shards", list, KB_MAX_SHARDS);
 			return -1;
 		}
-		snprintf(num, sizeof(num), "%.*s", (int)(n < sizeof(num) ? n : sizeof(num) - 1), p);
-		if (n >= sizeof(num) || parse_num("--owners", num, 0, 1023, 0, &v))
+		if (n >= sizeof(num)) {
+			kb_error("--owners %s: '%.*s' is not a worker number", list, (int)n, p);
+			return -1;
+		}
+		snprintf(num, sizeof(num), "%.*s", (int)n, p);
+		if (parse_num("--owners", num, 0, 1023, 0, &v))
 			return -1;
 		o->owners[o->nowners++] = (unsigned)v;
 		if (!p[n])

@@ -1686,7 +1686,6 @@ struct failed_ctx {
 static void worker_failed(void *arg)
 {
 	struct failed_ctx *f = arg;
-
 	const struct kv_worker *w = &f->kv->workers[f->w];
 
 	for (unsigned i = 0; !f->err && i < w->nown; i++)
