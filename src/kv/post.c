@@ -20,8 +20,13 @@
  * not go in a batch (durable writes, syncs, big values) send the open batch first
  * (kv_post_send from route()).
  *
- * Calls to the worker's own shards run at once, with no request either; their results
- * wait in one buffer (mb_local) for the end of the iteration (post_local).
+ * Calls to the worker's own shards go in a batch too (mb_open[w->idx]), which runs on
+ * this worker where another would be sent: once KV_MB_EARLY calls wait in it, at the end
+ * of the iteration, or before a call that does not go in a batch (kv_post_send). Its
+ * callbacks run at the end of the iteration (kv_post_done_local). A batch starts all its
+ * calls' index slots on their way from memory before it runs the first: a lone call
+ * waits for its misses one after another, a batch overlaps them (readrandom on one
+ * worker: 1.9x).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -45,6 +50,7 @@ int kv_post_init(struct kv_worker *w)
 
 	w->mb_open = calloc(n, sizeof(struct kv_mb *));
 	w->mb_unsent_tail = &w->mb_unsent;
+	w->mb_ran_tail = &w->mb_ran;
 	w->mb_task = (struct sn_rt_task){ send_task, w, NULL, 0 };
 	if (!w->mb_open)
 		return sn__err(-ENOMEM, "out of memory");
@@ -55,8 +61,13 @@ void kv_post_free(struct kv_worker *w)
 {
 	for (unsigned i = 0; w->mb_open && i < w->kv->nworkers; i++)
 		free(w->mb_open[i]);
-	free(w->mb_local);
-	w->mb_local = NULL;
+	while (w->mb_ran) {
+		struct kv_mb *mb = w->mb_ran;
+
+		w->mb_ran = mb->next;
+		free(mb);
+	}
+	w->mb_ran_tail = &w->mb_ran;
 	while (w->mb_free) {
 		struct kv_mb *mb = w->mb_free;
 
@@ -133,13 +144,21 @@ static uint32_t copy_msg(void *dst, size_t room)
 	return (uint32_t)n;
 }
 
-static void exec_msg(void *arg)
+/* Run a batch's calls on their owner (this worker): their results go into mb. */
+static void exec_calls(struct kv_mb *mb)
 {
-	struct kv_mb *mb = arg;
 	struct sn_kv *kv = mb->kv;
 	unsigned char *p = mb->data, *end = p + mb->len, *rep = end;
 	uint32_t room = KV_MB_SIZE - mb->len;
 
+	/* Start every call's index slot on its way from memory first: the batch's misses
+	 * then overlap instead of coming one after another. */
+	for (unsigned char *q = p; q < end;) {
+		struct kv_call *c = (struct kv_call *)q;
+
+		sn_idx_prefetch(&kv->shards[kv_shard_of(kv, c->hash)].idx, c->hash);
+		q += call_len(c->klen, c->vlen);
+	}
 	while (p < end) {
 		struct kv_call *c = (struct kv_call *)p;
 		const unsigned char *key = p + sizeof(*c);
@@ -190,7 +209,14 @@ static void exec_msg(void *arg)
 			}
 		}
 	}
-	reply(&kv->workers[mb->to], mb);
+}
+
+static void exec_msg(void *arg)
+{
+	struct kv_mb *mb = arg;
+
+	exec_calls(mb);
+	reply(&mb->kv->workers[mb->to], mb);
 }
 
 /* ---- the caller ---- */
@@ -229,6 +255,15 @@ int kv_post_send(struct kv_worker *w, unsigned owner)
 
 	if (!mb)
 		return 0;
+	if (owner == w->idx) { /* calls to this worker's own shards: run them now */
+		w->mb_open[owner] = NULL;
+		exec_calls(mb);
+		mb->next = NULL;
+		*w->mb_ran_tail = mb;
+		w->mb_ran_tail = &mb->next;
+		sn_rt_defer(&w->done_task);
+		return 0;
+	}
 	if ((err = sn_rt_send(w->kv->rt, owner, exec_msg, mb)))
 		return err;
 	w->mb_open[owner] = NULL;
@@ -245,6 +280,7 @@ static void send_task(void *arg)
 		again |= kv_post_send(w, i);
 	if (again)
 		sn_rt_defer(&w->mb_task);
+	kv_post_done_local(w);
 }
 
 static struct kv_mb *mb_get(struct kv_worker *w)
@@ -300,112 +336,24 @@ static int post_remote(struct kv_worker *w, unsigned owner, enum kv_op op, uint6
 	/* Send early: the owner starts on these while this worker goes on (the latency of
 	 * a call, not the size of its batch, bounds a caller with few calls in flight). A
 	 * full ring: the end of the iteration sends it. */
-	if (++mb->n >= KV_MB_EARLY && !kv_post_send(w, owner))
+	if (++mb->n >= KV_MB_EARLY && !kv_post_send(w, owner) && owner != w->idx)
 		sn_rt_flush();
-	return 0;
-}
-
-/* ---- calls to the worker's own shards ---- */
-
-/*
- * They run at once, and their results wait in mb_local for the end of the iteration
- * (a callback never runs inside its call): one struct kv_done each, then the value of a
- * get or the message of an error, 8-aligned.
- */
-struct kv_done {
-	sn_kv_cb cb;
-	void *arg;
-	int32_t res;
-	uint32_t rlen : 31, get : 1; /* its reply's bytes; a get (its reply is a value) */
-};
-
-static uint32_t done_len(uint32_t rlen)
-{
-	return (uint32_t)sizeof(struct kv_done) + ((rlen + 7) & ~7u);
-}
-
-static int post_local(struct kv_worker *w, struct kv_shard *sh, enum kv_op op, uint64_t hash,
-                      const void *key, uint32_t klen, const void *val, uint32_t vlen,
-                      unsigned flags, sn_kv_cb cb, void *arg)
-{
-	struct kv_mb *mb = w->mb_local;
-	const unsigned char *rec = NULL;
-	const struct sn_idx_ent *e = NULL;
-	struct kv_req *r;
-	struct kv_done *d;
-	int res;
-
-	if (!mb) {
-		if (!(mb = mb_get(w)))
-			return KV_NOPOST;
-		mb->kv = w->kv;
-		mb->len = 0;
-		w->mb_local = mb;
-		sn_rt_defer(&w->done_task);
-	}
-	if (KV_MB_SIZE - mb->len < sizeof(*d) + MSG_MAX + 8)
-		return KV_NOPOST;
-	d = (struct kv_done *)(mb->data + mb->len);
-	if (op == KV_GET) {
-		res = kv_shard_get_now(sh, hash, key, klen, &rec, &e);
-		if (!res) {
-			const struct sn_kv_rechdr *h = (const struct sn_kv_rechdr *)rec;
-
-			if (h->vlen <= KV_MB_SIZE - mb->len - sizeof(*d) - 8) {
-				*d = (struct kv_done){ cb, arg, 0, h->vlen, 1 };
-				memcpy(d + 1, rec + sizeof(*h) + sn_kv_rec_extra(h->type) + h->klen,
-				       h->vlen);
-				mb->len += done_len(d->rlen);
-				return 0;
-			}
-		}
-		if (res == 0 || res == KV_MISS || res == KV_PARK) {
-			if (!(r = kv_req_new(w->kv, op, key, klen, NULL, 0, flags, cb, arg)))
-				return sn__err(-ENOMEM, "out of memory");
-			r->origin = w->idx;
-			kv_shard_get_done(sh, r, res, rec, e);
-			return 0;
-		}
-	} else {
-		res = kv_shard_write_now(sh, op == KV_DEL, hash, key, klen, val, vlen, flags);
-		if (res > 0) {
-			if (!(r = kv_req_new(w->kv, op, key, klen, val, vlen, flags, cb, arg)))
-				return sn__err(-ENOMEM, "out of memory");
-			r->origin = w->idx;
-			kv_shard_write_done(sh, r, res);
-			return 0;
-		}
-	}
-	*d = (struct kv_done){ cb, arg, res, 0, op == KV_GET };
-	if (res < 0 && res != -ENOENT)
-		d->rlen = copy_msg(d + 1, MSG_MAX);
-	mb->len += done_len(d->rlen);
 	return 0;
 }
 
 /* The end of the iteration: run the callbacks of calls to the worker's own shards. */
 void kv_post_done_local(struct kv_worker *w)
 {
-	struct kv_mb *mb = w->mb_local;
-	unsigned char *p, *end;
+	struct kv_mb *mb = w->mb_ran;
 
-	if (!mb)
-		return;
-	w->mb_local = NULL; /* calls the callbacks make go to a new buffer */
-	for (p = mb->data, end = p + mb->len; p < end;) {
-		struct kv_done *d = (struct kv_done *)p;
-		const void *val = d + 1;
+	w->mb_ran = NULL; /* calls the callbacks make go to new batches */
+	w->mb_ran_tail = &w->mb_ran;
+	while (mb) {
+		struct kv_mb *next = mb->next;
 
-		p += done_len(d->rlen);
-		if (d->res < 0 && d->rlen)
-			sn__err(d->res, "%s", (const char *)val);
-		else if (d->res < 0)
-			sn__err_clear();
-		if (d->cb)
-			d->cb(d->arg, d->res, d->get && !d->res ? val : NULL,
-			      d->get && !d->res ? d->rlen : 0);
+		done_msg(mb);
+		mb = next;
 	}
-	mb_put(w, mb);
 }
 
 int kv_post(struct sn_kv *kv, enum kv_op op, uint64_t hash, const void *key, uint32_t klen,
@@ -414,8 +362,5 @@ int kv_post(struct sn_kv *kv, enum kv_op op, uint64_t hash, const void *key, uin
 	struct kv_worker *w = &kv->workers[sn_rt_self()];
 	unsigned s = kv_shard_of(kv, hash), owner = kv_owner(kv, s);
 
-	if (owner == w->idx)
-		return post_local(w, &kv->shards[s], op, hash, key, klen, val, vlen, flags, cb,
-		                  arg);
 	return post_remote(w, owner, op, hash, key, klen, val, vlen, flags, cb, arg);
 }

@@ -197,12 +197,12 @@ static int route(struct sn_kv *kv, struct kv_req *r)
 	int err;
 
 	r->origin = on_worker(kv) ? sn_rt_self() : SN_RT_FOREIGN;
-	if (r->origin == owner) {
+	/* Calls to one worker run in order: the batch of earlier ones goes (or runs) first. */
+	err = r->origin < kv->nworkers ? kv_post_send(&kv->workers[r->origin], owner) : 0;
+	if (!err && r->origin == owner) {
 		kv_shard_exec(&kv->shards[r->shard], r);
 		return 0;
 	}
-	/* Calls to one worker run in order: the batch of earlier ones goes first. */
-	err = r->origin < kv->nworkers ? kv_post_send(&kv->workers[r->origin], owner) : 0;
 	if (!err)
 		err = sn_rt_send(kv->rt, owner, exec_msg, r);
 	if (err) {
