@@ -166,6 +166,13 @@ static void migrate(struct sn_idx *ix, uint64_t n)
 {
 	uint64_t last = ix->old_mask; /* slots to move: all but mig_start */
 
+	/* The slots of t that the next upsert's moves will fill: on their way now. */
+	for (uint64_t k = ix->mig_done + n; k < ix->mig_done + 2 * n && k < last; k++) {
+		const struct sn_idx_ent *e = &ix->old[(ix->mig_start + 1 + k) & ix->old_mask];
+
+		if (e->hash)
+			__builtin_prefetch(&ix->t[e->hash & ix->mask], 1);
+	}
 	while (n-- && ix->mig_done < last) {
 		struct sn_idx_ent *e = &ix->old[(ix->mig_start + 1 + ix->mig_done) & ix->old_mask];
 

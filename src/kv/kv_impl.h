@@ -350,6 +350,7 @@ void kv_shard_exec(struct kv_shard *sh, struct kv_req *r);
 #define KV_HANDED 4 /* post.c: the call became a request of its own */
 int kv_shard_write_now(struct kv_shard *sh, int del, uint64_t hash, const void *key, uint32_t klen,
                        const void *val, uint32_t vlen, unsigned flags);
+void kv_shard_prefetch_rec(struct kv_shard *sh, uint64_t hash, const void *key, uint32_t klen);
 int kv_shard_get_now(struct kv_shard *sh, uint64_t hash, const void *key, uint32_t klen,
                      const unsigned char **recp, const struct sn_idx_ent **ep);
 void kv_shard_get_done(struct kv_shard *sh, struct kv_req *r, int res, const unsigned char *rec,

@@ -159,6 +159,15 @@ static void exec_calls(struct kv_mb *mb)
 		sn_idx_prefetch(&kv->shards[kv_shard_of(kv, c->hash)].idx, c->hash);
 		q += call_len(c->klen, c->vlen);
 	}
+	/* Then the records of the gets, from the slots that are on their way. */
+	for (unsigned char *q = p; q < end;) {
+		struct kv_call *c = (struct kv_call *)q;
+
+		if (c->op == KV_GET)
+			kv_shard_prefetch_rec(&kv->shards[kv_shard_of(kv, c->hash)], c->hash,
+			                      q + sizeof(*c), c->klen);
+		q += call_len(c->klen, c->vlen);
+	}
 	while (p < end) {
 		struct kv_call *c = (struct kv_call *)p;
 		const unsigned char *key = p + sizeof(*c);

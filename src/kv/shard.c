@@ -1025,6 +1025,21 @@ int kv_shard_get_now(struct kv_shard *sh, uint64_t hash, const void *key, uint32
 	return 0;
 }
 
+/* Start the record a get of key would read (its cached image) on its way into the
+ * cache: the index slot should be there or on its way already (sn_idx_prefetch). */
+void kv_shard_prefetch_rec(struct kv_shard *sh, uint64_t hash, const void *key, uint32_t klen)
+{
+	const struct sn_idx_ent *e = sn_idx_find(&sh->idx, hash, key, klen);
+	const unsigned char *rec;
+
+	if (!e || e->tomb || !sh->segs[e->seg].img)
+		return;
+	rec = sh->segs[e->seg].img + e->off;
+	for (uint32_t o = 0; o < e->len; o += 64)
+		__builtin_prefetch(rec + o);
+	__builtin_prefetch(rec + e->len - 1);
+}
+
 /* Finish r after kv_shard_get_now() said res (rec, e: what it found). */
 void kv_shard_get_done(struct kv_shard *sh, struct kv_req *r, int res, const unsigned char *rec,
                        const struct sn_idx_ent *e)
