@@ -13,6 +13,7 @@
 #include <snstore/kv.h>
 
 #include "../util/crc32c.h"
+#include "../util/util.h"
 #include "format.h"
 #include "index.h"
 #include "u64map.h"
@@ -124,7 +125,7 @@ struct kv_part {
 };
 
 struct kv_shard {
-	struct sn_kv *kv;
+	_Alignas(SN_CACHELINE) struct sn_kv *kv; /* (owners side by side: no line shared) */
 	struct kv_worker *w;
 	unsigned id;
 	uint64_t base; /* device offset of segment 0 */
@@ -224,7 +225,7 @@ struct kv_mb {
  */
 struct kv_io;
 struct kv_worker {
-	struct sn_kv *kv;
+	_Alignas(SN_CACHELINE) struct sn_kv *kv; /* (workers side by side: no line shared) */
 	unsigned idx;
 	struct sn_queue *q;
 	unsigned q_depth, q_used;

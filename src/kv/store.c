@@ -1310,7 +1310,7 @@ static int own_lists(struct sn_kv *kv)
 {
 	unsigned at = 0;
 
-	kv->workers = calloc(kv->nworkers, sizeof(*kv->workers));
+	kv->workers = sn__zalloc_lines(kv->nworkers, sizeof(*kv->workers));
 	kv->own = malloc(kv->sb.shards * sizeof(*kv->own));
 	if (!kv->workers || !kv->own)
 		return sn__err(-ENOMEM, "out of memory");
@@ -1435,7 +1435,7 @@ int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kv
 		kv->max_value = SN_KV_MAX_VALUE;
 	/* sb.shards >= 1 (read_super, do_format); clang-analyzer forgets sb across sn_rt_create */
 	/* NOLINTNEXTLINE(clang-analyzer-optin.portability.UnixAPI): see above */
-	kv->shards = calloc(kv->sb.shards, sizeof(*kv->shards));
+	kv->shards = sn__zalloc_lines(kv->sb.shards, sizeof(*kv->shards));
 	if (!kv->shards) {
 		err = sn__err(-ENOMEM, "out of memory");
 		goto fail;

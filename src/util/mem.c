@@ -13,6 +13,19 @@
 
 #define HUGE_PAGE (2ul << 20)
 
+void *sn__zalloc_lines(size_t n, size_t size)
+{
+	size_t len;
+	void *p;
+
+	if (__builtin_mul_overflow(n, size, &len) || len > SIZE_MAX - SN_CACHELINE)
+		return NULL;
+	len = (len + SN_CACHELINE - 1) & ~(size_t)(SN_CACHELINE - 1);
+	if (!(p = aligned_alloc(SN_CACHELINE, len ? len : SN_CACHELINE)))
+		return NULL;
+	return memset(p, 0, len);
+}
+
 void *sn__zalloc_big(size_t len)
 {
 	unsigned char *p;

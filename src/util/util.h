@@ -54,6 +54,11 @@ static inline int sn__is_pow2(uint64_t x)
 void *sn__zalloc_big(size_t len);
 void sn__free_big(void *p, size_t len);
 
+/* n zeroed elements of size bytes, cache-line aligned (free()): per-thread structures
+ * side by side, none sharing a line with its neighbour's when size is a multiple of
+ * SN_CACHELINE (give the type _Alignas(SN_CACHELINE)). NULL when out of memory. */
+void *sn__zalloc_lines(size_t n, size_t size);
+
 /* Format a byte count with a binary suffix ("4 KiB", "1.5 GiB") into buf. */
 const char *sn__fmt_bytes(uint64_t bytes, char *buf, unsigned len);
 
