@@ -237,7 +237,7 @@ struct kv_worker {
 	struct sn_rt_task done_task;
 	struct kv_mb **mb_open; /* per owning worker: the batch being filled, or NULL */
 	struct kv_mb *mb_free;  /* empty batch buffers */
-	struct kv_mb *mb_ran, **mb_ran_tail; /* batches of calls to its own shards that ran */
+	struct kv_mb *mb_ran, **mb_ran_tail;       /* batches to its own shards that ran */
 	struct kv_mb *mb_unsent, **mb_unsent_tail; /* replies that found a ring full */
 	struct sn_rt_task mb_task; /* sends the open batches at the end of the iteration */
 	const unsigned *own;       /* the shards this worker owns (nown of them) */
