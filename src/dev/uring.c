@@ -66,6 +66,7 @@ struct uring_queue {
 	int fd;            /* its own file description: see sn__file_reopen() */
 	int fixed_file;    /* the file is registered as index 0 */
 	int poll_events;   /* completions wait for an io_uring_enter (DEFER/COOP_TASKRUN) */
+	int taskrun_flag;  /* the kernel says when they wait: IORING_SQ_TASKRUN (5.19) */
 };
 
 static const struct sn_option uring_options[] = {
@@ -105,7 +106,7 @@ static int ring_init(struct uring_dev *u, struct io_uring *ring, unsigned entrie
                      unsigned *flags_out)
 {
 	const unsigned base = IORING_SETUP_SUBMIT_ALL;
-	unsigned tries[4], ntries = 0, extra;
+	unsigned tries[6], ntries = 0, extra;
 	int err = -EINVAL;
 
 	*flags_out = 0;
@@ -114,8 +115,15 @@ static int ring_init(struct uring_dev *u, struct io_uring *ring, unsigned entrie
 		/* DEFER_TASKRUN needs the submitter to reap; sqpoll submits by itself. */
 		tries[ntries++] = extra | base | IORING_SETUP_SINGLE_ISSUER;
 	} else {
-		tries[ntries++] =
+		/* TASKRUN_FLAG: a flag in the ring says when completions wait for an enter,
+		 * so an idle worker's reaps need no system call until one does. */
+		unsigned defer =
 		        extra | base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+
+		tries[ntries++] = defer | IORING_SETUP_TASKRUN_FLAG;
+		tries[ntries++] = defer;
+		tries[ntries++] =
+		        extra | base | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
 		tries[ntries++] = extra | base | IORING_SETUP_COOP_TASKRUN;
 	}
 	tries[ntries++] = extra;
@@ -281,6 +289,7 @@ static int uring_queue_init(struct sn_queue *q)
 	/* Registration only saves work per request; without it I/O still works. */
 	uq->fixed_file = u->use_fixed_file && io_uring_register_files(&uq->ring, &uq->fd, 1) == 0;
 	uq->poll_events = !!(flags & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN));
+	uq->taskrun_flag = !!(flags & IORING_SETUP_TASKRUN_FLAG);
 	uq->fixed_bufs = u->use_fixed_bufs &&
 	                 io_uring_register_buffers_sparse(&uq->ring, URING_MAX_BUFS) == 0;
 	/* Saves the fd lookup on every io_uring_enter (5.18). */
@@ -413,6 +422,13 @@ static void retry_slot(struct uring_queue *uq, unsigned idx)
 	uq->need_submit = 1;
 }
 
+/* Completions wait for an io_uring_enter to post them (or the CQ overflowed). */
+static int taskrun_pending(const struct io_uring *ring)
+{
+	return !!(IO_URING_READ_ONCE(*ring->sq.kflags) &
+	          (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW));
+}
+
 static int uring_reap(struct sn_queue *q, struct sn_cqe *out, unsigned max, unsigned min_wait)
 {
 	struct uring_queue *uq = (struct uring_queue *)q;
@@ -458,9 +474,11 @@ static int uring_reap(struct sn_queue *q, struct sn_cqe *out, unsigned max, unsi
 		io_uring_cq_advance(ring, seen);
 		if (got >= min_wait) {
 			/* A non-waiting reap that found nothing: with deferred task work the
-			 * kernel posts completions only inside io_uring_enter, so enter once. */
+			 * kernel posts completions only inside io_uring_enter, so enter once
+			 * (with TASKRUN_FLAG, only when the ring says some wait). */
 			if (got == 0 && !entered && got < max &&
-			    (uq->poll_events || uq->need_submit)) {
+			    ((uq->poll_events && (!uq->taskrun_flag || taskrun_pending(ring))) ||
+			     uq->need_submit)) {
 				entered = 1;
 				r = io_uring_submit_and_get_events(ring);
 				uq->need_submit = r < 0 || io_uring_sq_ready(ring) > 0;
