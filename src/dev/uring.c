@@ -2,7 +2,8 @@
 /*
  * uring: io_uring engine (liburing). One ring per queue. At open a probe ring finds the
  * setup flags this kernel takes, best first: SINGLE_ISSUER + DEFER_TASKRUN (6.1),
- * COOP_TASKRUN (5.19), plain; SUBMIT_ALL (5.18); the file is registered (fixed file)
+ * COOP_TASKRUN (5.19), plain, the first two with TASKRUN_FLAG (5.19: an empty reap
+ * enters the kernel only when the ring says completions wait); SUBMIT_ALL (5.18); the file is registered (fixed file)
  * and buffers from sn_queue_buf_alloc() are registered into a sparse table (5.19).
  * Flush is IORING_OP_FSYNC with IORING_FSYNC_DATASYNC; FUA is RWF_DSYNC on the write.
  * Short transfers, -EAGAIN and -EINTR are retried here, so a completion always carries
@@ -243,12 +244,13 @@ static int uring_open(struct sn_dev *dev, const struct sn_uri *uri)
 	dev->info.caps |= SN_CAP_FUA;
 	dev->info.flush_does = "IORING_OP_FSYNC with IORING_FSYNC_DATASYNC (fdatasync): data "
 	                       "and the metadata needed to read it reach stable storage";
-	snprintf(dev->features, sizeof(dev->features), "%s%s%s%s%s%s%s%s%s",
+	snprintf(dev->features, sizeof(dev->features), "%s%s%s%s%s%s%s%s%s%s",
 	         o.direct ? "O_DIRECT " : "", u->use_fixed_file ? "fixed-file " : "",
 	         u->use_fixed_bufs ? "fixed-bufs " : "",
 	         flags & IORING_SETUP_SINGLE_ISSUER ? "single-issuer " : "",
 	         flags & IORING_SETUP_DEFER_TASKRUN ? "defer-taskrun " : "",
 	         flags & IORING_SETUP_COOP_TASKRUN ? "coop-taskrun " : "",
+	         flags & IORING_SETUP_TASKRUN_FLAG ? "taskrun-flag " : "",
 	         flags & IORING_SETUP_SUBMIT_ALL ? "submit-all " : "",
 	         flags & IORING_SETUP_SQPOLL ? "sqpoll " : "",
 	         flags & IORING_SETUP_IOPOLL ? "iopoll " : "");
