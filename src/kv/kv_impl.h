@@ -394,8 +394,8 @@ struct kv_req *kv_req_new(struct sn_kv *kv, enum kv_op op, const void *key, size
 /* post.c: calls between workers, in batches. */
 int kv_post_init(struct kv_worker *w);
 void kv_post_free(struct kv_worker *w);
-#define KV_NOPOST 5 /* kv_post: the call needs a request after all (no room to answer it) */
-/* A call of a worker with a share of the store (vlen is 0 for a get). */
+/* A call of a worker with a share of the store (vlen is 0 for a get), into the open
+ * batch for its shard's owner (post.c): 0, -EAGAIN (a ring is full) or -ENOMEM. */
 int kv_post(struct sn_kv *kv, enum kv_op op, uint64_t hash, const void *key, uint32_t klen,
             const void *val, uint32_t vlen, unsigned flags, sn_kv_cb cb, void *arg);
 void kv_post_done_local(struct kv_worker *w);

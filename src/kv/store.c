@@ -227,10 +227,9 @@ static int submit_op(struct sn_kv *kv, enum kv_op op, const void *key, size_t kl
 	 * request. */
 	if (on_worker(kv) && sn_rt_self() < kv->nworkers && !(flags & SN_KV_DURABLE) &&
 	    kv->opts.sync != SN_KV_SYNC_ALWAYS &&
-	    sizeof(struct kv_call) + klen + vlen <= KV_MB_CALL_MAX &&
-	    (err = kv_post(kv, op, sn_kv_hash(key, klen), key, (uint32_t)klen, val, (uint32_t)vlen,
-	                   flags, cb, arg)) != KV_NOPOST)
-		return err;
+	    sizeof(struct kv_call) + klen + vlen <= KV_MB_CALL_MAX)
+		return kv_post(kv, op, sn_kv_hash(key, klen), key, (uint32_t)klen, val,
+		               (uint32_t)vlen, flags, cb, arg);
 	if (!(r = kv_req_new(kv, op, key, klen, val, vlen, flags, cb, arg)))
 		return sn__err(-ENOMEM, "out of memory");
 	return route(kv, r);
