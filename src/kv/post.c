@@ -159,7 +159,9 @@ static void exec_calls(struct kv_mb *mb)
 		sn_idx_prefetch(&kv->shards[kv_shard_of(kv, c->hash)].idx, c->hash);
 		q += call_len(c->klen, c->vlen);
 	}
-	/* Then the records of the gets, from the slots that are on their way. */
+	/* Then the records of the gets, from the slots that are on their way. Each get looks
+	 * its key up again when it runs: a put before it in the batch may grow the index and
+	 * move the entry. */
 	for (unsigned char *q = p; q < end;) {
 		struct kv_call *c = (struct kv_call *)q;
 
