@@ -28,9 +28,9 @@ struct sn_idx_ent {
 
 /*
  * Growing is incremental: a full table becomes `old` and a table twice its size takes its
- * place; every upsert then moves a few of old's slots, in order from just after an empty
- * one (mig_start), so no single call pays for the whole table. A key is in exactly one of
- * the two: t, or a slot of old not yet moved. Moved slots keep their bytes (probes of old
+ * place; every upsert then moves some of old's slots (index.c: MIG_STEP), in order from
+ * just after an empty one (mig_start), so no single call pays for the whole table. A key
+ * is in exactly one of the two: t, or a slot of old not yet moved. Moved slots keep their bytes (probes of old
  * pass over them) but never match.
  */
 struct sn_idx {
@@ -41,6 +41,7 @@ struct sn_idx {
 	struct sn_idx_ent *old; /* growing: the previous table, or NULL */
 	uint64_t old_mask;
 	uint64_t mig_start, mig_done; /* an empty slot of old; slots moved after it */
+	unsigned mig_step;            /* slots each upsert moves (0: the default; tests: 1) */
 };
 
 uint64_t sn_kv_hash(const void *key, size_t klen);
