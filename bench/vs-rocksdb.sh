@@ -52,7 +52,7 @@ snstore runs as `$SNSTORE kvbench --db DIR/snstore.db --benchmarks LIST --num NU
 --threads T [--writers W] --sync S $SN_ARGS --json`. When `$SNSTORE kvbench --help`
 fails (kvbench not built yet), only the reference stores are measured and the script
 says so. Client concurrency: a kvref client makes one blocking call at a time (the
-reference stores' APIs are blocking); kvbench's default clients keep up to --depth 256
+reference stores' APIs are blocking); kvbench's default clients keep up to --depth (1024)
 asynchronous calls in flight. SN_ARGS="--foreign --depth 1" gives call-for-call parity
 (a plain thread making blocking calls, as kvref's); "--depth 1" keeps the client on a
 worker, one call at a time. The default shows snstore used as its API intends. fillsync
@@ -325,8 +325,8 @@ if have_sn != "1":
 elif sn_args:
     print(f"\nsnstore kvbench ran with {sn_args}")
 else:
-    print("\nsnstore kvbench ran with its default clients (up to 256 calls in flight each;"
-          " fillsync depth 1); kvref clients make one blocking call at a time."
+    print("\nsnstore kvbench ran with its default clients (up to --depth, 1024, calls in"
+          " flight each; fillsync depth 1); kvref clients make one blocking call at a time."
           " SN_ARGS=\"--foreign --depth 1\" compares call for call.")
 sys.exit(bad)
 PY

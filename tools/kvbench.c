@@ -167,11 +167,13 @@ static void usage(FILE *f)
 	      "                    calls (sn_kv_put ...), as bench/kvref.c's clients do\n"
 	      "  --threads T       clients (default 1)\n"
 	      "  --writers W       fillsync clients, each at depth 1 (default 1)\n"
-	      "  --depth D         calls in flight per client (default 256; 1 = one at a time,\n"
+	      "  --depth D         calls in flight per client (default 1024; 1 = one at a time,\n"
 	      "                    as a blocking client; fillsync always 1). A call to a shard\n"
-	      "                    of another worker takes a round trip between the two\n"
-	      "                    workers' loops: a client needs calls in flight to cover it\n"
-	      "                    (2 workers, 2 clients: 64 reach about 80% of 256)\n"
+	      "                    of another worker waits for a round trip between the two\n"
+	      "                    workers' loops, and for the owner's pauses (a 2 MiB page\n"
+	      "                    of a new segment takes ~0.2 ms to fault in): a client needs\n"
+	      "                    calls in flight to cover them (2 workers, fillrandom: 256\n"
+	      "                    reach about 90% of 1024 with 1 or 2 clients)\n"
 	      "  --workers N       runtime workers, pinned one per CPU (default: one per CPU;\n"
 	      "                    with --foreign, one per CPU the client threads leave, at\n"
 	      "                    least 1: a worker that shares its CPU with a client thread\n"
@@ -749,7 +751,7 @@ int cmd_kvbench(int argc, char **argv)
 		             .writers = 1,
 		             .key_size = 16,
 		             .value_size = 100,
-		             .depth = 256,
+		             .depth = 1024,
 		             .seed = 301,
 		             .mode = SN_RT_EVENT };
 	unsigned bench[MAX_BENCHMARKS], nb = 0, i;
