@@ -295,7 +295,9 @@ static int foreign_threads(void)
 		ASSERT_EQ(f[i].sent, 100000);
 		again += f[i].again;
 	}
+	ASSERT_EQ(sn_rt_stopped(rt), 0);
 	ASSERT_OK(sn_rt_stop(rt));
+	ASSERT_EQ(sn_rt_stopped(rt), 1);
 	ASSERT_ERR(sn_rt_send(rt, 0, foreign_msg, NULL), -ESHUTDOWN);
 	ASSERT_ERR(sn_rt_call(rt, 0, foreign_msg, NULL), -ESHUTDOWN);
 	for (i = 0; i < 4; i++)

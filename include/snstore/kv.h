@@ -126,7 +126,9 @@ int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kv
  * it), and free the store (and the runtime it started). Calls still in flight complete
  * first. Returns 0 or the first error of the final flush or the checkpoint writes (the
  * store is freed either way; the data is safe when only a checkpoint failed). Any thread
- * but a worker.
+ * but a worker. Close a store before stopping the runtime given in opts.rt: after
+ * sn_rt_stop() has returned, close only frees the store and returns -ESHUTDOWN (writes
+ * not yet durable are lost, as in a crash).
  */
 int sn_kv_close(struct sn_kv *kv);
 

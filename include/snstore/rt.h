@@ -93,6 +93,12 @@ int sn_rt_create(const struct sn_rt_opts *opts, struct sn_rt **rtp);
  */
 int sn_rt_stop(struct sn_rt *rt);
 
+/**
+ * 1 once sn_rt_stop() has returned: every worker has exited, so what they owned may be
+ * freed by any thread. 0 before, and while a stop is under way. Any thread.
+ */
+int sn_rt_stopped(const struct sn_rt *rt);
+
 /** Stop (if not stopped) and free the runtime. Any thread but a worker. */
 void sn_rt_destroy(struct sn_rt *rt);
 

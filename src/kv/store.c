@@ -1330,8 +1330,14 @@ static int kv_free(struct sn_kv *kv)
 	int err = 0;
 
 	if (kv->rt && kv->workers) {
+		/* A runtime of the caller's stopped under the store (close fails its sync and
+		 * writes no checkpoint): its workers have exited, so nothing else touches what
+		 * they owned, and this thread frees it. While a stop is still under way
+		 * nothing can be freed safely: that leaks. */
 		for (unsigned i = 0; i < kv->nworkers; i++)
-			sn_rt_call(kv->rt, i, worker_close, &kv->workers[i]);
+			if (sn_rt_call(kv->rt, i, worker_close, &kv->workers[i]) &&
+			    sn_rt_stopped(kv->rt))
+				worker_close(&kv->workers[i]);
 		for (unsigned i = 0; i < kv->nworkers; i++)
 			sn_rt_call(kv->rt, i, nop, NULL);
 		for (unsigned i = 0; i < kv->nworkers && !err; i++)

@@ -197,7 +197,7 @@ int sn_rt_stop(struct sn_rt *rt)
 {
 	unsigned i;
 
-	if (rt->stopped)
+	if (atomic_load(&rt->stopped))
 		return 0;
 	atomic_store(&rt->stopping, 1);
 	for (i = 0; i < rt->n; i++)
@@ -210,8 +210,13 @@ int sn_rt_stop(struct sn_rt *rt)
 	}
 	for (i = 0; i < rt->n; i++)
 		pthread_join(rt->w[i].thread, NULL);
-	rt->stopped = 1;
+	atomic_store(&rt->stopped, 1);
 	return 0;
+}
+
+int sn_rt_stopped(const struct sn_rt *rt)
+{
+	return atomic_load(&rt->stopped);
 }
 
 void sn_rt_destroy(struct sn_rt *rt)

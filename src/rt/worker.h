@@ -63,7 +63,7 @@ struct sn_rt {
 	int phase;            /* 0 setting up, 1 go, -1 leave (setup failed) */
 	_Atomic int stopping; /* sn_rt_stop() began */
 	_Atomic int done;     /* every worker quiet: leave the loop */
-	int stopped;          /* joined */
+	_Atomic int stopped;  /* joined */
 };
 
 /* worker.c */
