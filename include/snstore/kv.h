@@ -87,7 +87,11 @@ struct sn_kv_opts {
 	enum sn_kv_sync_mode sync;
 	unsigned sync_interval_us; /* SN_KV_SYNC_INTERVAL: 0 means 1000 */
 	uint64_t cache_bytes;      /* memory for cached segments, all shards together; 0: a
-	                              quarter of physical memory */
+	                              quarter of physical memory. Segments written since open
+	                              stay cached; a get that misses reads its record (one
+	                              I/O) and, while the cache has room, its whole segment
+	                              too, so older data is served from memory soon after a
+	                              restart */
 	unsigned compact_pct;      /* compact a segment when at most this % of it is live; 0: 50 */
 	int block_io;              /* on a byte-addressable device (dax, pmem, mmap) still go
 	                              through block I/O and a write buffer, not the mapping */

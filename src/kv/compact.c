@@ -231,7 +231,7 @@ static void step(void *arg)
 			return;
 		}
 		if (!sh->segs[v].img) {
-			if (kv_shard_load(sh, v)) { /* compaction resumes when it is read */
+			if (kv_shard_load(sh, v, 0)) { /* compaction resumes when it is read */
 				sh->segs[v].nocompact = KV_NOCOMPACT_LATER;
 				gave_up(sh);
 			}

@@ -367,7 +367,7 @@ void kv_shard_space_retry(struct kv_shard *sh);
 void kv_shard_fail(struct kv_shard *sh, int err);
 int kv_shard_open_head(struct kv_shard *sh);
 int kv_shard_img(struct kv_shard *sh, uint32_t seg);
-int kv_shard_load(struct kv_shard *sh, uint32_t seg);
+int kv_shard_load(struct kv_shard *sh, uint32_t seg, int warm);
 void kv_shard_cache_trim(struct kv_shard *sh, uint32_t keep);
 int kv_shard_append(struct kv_shard *sh, unsigned type, const void *key, uint32_t klen,
                     const void *val, uint32_t vlen, const void *extra, uint32_t *segp,

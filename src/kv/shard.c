@@ -37,6 +37,7 @@ struct kv_load {
 	unsigned char *buf;
 	unsigned pending;
 	int err;
+	int warm; /* for a read miss, not for compaction: an error concerns no one */
 };
 
 struct kv_io {
@@ -989,7 +990,14 @@ static void read_miss(struct kv_shard *sh, struct kv_req *r, const struct sn_idx
 		free(x);
 		r->res = err;
 		kv_complete(sh->w, r);
+		return;
 	}
+	/* While the cache has room, the miss also reads the record's whole segment into it,
+	 * so that the gets after it are served from memory: after a restart the cache starts
+	 * empty, and writes alone would never fill it with the older data. Full, it keeps
+	 * what it has (a miss is one small read, never a segment's worth). */
+	if (sh->cached_bytes + kv->sb.segment_size <= sh->cache_budget)
+		(void)kv_shard_load(sh, e->seg, 1); /* a busy queue, no memory: a later miss */
 }
 
 int kv_shard_get_now(struct kv_shard *sh, uint64_t hash, const void *key, uint32_t klen,
@@ -1137,7 +1145,7 @@ static void load_done(struct kv_io *x, int64_t res)
 		sh->cached_bytes += sh->kv->sb.segment_size;
 		kv_compact_loaded(sh);
 	} else {
-		if (l->err)
+		if (l->err && !l->warm)
 			s->nocompact = KV_NOCOMPACT_BAD;
 		kv_img_free(sh->kv, l->buf);
 		kv_compact_loaded(sh); /* pick another victim, or finish */
@@ -1145,8 +1153,9 @@ static void load_done(struct kv_io *x, int64_t res)
 	free(l);
 }
 
-/* Read segment seg whole into the cache, asynchronously (for compaction). */
-int kv_shard_load(struct kv_shard *sh, uint32_t seg)
+/* Read segment seg whole into the cache, asynchronously: for compaction, or (warm) for a
+ * read miss while the cache has room. */
+int kv_shard_load(struct kv_shard *sh, uint32_t seg, int warm)
 {
 	struct sn_kv *kv = sh->kv;
 	uint32_t size = kv->sb.segment_size, chunk = 1u << 20;
@@ -1166,6 +1175,7 @@ int kv_shard_load(struct kv_shard *sh, uint32_t seg)
 		return -ENOMEM;
 	}
 	s->loading = 1;
+	l->warm = warm;
 	for (uint32_t o = 0; o < size; o += chunk) {
 		struct kv_io *x = calloc(1, sizeof(*x));
 		struct sn_io io;
