@@ -160,6 +160,34 @@ static int scan(struct kv_shard *sh, uint32_t i, uint32_t off, uint32_t *endp, i
 	return 0;
 }
 
+/*
+ * The bytes after end (where the newest segment's scan stopped on a bad record) that
+ * records of this life of the segment take: walk the headers from end while they carry
+ * sequence numbers above `after`, as every record appended after the last good one does,
+ * whatever else is wrong with them. Zeros, bytes that are no header (no record type: an
+ * earlier life's value, say) and an earlier life's record (a reused segment's: all its
+ * numbers lie below) end the walk; a length past the segment takes the rest.
+ */
+static uint32_t torn_extent(const struct kv_shard *sh, const unsigned char *img, uint32_t end,
+                            uint32_t tail, uint64_t after)
+{
+	uint32_t size = sh->kv->sb.segment_size, off = end;
+
+	while (off < tail && off + sizeof(struct sn_kv_rechdr) <= size) {
+		const struct sn_kv_rechdr *r = (const struct sn_kv_rechdr *)(img + off);
+		uint64_t len =
+		        (sizeof(*r) + sn_kv_rec_extra(r->type) + (uint64_t)r->klen + r->vlen + 7) &
+		        ~7ull;
+
+		if (!r->type || r->type > SN_KV_REC_COMMIT || r->seq <= after)
+			break;
+		if (len > size - off)
+			return tail - end;
+		off += (uint32_t)len;
+	}
+	return (off < tail ? off : tail) - end;
+}
+
 /* What the first phase of a shard's recovery found, for the second. */
 struct kv_recovery {
 	struct order *ord; /* the valid segments, oldest first */
@@ -328,8 +356,11 @@ int kv_shard_recover(struct kv_shard *sh)
 					break;
 				}
 			if (tail > end) {
+				/* next_recseq - 1: the newest record seen, this segment's last good
+				 * one when it has any (its records are the shard's newest). */
 				if (!clean)
-					sh->torn_bytes += tail - end;
+					sh->torn_bytes += torn_extent(sh, s->img, end, tail,
+					                              sh->next_recseq - 1);
 				memset(s->img + end, 0, size - end);
 				if (kv->map)
 					err = sn_dev_persist(kv->dev, s->img + from,
