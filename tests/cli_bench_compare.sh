@@ -5,14 +5,7 @@
 # gets at most one line per engine row (7 rows of 4 cells), none with a carriage return or
 # an escape sequence, and the table or the JSON on stdout is whole; --quiet: nothing.
 set -eu
-SN=$1
-DIR=$2/cli-bench-compare.$$
-mkdir -p "$DIR"
-trap 'rm -rf "$DIR"' EXIT
-fail() {
-	echo "FAIL: $*"
-	exit 1
-}
+. "$(dirname "$0")/cli_lib.sh"
 ROWS=7
 
 "$SN" bench --compare --file "$DIR/scratch.dat" --size 4m --ios 200 >"$DIR/out" \

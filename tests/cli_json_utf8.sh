@@ -6,14 +6,7 @@
 # `kv stat --json` must each parse as one JSON object (Python's json, strict about UTF-8),
 # with the path in it as the bytes decoded with U+FFFD for 0xff.
 set -eu
-SN=$1
-DIR=$2/cli-json-utf8.$$
-mkdir -p "$DIR"
-trap 'rm -rf "$DIR"' EXIT
-fail() {
-	echo "FAIL: $*"
-	exit 1
-}
+. "$(dirname "$0")/cli_lib.sh"
 # é (valid UTF-8), 0xff (never valid), a tab (a control character)
 P="$DIR/f-$(printf '\303\251-\377-\t')x"
 

@@ -7,15 +7,8 @@
 # rows' found counts are compared across modes, and each row's ops with --num. Then the
 # JSON interface the acceptance checks use, fillsync with several writers, and bad usage.
 set -eu
-SN=$1
-DIR=$2/cli-kvbench.$$
+. "$(dirname "$0")/cli_lib.sh"
 NUM=20000
-mkdir -p "$DIR"
-trap 'rm -rf "$DIR"' EXIT
-fail() {
-	echo "FAIL: $*"
-	exit 1
-}
 
 # field NAME JSON_OBJECT_TEXT: the number after "NAME": in it
 field() {

@@ -6,14 +6,7 @@
 # (with --json before or after the bad option) and 1 for a store that cannot be opened and
 # for a benchmark that fails after others finished (an EIO from the fault: engine).
 set -eu
-SN=$1
-DIR=$2/cli-kvbench-errors.$$
-mkdir -p "$DIR"
-trap 'rm -rf "$DIR"' EXIT
-fail() {
-	echo "FAIL: $*"
-	exit 1
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 # check WHAT WANT_RC EXPR ARGS...: kvbench ARGS exits WANT_RC, its stdout is one JSON
 # object d for which the Python expression EXPR holds, and stderr is not empty

@@ -6,14 +6,7 @@
 # can be created (its directory is missing; a dangling symlink) is an error on stderr with
 # exit status 1 and nothing on stdout. Bad usage stays exit 2.
 set -eu
-SN=$1
-DIR=$2/cli-probe.$$
-mkdir -p "$DIR"
-trap 'rm -rf "$DIR"' EXIT
-fail() {
-	echo "FAIL: $*"
-	exit 1
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 # probe WANT_RC PATH: snstore probe PATH exits WANT_RC
 probe() {
