@@ -373,6 +373,22 @@ static int test_cache_warms(void)
 		a = b;
 	}
 	ASSERT_EQ(hits, gets);
+	/* A cache of 2 segments a shard (the least it takes; the head is one): the misses
+	 * fill the rest and no more, loads under way counted. */
+	o.cache_bytes = 2ull * KM_SHARDS * KM_SEG;
+	if (km_reopen(&kv, &o))
+		return T_FAIL;
+	for (pass = 0; pass < 2; pass++)
+		for (unsigned i = 0; i < N; i++)
+			if (km_expect(kv, key, km_name(key, "warm", i), 400, i))
+				return T_FAIL;
+	ASSERT_OK(sn_kv_stat(kv, &b));
+	printf("    a cache of %llu bytes: %llu cached, %llu gets from memory of %llu\n",
+	       (unsigned long long)o.cache_bytes, (unsigned long long)b.cache_bytes,
+	       (unsigned long long)b.cache_hits,
+	       (unsigned long long)(b.cache_hits + b.cache_misses));
+	ASSERT_LE(b.cache_bytes, o.cache_bytes);
+	ASSERT_TRUE(b.cache_hits > 0);
 	ASSERT_OK(sn_kv_close(kv));
 	return T_PASS;
 }

@@ -135,6 +135,7 @@ struct kv_shard {
 	uint64_t next_segseq, next_recseq;
 	struct sn_idx idx;
 	uint64_t cached_bytes, cache_budget;
+	uint64_t loading_bytes; /* segments on their way into the cache (kv_shard_load) */
 	uint32_t clock_hand;
 
 	/* Group commit: one round (writes, then a flush) in flight at a time. */

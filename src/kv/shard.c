@@ -996,7 +996,7 @@ static void read_miss(struct kv_shard *sh, struct kv_req *r, const struct sn_idx
 	 * so that the gets after it are served from memory: after a restart the cache starts
 	 * empty, and writes alone would never fill it with the older data. Full, it keeps
 	 * what it has (a miss is one small read, never a segment's worth). */
-	if (sh->cached_bytes + kv->sb.segment_size <= sh->cache_budget)
+	if (sh->cached_bytes + sh->loading_bytes + kv->sb.segment_size <= sh->cache_budget)
 		(void)kv_shard_load(sh, e->seg, 1); /* a busy queue, no memory: a later miss */
 }
 
@@ -1139,6 +1139,7 @@ static void load_done(struct kv_io *x, int64_t res)
 	if (--l->pending)
 		return;
 	s->loading = 0;
+	sh->loading_bytes -= sh->kv->sb.segment_size;
 	if (!l->err && s->seq == x->segseq && !s->img) {
 		s->img = l->buf;
 		s->check_below = s->used; /* read back, not checked: gets check each record */
@@ -1175,6 +1176,7 @@ int kv_shard_load(struct kv_shard *sh, uint32_t seg, int warm)
 		return -ENOMEM;
 	}
 	s->loading = 1;
+	sh->loading_bytes += size;
 	l->warm = warm;
 	for (uint32_t o = 0; o < size; o += chunk) {
 		struct kv_io *x = calloc(1, sizeof(*x));
@@ -1200,6 +1202,7 @@ int kv_shard_load(struct kv_shard *sh, uint32_t seg, int warm)
 	}
 	if (!l->pending) {
 		s->loading = 0;
+		sh->loading_bytes -= size;
 		kv_img_free(sh->kv, l->buf);
 		free(l);
 		return -EIO;
