@@ -125,19 +125,30 @@ static uint64_t checked_fault, checked_straight, checked_full;
  * and ENOSPC (a failed write is not held, a failed flush drops every held write), not the
  * power loss that docs/format.md's writer's rules reason about.
  */
-static int verify(struct km_model *m, int rebase, int check_corrupt)
+/* Open the store straight on the inner engine (no fault layer), never creating it;
+ * no_checkpoint scans the whole log. what names the open in a failure. */
+static int open_straight(int no_checkpoint, const char *what, struct sn_kv **kv)
 {
 	struct sn_kv_opts o = store_opts();
-	struct sn_kv *kv;
-	char uri[1200], why[1024];
+	char uri[1200];
 	int err;
 
 	o.no_create = 1;
+	o.no_checkpoint = no_checkpoint;
 	snprintf(uri, sizeof(uri), "%s:%s?%s", cfg.inner, file, cfg.dopts);
-	err = sn_kv_open(uri, &o, &kv);
+	err = sn_kv_open(uri, &o, kv);
 	if (err)
-		T_FAILED("recovery failed: sn_kv_open = %s (%s)\n%s", sn_errname(err), sn_errmsg(),
-		         where);
+		T_FAILED("%s: sn_kv_open = %s (%s)\n%s", what, sn_errname(err), sn_errmsg(), where);
+	return T_PASS;
+}
+
+static int verify(struct km_model *m, int rebase, int check_corrupt)
+{
+	struct sn_kv *kv;
+	char why[1024];
+
+	if (open_straight(0, "recovery failed", &kv))
+		return T_FAIL;
 	if (check_corrupt && km_check_recovery(kv, &tot, why, sizeof(why))) {
 		sn_kv_close(kv);
 		T_FAILED("opened straight on %s: %s\n  after:\n%s", cfg.inner, why, where);
@@ -158,18 +169,11 @@ static int verify(struct km_model *m, int rebase, int check_corrupt)
  */
 static int full_scan(void)
 {
-	struct sn_kv_opts o = store_opts();
 	struct sn_kv *kv;
-	char uri[1200], why[1024];
-	int err;
+	char why[1024];
 
-	o.no_create = 1;
-	o.no_checkpoint = 1;
-	snprintf(uri, sizeof(uri), "%s:%s?%s", cfg.inner, file, cfg.dopts);
-	err = sn_kv_open(uri, &o, &kv);
-	if (err)
-		T_FAILED("full scan: sn_kv_open = %s (%s)\n%s", sn_errname(err), sn_errmsg(),
-		         where);
+	if (open_straight(1, "full scan", &kv))
+		return T_FAIL;
 	if (km_check_recovery(kv, &tot, why, sizeof(why))) {
 		sn_kv_close(kv);
 		T_FAILED("full scan (no_checkpoint) after the chain's last clean close: %s\n  "
