@@ -950,6 +950,28 @@ static int takes_option(const char *engine, const char *key)
 	return 0;
 }
 
+/* A file has one writer at a time: a second open of it is refused while c->dev is open,
+ * unless it says lock=0. */
+static int case_lock(struct conf *c)
+{
+	char uri[1024], scheme[32];
+	struct sn_dev *dev = NULL;
+
+	scheme_of(c->uri, scheme, sizeof(scheme));
+	if (!takes_option(scheme, "lock"))
+		SKIP("engine %s has no file to lock", scheme);
+	if (strstr(c->uri, "lock="))
+		SKIP("the URI sets lock= itself");
+	ASSERT_ERR(sn_dev_open(c->uri, &dev), -EBUSY);
+	ASSERT_STR_HAS(sn_errmsg(), "in use");
+	snprintf(uri, sizeof(uri), "%s%sreadonly=1", c->uri, strchr(c->uri, '?') ? "&" : "?");
+	ASSERT_ERR(sn_dev_open(uri, &dev), -EBUSY);
+	snprintf(uri, sizeof(uri), "%s%slock=0", c->uri, strchr(c->uri, '?') ? "&" : "?");
+	ASSERT_OK(sn_dev_open(uri, &dev));
+	sn_dev_close(dev);
+	return T_PASS;
+}
+
 static int case_readonly(struct conf *c)
 {
 	uint64_t B = rup(8192, c->align), off = rdown(c->info.capacity_bytes / 19, c->align);
@@ -964,7 +986,9 @@ static int case_readonly(struct conf *c)
 		SKIP("engine %s has no readonly option", scheme);
 	if (strstr(c->uri, "readonly="))
 		SKIP("the URI sets readonly= itself");
-	snprintf(uri, sizeof(uri), "%s%sreadonly=1", c->uri, strchr(c->uri, '?') ? "&" : "?");
+	/* (lock=0: c->dev, open for writing, holds the file's lock) */
+	snprintf(uri, sizeof(uri), "%s%sreadonly=1&lock=0", c->uri,
+	         strchr(c->uri, '?') ? "&" : "?");
 
 	ASSERT_OK(sn_queue_buf_alloc(c->q, 2 * B, (void **)&b));
 	conf_fill(b, B, off, 1100);
@@ -1057,6 +1081,7 @@ const struct conf_case conf_cases[] = {
 	{ "blocking helpers mixed with async I/O", case_blocking_mixed },
 	{ "discard", case_discard },
 	{ "sn_queue_buf_alloc: aligned, zeroed", case_buf_alloc },
+	{ "a second open is refused while one writes (lock)", case_lock },
 	{ "readonly=1 refuses writes", case_readonly },
 	{ "byte-addressable map/persist, or -ENOTSUP", case_byte_addr },
 	{ NULL, NULL },

@@ -421,6 +421,14 @@ static int test_reopen_many(void)
 		ASSERT_EQ(st.recovered_records, pass == 2 ? n : 0);
 		ASSERT_EQ(st.checkpoint_keys, pass == 2 ? 0 : n);
 		ASSERT_TRUE(pass == 2 ? !st.checkpoint_segments : st.checkpoint_segments > 0);
+		if (pass == 0) {
+			struct sn_kv *kv2 = NULL;
+
+			printf("    a second open while it is open: -EBUSY (the file's lock)\n");
+			ASSERT_ERR(sn_kv_open(km_uri, &o, &kv2), -EBUSY);
+			ASSERT_STR_HAS(sn_errmsg(), "in use");
+			ASSERT_TRUE(kv2 == NULL);
+		}
 		for (unsigned i = 0; i < n; i++)
 			if (km_expect(kv, key, km_name(key, "m", i), 100 + (i * 37) % 3000, i))
 				return T_FAIL;

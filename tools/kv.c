@@ -218,13 +218,13 @@ static int close_store(const struct kv_args *a, struct sn_kv *kv, int rc)
 
 /* ---- stat, shared by stat, check, format ---- */
 
-static void print_stats(FILE *f, const char *path, const struct sn_kv_stats *s)
+static void print_stats(FILE *f, const char *path, const struct sn_kv *kv,
+                        const struct sn_kv_stats *s)
 {
 	char eng[64], note[256], b1[32], b2[32], b3[32], b4[32];
 	uint64_t lookups = s->cache_hits + s->cache_misses;
 
-	if (kv_engine(path, eng, sizeof(eng), note, sizeof(note)))
-		snprintf(eng, sizeof(eng), "?");
+	kv_engine(kv, eng, sizeof(eng), note, sizeof(note));
 	fprintf(f, "store        %s (engine %s%s%s)\n", path, eng, *note ? "; " : "", note);
 	fprintf(f,
 	        "layout       %u shards on %u workers, %s segments, %u-byte blocks, "
@@ -264,12 +264,12 @@ static void print_stats(FILE *f, const char *path, const struct sn_kv_stats *s)
 	        fmt_size((uint64_t)s->checkpoint_segments * s->segment_size, b1, sizeof(b1)));
 }
 
-static void print_stats_json(FILE *f, const char *path, const struct sn_kv_stats *s)
+static void print_stats_json(FILE *f, const char *path, const struct sn_kv *kv,
+                             const struct sn_kv_stats *s)
 {
 	char eng[64], note[256];
 
-	if (kv_engine(path, eng, sizeof(eng), note, sizeof(note)))
-		snprintf(eng, sizeof(eng), "?");
+	kv_engine(kv, eng, sizeof(eng), note, sizeof(note));
 	fputs("{\"path\":", f);
 	bench_json_str(f, path);
 	fputs(",\"engine\":", f);
@@ -308,7 +308,7 @@ static int do_format(struct kv_args *a)
 		return rc;
 	if ((err = sn_kv_stat(kv, &st)))
 		return close_store(a, kv, fail(a, err));
-	print_stats(stdout, a->path, &st);
+	print_stats(stdout, a->path, kv, &st);
 	return close_store(a, kv, 0);
 }
 
@@ -504,9 +504,9 @@ static int do_stat(struct kv_args *a)
 	if ((err = sn_kv_stat(kv, &st)))
 		return close_store(a, kv, fail(a, err));
 	if (a->json)
-		print_stats_json(stdout, a->path, &st);
+		print_stats_json(stdout, a->path, kv, &st);
 	else
-		print_stats(stdout, a->path, &st);
+		print_stats(stdout, a->path, kv, &st);
 	return close_store(a, kv, 0);
 }
 
@@ -547,7 +547,7 @@ static int do_check(struct kv_args *a)
 		return close_store(a, kv, fail(a, err));
 	printf("scan: %" PRIu64 " keys read back, %s of keys and values%s%s\n", c.n,
 	       fmt_size(c.bytes, b2, sizeof(b2)), scan_err ? "; stopped: " : "", msg);
-	print_stats(stdout, a->path, &st);
+	print_stats(stdout, a->path, kv, &st);
 	if (scan_err && scan_err != SN_ECORRUPT) {
 		printf("check %s: FAILED: the scan stopped with an error: %s\n", a->path, msg);
 		rc = 1;
@@ -851,7 +851,8 @@ static int run_sub(const struct sub *sub, struct kv_args *a)
 	cmd_uri_file(a->path, file, sizeof(file));
 	created = *file && stat(file, &st) != 0 && errno == ENOENT;
 	rc = sub->fn(a);
-	if (rc && created && stat(file, &st) == 0 && S_ISREG(st.st_mode))
+	if (rc && created && stat(file, &st) == 0 && S_ISREG(st.st_mode) &&
+	    !cmd_file_in_use(file)) /* (made meanwhile by another process, which uses it) */
 		unlink(file);
 	return rc;
 }

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -476,6 +477,17 @@ static int file_exists(const char *db)
 	return !*file || stat(file, &st) == 0;
 }
 
+int cmd_file_in_use(const char *file)
+{
+	int fd = open(file, O_RDONLY | O_CLOEXEC), busy;
+
+	if (fd < 0)
+		return 0;
+	busy = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+	close(fd);
+	return busy;
+}
+
 #define CHECK_BYTES (1u << 20) /* filesystems keep their superblocks within this */
 
 /*
@@ -521,6 +533,12 @@ static int remove_store_file(const char *db)
 	}
 	if (!plain_path(db) || !*file || stat(file, &st) || !S_ISREG(st.st_mode))
 		return 0;
+	if (cmd_file_in_use(file)) {
+		kb_error("--db %s is in use: another open of it holds its lock (a store open in "
+		         "another process?): refusing to remove it",
+		         db);
+		return -1;
+	}
 	if (unlink(db)) {
 		kb_error("removing %s: %s", db, strerror(errno));
 		return -1;
@@ -569,9 +587,8 @@ static int store_ready(struct store *s, int fresh)
 		return store_fail("formatting", o->db, err);
 	if ((err = sn_kv_open(o->db, &ko, &s->kv)))
 		return store_fail("opening", o->db, err);
-	if (!s->engine[0] &&
-	    kv_engine(o->db, s->engine, sizeof(s->engine), s->note, sizeof(s->note)))
-		snprintf(s->engine, sizeof(s->engine), "?");
+	if (!s->engine[0])
+		kv_engine(s->kv, s->engine, sizeof(s->engine), s->note, sizeof(s->note));
 	if ((err = sn_kv_stat(s->kv, &s->last)))
 		return store_fail("stat of", o->db, err);
 	return 0;
@@ -585,25 +602,13 @@ static int store_ready(struct store *s, int fresh)
  * (a plain path means auto:PATH), reads sn_dev_info and closes it. Call it while the file
  * exists; 0, or an error.
  */
-int kv_engine(const char *uri, char *engine, size_t elen, char *note, size_t nlen)
+void kv_engine(const struct sn_kv *kv, char *engine, size_t elen, char *note, size_t nlen)
 {
-	const char *colon = strchr(uri, ':'), *slash = strchr(uri, '/');
 	struct sn_dev_info in;
-	struct sn_dev *dev;
-	char *u;
-	int err;
 
-	if (asprintf(&u, "%s%s", !colon || (slash && slash < colon) ? "auto:" : "", uri) < 0)
-		return -ENOMEM;
-	err = sn_dev_open(u, &dev);
-	free(u);
-	if (err)
-		return err;
-	sn_dev_info(dev, &in);
+	sn_dev_info(sn_kv_dev(kv), &in);
 	snprintf(engine, elen, "%s", in.engine);
 	snprintf(note, nlen, "%s", in.note ? in.note : "");
-	sn_dev_close(dev);
-	return 0;
 }
 
 /* ---- output ---- */

@@ -12,8 +12,8 @@
 
 #include "util/hist.h"
 
-/* kvbench.c, shared with kv.c: the engine a store's device opens with */
-int kv_engine(const char *uri, char *engine, size_t elen, char *note, size_t nlen);
+/* kvbench.c, shared with kv.c: the engine of an open store's device, and its note */
+void kv_engine(const struct sn_kv *kv, char *engine, size_t elen, char *note, size_t nlen);
 
 /* kvbench.c: why kvbench fails, on stderr ("snstore kvbench: MESSAGE"); the first message
  * becomes the "error" of the object --json prints on failure. Main thread only. */

@@ -170,6 +170,8 @@ enum sn_gran {
  * Returns 0 and *devp, or:
  *   -EINVAL       malformed URI, unknown option, or bad value (sn_errmsg() says which)
  *   -ENOENT       the file does not exist and create=1 was not given
+ *   -EBUSY        another open of the file holds its lock (file engines: an open takes
+ *                 flock(), exclusive, or shared with readonly=1; lock=0 skips it)
  *   SN_ENOTAVAIL  unknown engine, or one not built in / not usable on this machine
  *   other -errno  from the operating system, with the path in sn_errmsg()
  * The device may be shared by many threads; each uses its own queues. Any thread.

@@ -118,6 +118,9 @@ int sn_kv_format(const char *uri, const struct sn_kv_opts *opts);
  * Returns 0 and *kvp, or:
  *   SN_EFORMAT  the device holds something else, or a store of a newer format version
  *   -ENOENT     no store and opts->no_create
+ *   -EBUSY      the store is open already (in this process or another): a store has one
+ *               open at a time, held by the file's lock (the file engines' lock=)
+ *   -ESHUTDOWN  opts->rt was stopped
  *   -EINVAL     bad options
  *   other       the device's or runtime's error, with sn_errmsg()
  * Any thread but a worker.
@@ -252,6 +255,12 @@ int sn_kv_sync_async(struct sn_kv *kv, sn_kv_cb cb, void *arg);
 
 /** The runtime the store runs on (its own, or opts.rt). */
 struct sn_rt *sn_kv_rt(const struct sn_kv *kv);
+
+/**
+ * The device the store is on, for sn_dev_info() (which engine, and why auto: chose it).
+ * The store owns it: do not close it, make queues on it, or write to it. Any thread.
+ */
+struct sn_dev *sn_kv_dev(const struct sn_kv *kv);
 
 #ifdef __cplusplus
 }

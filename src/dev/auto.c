@@ -127,12 +127,14 @@ static int auto_resolve(const struct sn_uri *uri, struct sn_dev **devp)
 		return err;
 	if (direct < 0 && on_dax(uri->path)) {
 		build_uri(target, sizeof(target), "dax", uri, -1);
-		if (sn_dev_open(target, devp) == 0) {
+		if ((err = sn_dev_open(target, devp)) == 0) {
 			snprintf((*devp)->note, sizeof((*devp)->note),
 			         "auto: chose dax, '%.180s' is on a DAX mount (MAP_SYNC works)",
 			         uri->path);
 			return 0;
 		}
+		if (err == -EBUSY) /* in use: any engine would find it so */
+			return err;
 		snprintf(refused, sizeof(refused), "dax refused: %.200s", sn_errmsg());
 	}
 	if (direct < 0)
@@ -153,7 +155,7 @@ static int auto_resolve(const struct sn_uri *uri, struct sn_dev **devp)
 			return 0;
 		}
 		/* A problem with the path itself will not go away with another engine. */
-		if (err == -ENOENT || err == -EACCES || err == -EISDIR ||
+		if (err == -ENOENT || err == -EACCES || err == -EISDIR || err == -EBUSY ||
 		    (err == -EINVAL && i == 0 && strstr(sn_errmsg(), "io_uring") == NULL))
 			return err;
 		snprintf(refused + used, sizeof(refused) - used, "%s%s refused: %s",

@@ -168,11 +168,12 @@ int sn__msync_range(char *base, size_t page, uint64_t off, uint64_t len, int *lo
 #define SN_OPTION_ANY "*"
 
 /* Options every file engine accepts, to splice into an engine's option table. */
-#define SN_FILE_OPTIONS                                                                       \
-	{ "create", "0|1", "create the file if it is missing (needs size=)" },                \
-	        { "size", "SIZE", "use SIZE bytes; a shorter file is extended (fallocate)" }, \
-	{                                                                                     \
-		"readonly", "0|1", "open read-only; writes are refused"                       \
+#define SN_FILE_OPTIONS                                                                            \
+	{ "create", "0|1", "create the file if it is missing (needs size=)" },                     \
+	        { "size", "SIZE", "use SIZE bytes; a shorter file is extended (fallocate)" },      \
+	        { "readonly", "0|1", "open read-only; writes are refused" },                       \
+	{                                                                                          \
+		"lock", "0|1", "1 (default): refuse the file while another open writes it (flock)" \
 	}
 
 #endif

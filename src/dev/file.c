@@ -13,6 +13,7 @@
 #include <linux/fs.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -111,18 +112,36 @@ static int sync_parent(const char *path)
 	return err;
 }
 
+/*
+ * One writer at a time: two opens that both write (two processes on one store, say) would
+ * each append where the other does and lose each other's records. flock() locks the open
+ * file description, so a second open in the same process conflicts as well; read-only
+ * opens share. A filesystem without flock() (some FUSE ones) goes unlocked.
+ */
+static int lock_file(int fd, const char *path, int readonly)
+{
+	if (flock(fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0 || errno != EWOULDBLOCK)
+		return 0;
+	return sn__err(-EBUSY,
+	               "'%s' is in use: another open of it, in this process or another, holds "
+	               "its lock (%s; lock=0 skips the check)",
+	               path,
+	               readonly ? "a writer has it" : "a file or device has one writer at a time");
+}
+
 int sn__file_open(struct sn_dev *dev, const struct sn_uri *uri, const struct sn_file_opts *o)
 {
 	struct sn_dev_info *in = &dev->info;
 	const char *path = uri->path;
-	int create = 0, readonly = o->readonly, flags, fd, err, exists;
+	int create = 0, readonly = o->readonly, lock = 1, flags, fd, err, exists;
 	uint64_t size = 0, cap;
 	uint32_t lbs = 512;
 	struct stat st;
 
 	if ((err = sn__uri_bool(uri, "create", &create)) ||
 	    (err = sn__uri_size(uri, "size", &size)) ||
-	    (err = sn__uri_bool(uri, "readonly", &readonly)))
+	    (err = sn__uri_bool(uri, "readonly", &readonly)) ||
+	    (err = sn__uri_bool(uri, "lock", &lock)))
 		return err;
 	if (!*path)
 		return sn__err(-EINVAL, "engine %s needs a path: %s:/path/to/file-or-device",
@@ -143,6 +162,10 @@ int sn__file_open(struct sn_dev *dev, const struct sn_uri *uri, const struct sn_
 	fd = open(path, flags, 0644);
 	if (fd < 0)
 		return open_errno(-errno, path, o->direct);
+	if (lock && (err = lock_file(fd, path, readonly))) {
+		close(fd); /* (not unlinked: whoever holds the lock may have just made it) */
+		return err;
+	}
 	if (fstat(fd, &st) < 0) {
 		err = sn__err(-errno, "cannot stat '%s'", path);
 		goto fail;

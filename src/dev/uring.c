@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -235,8 +236,17 @@ static int uring_open(struct sn_dev *dev, const struct sn_uri *uri)
 	u->setup_flags = flags;
 	if (u->use_fixed_bufs && io_uring_register_buffers_sparse(&probe, URING_MAX_BUFS) < 0)
 		u->use_fixed_bufs = 0;
-	if (u->use_fixed_file && io_uring_register_files(&probe, &u->fd, 1) < 0)
-		u->use_fixed_file = 0;
+	/* Not u->fd: a ring's teardown runs after io_uring_queue_exit() returns (tens of ms),
+	 * and until it does, the file it registered holds u->fd's lock (file.c) — past this
+	 * process's exit, when the process is short, refusing the next open of the store. */
+	if (u->use_fixed_file) {
+		int efd = eventfd(0, EFD_CLOEXEC);
+
+		if (efd < 0 || io_uring_register_files(&probe, &efd, 1) < 0)
+			u->use_fixed_file = 0;
+		if (efd >= 0)
+			close(efd);
+	}
 	io_uring_queue_exit(&probe);
 
 	dev->info.max_queue_depth = 32767; /* the SQ holds depth + 1: IORING_MAX_ENTRIES */

@@ -43,6 +43,11 @@ struct sn_rt *sn_kv_rt(const struct sn_kv *kv)
 	return kv->rt;
 }
 
+struct sn_dev *sn_kv_dev(const struct sn_kv *kv)
+{
+	return kv->dev;
+}
+
 /* ---- completion delivery ---- */
 
 static void deliver(struct kv_req *r)
@@ -1393,6 +1398,10 @@ int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kv
 	if (kv->opts.rt && kv->opts.workers) {
 		err = sn__err(-EINVAL, "opts.workers is for a runtime the store starts: the "
 		                       "runtime given (opts.rt) has its own workers");
+		goto fail;
+	}
+	if (kv->opts.rt && sn_rt_stopped(kv->opts.rt)) {
+		err = sn__err(-ESHUTDOWN, "the runtime given (opts.rt) was stopped");
 		goto fail;
 	}
 	if ((err = open_dev(uri, &kv->opts, &kv->dev)))
