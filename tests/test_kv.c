@@ -1538,6 +1538,52 @@ static int check_compacted_set(struct sn_kv *kv, unsigned n)
 	return T_PASS;
 }
 
+/* Hundreds of dead segments compacted at once: their header clears outnumber the worker's
+ * queue slots (256), and must wait for room, not fail the shard. */
+static int test_compact_many(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv_stats a, b;
+	const char *size = strstr(km_uri, "size=64m");
+	char key[32], uri[1200];
+	struct sn_kv *kv;
+	unsigned n;
+
+	if (!size)
+		SKIP("the device URI does not say size=64m (this test makes it 256m)");
+	snprintf(uri, sizeof(uri), "%.*ssize=256m%s", (int)(size - km_uri), km_uri, size + 8);
+	o.shards = 1;
+	o.workers = 1;
+	o.cache_bytes = 1ull << 30; /* every image stays: compaction needs no reads */
+	unlink(km_path);
+	ASSERT_OK(sn_kv_open(uri, &o, &kv));
+	ASSERT_OK(sn_kv_stat(kv, &a));
+	n = (unsigned)(a.segments_total * 7 / 8); /* one record a segment */
+	for (unsigned i = 0; i < n; i++)
+		ASSERT_OK(km_put(kv, key, km_name(key, "m", i), KM_SEG_MAX_VALUE, i, 0));
+	ASSERT_OK(sn_kv_sync(kv));
+	for (unsigned i = 0; i < n; i++)
+		ASSERT_OK(sn_kv_del(kv, key, km_name(key, "m", i), 0));
+	ASSERT_OK(sn_kv_sync(kv));
+	ASSERT_OK(sn_kv_stat(kv, &a));
+	ASSERT_OK(sn_kv_compact(kv, 0));
+	ASSERT_OK(km_put(kv, "after", 5, 100, 1, SN_KV_DURABLE));
+	ASSERT_OK(sn_kv_stat(kv, &b));
+	printf("    %u segments of one record each, deleted: compaction freed %llu of %llu used "
+	       "(%llu compacted)\n",
+	       n, (unsigned long long)(a.segments_used - b.segments_used),
+	       (unsigned long long)a.segments_used, (unsigned long long)b.compactions);
+	ASSERT_TRUE(a.segments_used - b.segments_used > 256);
+	ASSERT_OK(sn_kv_close(kv));
+	ASSERT_OK(sn_kv_open(uri, &o, &kv));
+	if (km_expect(kv, "after", 5, 100, 1) ||
+	    km_expect_absent(kv, key, km_name(key, "m", n / 2)))
+		return T_FAIL;
+	ASSERT_OK(sn_kv_close(kv));
+	unlink(km_path); /* the next test makes it at 64m again */
+	return T_PASS;
+}
+
 static int test_compaction(void)
 {
 	struct sn_kv_opts o = km_opts();
@@ -1612,6 +1658,7 @@ int main(int argc, char **argv)
 	T_RUN("shards placed on workers by opts.owners", test_owners());
 	T_RUN("batches across shards: all applied, later operations win", test_batches());
 	T_RUN("compaction frees dead space, keeps live values", test_compaction());
+	T_RUN("compacting more dead segments than the queue has slots", test_compact_many());
 	unlink(km_path);
 	return t_end();
 }

@@ -141,6 +141,7 @@ struct kv_shard {
 	/* Group commit: one round (writes, then a flush) in flight at a time. */
 	struct kv_req *waiters, **waiters_tail;
 	int round_active, round_ios; /* a round's writes are in flight */
+	int round_wants_room;        /* a round found the worker's queue full */
 	int flushing;                /* flushes in flight (at most 2) */
 	uint64_t flush_seg;          /* the segment the newest flush covers */
 	int round_err;

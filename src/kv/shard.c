@@ -457,7 +457,9 @@ static void worker_flush(struct kv_worker *w);
 static void round_start(struct kv_shard *sh)
 {
 	struct sn_kv *kv = sh->kv;
+	struct kv_worker *w = sh->w;
 	uint32_t bs = kv->sb.block_size, d = oldest_dirty(sh), max_xfer = 1u << 20;
+	uint32_t from = 0, to = 0, room;
 	int zeroing = 0;
 
 	if (sh->round_active || sh->flushing > 1)
@@ -474,6 +476,16 @@ static void round_start(struct kv_shard *sh)
 		        "takes no more writes",
 		        sh->id, sn_strerror(sh->failed));
 		complete_waiters(sh, sh->failed);
+		return;
+	}
+	/* A round submits no more writes than the worker's queue has room for, less a slot
+	 * for the worker's flush (a full queue is no device failure): the dirty stretch
+	 * first, in part if it must be (the round makes durable what it wrote), then the
+	 * clears that fit; the rest waits for the next round. With no room at all the
+	 * round waits for a completion (kv_shard_io_done starts it again). */
+	room = kv->map ? UINT32_MAX : w->q_used + 1 < w->q_depth ? w->q_depth - w->q_used - 1 : 0;
+	if (!room) {
+		sh->round_wants_room = 1;
 		return;
 	}
 	if (kv->info.max_transfer_bytes && kv->info.max_transfer_bytes < max_xfer)
@@ -493,8 +505,21 @@ static void round_start(struct kv_shard *sh)
 			sh->durable_pos = h->used;
 		}
 	}
+	if (d != UINT32_MAX) {
+		struct kv_seg *s = &sh->segs[d];
+
+		from = s->written & ~(bs - 1);
+		to = (kv_seg_end(s) + bs - 1) & ~(bs - 1);
+		if (kv->zero_ahead && to > s->zeroed && to - from < KV_ZERO_AHEAD)
+			to = (to + 2 * KV_ZERO_AHEAD - 1) & ~(KV_ZERO_AHEAD - 1);
+		if (to > kv->sb.segment_size)
+			to = kv->sb.segment_size;
+		if (room != UINT32_MAX && (to - from + max_xfer - 1) / max_xfer > room)
+			to = from + room * max_xfer;
+		room = room == UINT32_MAX ? room : room - (to - from + max_xfer - 1) / max_xfer;
+	}
 	/* Clear the headers of compacted segments whose copies are durable. */
-	for (uint32_t i = 0; !sh->flushing && i < sh->nsegs; i++) {
+	for (uint32_t i = 0; !sh->flushing && room && i < sh->nsegs; i++) {
 		struct kv_seg *s = &sh->segs[i];
 
 		if (s->state != SEG_COMPACTED ||
@@ -502,6 +527,7 @@ static void round_start(struct kv_shard *sh)
 			continue;
 		s->state = SEG_ZEROING;
 		sh->ncompacted--;
+		room -= room != UINT32_MAX;
 		if (kv->map) {
 			/* One cache line: however a crash tears it, the header is whole or
 			 * invalid. */
@@ -514,13 +540,8 @@ static void round_start(struct kv_shard *sh)
 	}
 	if (d != UINT32_MAX) {
 		struct kv_seg *s = &sh->segs[d];
-		uint32_t end = kv_seg_end(s);
-		uint32_t from = s->written & ~(bs - 1), to = (end + bs - 1) & ~(bs - 1);
+		uint32_t end = kv_seg_end(s) < to ? kv_seg_end(s) : to;
 
-		if (kv->zero_ahead && to > s->zeroed && to - from < KV_ZERO_AHEAD)
-			to = (to + 2 * KV_ZERO_AHEAD - 1) & ~(KV_ZERO_AHEAD - 1);
-		if (to > kv->sb.segment_size)
-			to = kv->sb.segment_size;
 		if (to > s->zeroed)
 			s->zeroed = to;
 		sh->round_seg = s->seq;
@@ -627,7 +648,9 @@ static void worker_flush(struct kv_worker *w)
 	sn_io_flush(&io, (uintptr_t)x);
 	if ((err = submit(w, &io))) {
 		free(x);
-		worker_flush_fail(w, NULL, err);
+		/* A full queue: the flush goes when a completion makes room (io_done). */
+		if (err != -EAGAIN)
+			worker_flush_fail(w, NULL, err);
 		return;
 	}
 	w->flush_head = NULL;
@@ -1253,10 +1276,16 @@ void kv_shard_io_done(struct kv_worker *w, const struct sn_cqe *cqe, unsigned n)
 		}
 		free(x);
 	}
-	/* Reads that waited for queue room; compaction steps that did. */
+	worker_flush(w); /* (one that found the queue full) */
+	/* Reads that waited for queue room; compaction steps and rounds that did. */
 	for (unsigned i = 0; i < w->nown; i++) {
 		struct kv_shard *sh = &w->kv->shards[w->own[i]];
 		struct kv_req *r = sh->read_wait;
+
+		if (sh->round_wants_room) {
+			sh->round_wants_room = 0;
+			kv_shard_round_kick(sh);
+		}
 
 		if (sh->space_head && !sh->compacting)
 			kv_compact_maybe(sh);
