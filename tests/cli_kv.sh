@@ -26,6 +26,20 @@ $SN kv get "$S" user:1 >/dev/null 2>&1 && fail "get after del found the key"
 $SN kv put "$S" a 1 && $SN kv put "$S" b 2 || fail "puts"
 [ "$($SN kv scan "$S" | sort | tr '\t\n' '=;')" = "a=1;b=2;" ] || fail "scan: $($SN kv scan "$S")"
 
+echo "a key or value '-h' is refused unless after '--', never taken for --help"
+$SN kv put "$S" flag -h >/dev/null 2>&1
+[ $? -eq 2 ] || fail "put KEY -h: not refused as bad usage"
+$SN kv get "$S" flag >/dev/null 2>&1 && fail "put KEY -h stored something"
+$SN kv put "$S" -- flag -h || fail "put -- KEY -h"
+[ "$($SN kv get "$S" -- flag)" = "-h" ] || fail "the value -h"
+$SN kv del "$S" -- flag || fail "del"
+
+echo "get, scan, stat and check write nothing to the store"
+sum=$(cksum <"$S")
+{ $SN kv get "$S" a && $SN kv scan "$S" && $SN kv stat "$S" && $SN kv check "$S"; } >/dev/null ||
+	fail "a read command failed"
+[ "$(cksum <"$S")" = "$sum" ] || fail "a read command changed the store"
+
 echo "stat and check name the engine of the open store"
 $SN kv stat "$S" >"$DIR/out" || fail "stat"
 grep -q "^store .*(engine [a-z]" "$DIR/out" || fail "stat: $(head -1 "$DIR/out")"
@@ -56,4 +70,20 @@ exec 9<&-
 [ "$($SN kv get "$S" a)" = 1 ] || fail "a changed while locked"
 $SN kv get "$S" c >/dev/null 2>&1 && fail "the refused put of c is there"
 [ "$($SN kv scan "$S" | wc -l)" -eq 2 ] || fail "keys changed while locked"
+echo "a byte flipped in a durable record: check says CORRUPT (exit 1), changes nothing"
+$SN kv put "$S" victim MARKER-OF-THE-VICTIM && $SN kv put "$S" after1 one &&
+	$SN kv put "$S" after2 two || fail "puts"
+off=$(grep -abo MARKER-OF-THE-VICTIM "$S" | head -1 | cut -d: -f1)
+[ -n "$off" ] || fail "the victim's value is not in the file"
+printf Z | dd of="$S" bs=1 seek=$((off + 3)) conv=notrunc 2>/dev/null
+sum=$(cksum <"$S")
+$SN kv check "$S" >"$DIR/out" 2>&1
+rc=$?
+[ $rc -eq 1 ] || fail "check of a corrupt store: exit $rc: $(tail -1 "$DIR/out")"
+grep -q "CORRUPT" "$DIR/out" || fail "check of a corrupt store: $(tail -1 "$DIR/out")"
+[ "$(cksum <"$S")" = "$sum" ] || fail "check changed the corrupt store"
+$SN kv get "$S" victim >/dev/null 2>"$DIR/err" && fail "the corrupt value was returned"
+grep -q "checksum" "$DIR/err" || fail "get of the corrupt record: $(cat "$DIR/err")"
+[ "$($SN kv get "$S" after1)$($SN kv get "$S" after2)" = onetwo ] ||
+	fail "records written after the corrupt one are lost"
 echo "ok"

@@ -192,13 +192,19 @@ static int must_exist(const struct kv_args *a)
 }
 
 /* Open for a subcommand: read-only commands never create a store. 0, or exit status. */
-static int open_store(struct kv_args *a, int create, struct sn_kv **kvp)
+enum open_mode { OPEN_READ, OPEN_WRITE, OPEN_CREATE };
+
+/* OPEN_READ writes nothing to the store (opts.readonly): get, scan, stat and check leave
+ * its bytes as they were, work on a file they may only read, and share it with each
+ * other; OPEN_CREATE makes the store when PATH has none. */
+static int open_store(struct kv_args *a, enum open_mode mode, struct sn_kv **kvp)
 {
-	int err;
+	int create = mode == OPEN_CREATE, err;
 
 	if (!create && must_exist(a))
 		return 1;
 	a->o.no_create = !create;
+	a->o.readonly = mode == OPEN_READ;
 	err = sn_kv_open(a->path, &a->o, kvp);
 	if (err == -ENOENT && !create) {
 		say(a, "%s: the device holds no store", a->path);
@@ -304,7 +310,7 @@ static int do_format(struct kv_args *a)
 
 	if ((err = sn_kv_format(a->path, &a->o)))
 		return fail(a, err);
-	if ((rc = open_store(a, 0, &kv)))
+	if ((rc = open_store(a, OPEN_READ, &kv)))
 		return rc;
 	if ((err = sn_kv_stat(kv, &st)))
 		return close_store(a, kv, fail(a, err));
@@ -385,7 +391,7 @@ static int do_put(struct kv_args *a)
 		return 2;
 	if ((rc = read_value(a, &val, &vlen)))
 		return rc;
-	if (!(rc = open_store(a, 1, &kv))) {
+	if (!(rc = open_store(a, OPEN_CREATE, &kv))) {
 		err = sn_kv_put(kv, a->pos[0], klen, val, vlen, SN_KV_DURABLE);
 		rc = close_store(a, kv, err ? fail(a, err) : 0);
 	}
@@ -403,7 +409,7 @@ static int do_get(struct kv_args *a)
 
 	if (arg_bytes(a, 0, "KEY", &klen))
 		return 2;
-	if ((rc = open_store(a, 0, &kv)))
+	if ((rc = open_store(a, OPEN_READ, &kv)))
 		return rc;
 	err = sn_kv_get(kv, a->pos[0], klen, &val, &vlen);
 	if (err == -ENOENT) {
@@ -434,7 +440,7 @@ static int do_del(struct kv_args *a)
 
 	if (arg_bytes(a, 0, "KEY", &klen))
 		return 2;
-	if ((rc = open_store(a, 0, &kv)))
+	if ((rc = open_store(a, OPEN_WRITE, &kv)))
 		return rc;
 	/* sn_kv_del does not say whether the key existed: look first, to tell the user. */
 	err = sn_kv_get(kv, a->pos[0], klen, &val, &vlen);
@@ -484,7 +490,7 @@ static int do_scan(struct kv_args *a)
 	struct sn_kv *kv;
 	int rc, err;
 
-	if ((rc = open_store(a, 0, &kv)))
+	if ((rc = open_store(a, OPEN_READ, &kv)))
 		return rc;
 	err = sn_kv_scan(kv, scan_print, &c);
 	if (err < 0)
@@ -499,7 +505,7 @@ static int do_stat(struct kv_args *a)
 	struct sn_kv *kv;
 	int rc, err;
 
-	if ((rc = open_store(a, 0, &kv)))
+	if ((rc = open_store(a, OPEN_READ, &kv)))
 		return rc;
 	if ((err = sn_kv_stat(kv, &st)))
 		return close_store(a, kv, fail(a, err));
@@ -530,7 +536,7 @@ static int do_check(struct kv_args *a)
 	int rc, err, scan_err;
 
 	a->o.no_checkpoint = 1; /* recovery reads every record of the log, checkpoint or not */
-	if ((rc = open_store(a, 0, &kv)))
+	if ((rc = open_store(a, OPEN_READ, &kv)))
 		return rc;
 	if ((err = sn_kv_stat(kv, &st0)))
 		return close_store(a, kv, fail(a, err));
@@ -580,7 +586,7 @@ static int do_compact(struct kv_args *a)
 	char b1[32], b2[32];
 	int rc, err;
 
-	if ((rc = open_store(a, 0, &kv)))
+	if ((rc = open_store(a, OPEN_WRITE, &kv)))
 		return rc;
 	/* sn_kv_compact returns once the rewritten segments are free again. */
 	if ((err = sn_kv_stat(kv, &b)) || (err = sn_kv_compact(kv, a->force)) ||
@@ -624,8 +630,8 @@ static const struct sub subs[] = {
 	  O_VALUE_FILE | O_ESCAPED | O_SYNC, 1, 2, do_put },
 	{ "get", "PATH KEY [--raw]", "print the value of KEY",
 	  "Prints KEY's value: the bytes exactly, plus a newline when standard output is a\n"
-	  "terminal. Exit 1 with \"KEY: not found\" on stderr when KEY is absent, or when its\n"
-	  "record fails its checksum (never printed as data).\n"
+	  "terminal. Exit 1 with \"KEY: not found\" on stderr when KEY is absent, or with the\n"
+	  "reason when its record fails its checksum (never printed as data).\n"
 	  "  --raw            no newline, even on a terminal\n"
 	  "  -e, --escaped    KEY uses the escapes scan prints: \\\\ and \\xNN\n",
 	  O_RAW | O_ESCAPED, 1, 1, do_get },
@@ -661,9 +667,9 @@ static const struct sub subs[] = {
 	  "every live key's value back (sn_kv_scan) and prints the statistics and a summary\n"
 	  "line. Exit 0 when clean (a torn tail is not corruption: those writes were never\n"
 	  "acknowledged as durable), 1 when a record failed its checksum, the scan failed, or\n"
-	  "the scan disagrees with the index. Like every open, recovery writes: the torn tail\n"
-	  "is zeroed on the device. Its close writes no new checkpoint (the next open loads\n"
-	  "the older one, which stays valid, and scans the log after it).\n",
+	  "the scan disagrees with the index. A bad record where the index checkpoint says\n"
+	  "records were durable is corruption, never taken for a torn tail. Check writes\n"
+	  "nothing to the store (a torn tail is cut by the next open that writes).\n",
 	  0, 0, 0, do_check },
 	{ "compact", "PATH [--force]", "rewrite mostly-dead segments; show space before/after",
 	  "Compacts every segment that is at most half live (every segment with --force),\n"
@@ -682,14 +688,18 @@ static void usage(FILE *f)
 	      "The key-value store (snstore/kv.h) from the shell. PATH is a file, a block device\n"
 	      "or a device URI (ENGINE:PATH?key=value); a plain path means auto:PATH. Each\n"
 	      "subcommand opens the store (running recovery), does one thing, and closes it.\n"
+	      "get, scan, stat and check open it read-only: they write nothing to it, share it\n"
+	      "with each other, and work on a file they may only read. Any open is refused\n"
+	      "while another writes the store (\"... is in use\").\n"
 	      "\n"
 	      "subcommands:\n",
 	      f);
 	for (unsigned i = 0; i < NSUBS; i++)
 		fprintf(f, "  %-8s %s\n", subs[i].name, subs[i].summary);
-	fputs("\n'snstore kv SUBCOMMAND --help' describes each. Put '--' before a KEY that\n"
-	      "starts with '-'. Exit status: 0 success; 1 failure (the message comes from the\n"
-	      "store: sn_errmsg()), a missing key for get, or corruption for check; 2 bad usage.\n"
+	fputs("\n'snstore kv SUBCOMMAND --help' describes each. Put '--' before a KEY or\n"
+	      "VALUE that starts with '-' (a '-h' among the arguments is refused, not taken for\n"
+	      "--help). Exit status: 0 success; 1 failure (the message comes from the store:\n"
+	      "sn_errmsg()), a missing key for get, or corruption for check; 2 bad usage.\n"
 	      "\n"
 	      "examples:\n"
 	      "  snstore kv format /data/kv --shards 4 --capacity 8g\n"
@@ -729,6 +739,19 @@ static int parse_u64(const struct kv_args *a, const char *opt, const char *s, ui
 	return -1;
 }
 
+/* "--name" of option c, for messages (argv[optind - 1] may be its argument). */
+static const char *opt_name(const struct option *lopts, int c)
+{
+	static char name[40];
+
+	for (; lopts->name; lopts++)
+		if (lopts->val == c) {
+			snprintf(name, sizeof(name), "--%s", lopts->name);
+			return name;
+		}
+	return "?";
+}
+
 static int parse(const struct sub *s, int argc, char **argv, struct kv_args *a)
 {
 	static const struct option lopts[] = {
@@ -752,21 +775,29 @@ static int parse(const struct sub *s, int argc, char **argv, struct kv_args *a)
 		['j'] = O_JSON,       ['F'] = O_FORCE,    ['e'] = O_ESCAPED,
 	};
 	uint64_t v;
-	int c, idx;
+	int c, idx, help = 0;
 
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "he", lopts, &idx)) != -1) {
 		if (c == 'h') {
-			sub_usage(stdout, s);
-			exit(0);
+			help = 1;
+			continue;
 		}
 		if (c == '?' || c == ':' || c >= 128) {
-			say(a, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
+			/* (a short option's letter; a long one is the element just read) */
+			if (optopt && optopt != '?')
+				say(a,
+				    "unknown option '-%c' (see --help; put '--' before a KEY or "
+				    "VALUE that starts with '-')",
+				    optopt);
+			else
+				say(a, "unknown or incomplete option '%s' (see --help)",
+				    argv[optind - 1]);
 			return -1;
 		}
 		if (!(s->opts & bit[c])) {
-			say(a, "option '%s' does not apply here (see --help)", argv[optind - 1]);
+			say(a, "option '%s' does not apply here (see --help)", opt_name(lopts, c));
 			return -1;
 		}
 		switch (c) {
@@ -823,6 +854,18 @@ static int parse(const struct sub *s, int argc, char **argv, struct kv_args *a)
 			a->escaped = 1;
 			break;
 		}
+	}
+	/* --help alone: the help. With PATH, a KEY or a VALUE as well, the caller may have
+	 * meant a key or value "-h" (a script's "$key"): refuse, rather than do nothing and
+	 * exit 0. */
+	if (help && argc == optind) {
+		sub_usage(stdout, s);
+		exit(0);
+	}
+	if (help) {
+		say(a, "-h/--help with arguments: put '--' before a KEY or VALUE that starts "
+		       "with '-'");
+		return -1;
 	}
 	if (optind >= argc) {
 		say(a, "PATH is missing");

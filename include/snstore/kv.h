@@ -98,6 +98,12 @@ struct sn_kv_opts {
 	int no_checkpoint;         /* open scans the whole log instead of loading the index
 	                              checkpoint (checking every record's CRC), and close writes
 	                              none */
+	int readonly;              /* open writes nothing to the device, ever: the file is
+	                              opened readonly=1 (other read-only opens may share it), a
+	                              torn tail recovery finds is cut in memory only, no
+	                              checkpoint, no compaction; puts, deletes, batches and
+	                              sn_kv_compact fail with -EROFS, sn_kv_sync returns 0.
+	                              Implies no_create */
 };
 
 /**
@@ -121,6 +127,7 @@ int sn_kv_format(const char *uri, const struct sn_kv_opts *opts);
  *   -EBUSY      the store is open already (in this process or another): a store has one
  *               open at a time, held by the file's lock (the file engines' lock=)
  *   -ESHUTDOWN  opts->rt was stopped
+ *   -EACCES     no permission to write the file (opts->readonly opens it only to read)
  *   -EINVAL     bad options
  *   other       the device's or runtime's error, with sn_errmsg()
  * Any thread but a worker.

@@ -409,6 +409,18 @@ int kv_ckpt_find(struct kv_shard *sh, struct kv_ckpt_part *parts, uint32_t n,
 	return 0;
 }
 
+uint32_t kv_ckpt_covered(const struct kv_shard *sh, const struct kv_ckpt_found *f, uint32_t seg,
+                         uint64_t seq)
+{
+	struct sn_kv_ckpt_seg t;
+
+	if (!f->buf || seg >= sh->nsegs)
+		return 0;
+	/* valid() checked the table is there: the header, then one entry per segment. */
+	memcpy(&t, f->buf + sizeof(struct sn_kv_ckpt) + (uint64_t)seg * sizeof(t), sizeof(t));
+	return t.seq == seq ? t.used : 0;
+}
+
 /* Load what kv_ckpt_find() found: the segments it covers come back SEG_SEALED, with
  * their recorded end as used (recovery scans only what follows it). */
 int kv_ckpt_apply(struct kv_shard *sh, const struct kv_ckpt_found *f, const uint64_t *disk_seq)

@@ -267,6 +267,8 @@ void kv_compact_init(struct kv_shard *sh)
 
 void kv_compact_maybe(struct kv_shard *sh)
 {
+	if (sh->kv->opts.readonly)
+		return;
 	if (sh->compact_done || sh->compacting || kv_low_on_space(sh))
 		sn_rt_defer(&sh->compact_task);
 }

@@ -7,7 +7,9 @@
  * fine here because the store serves nothing yet.
  *
  * A bad record in the newest segment is a torn tail (writes never made durable: shard.c
- * makes older segments durable first): the tail is cut, zeroed on disk, and reported.
+ * makes older segments durable first): the tail is cut, zeroed on disk, and reported;
+ * unless the newest index checkpoint says records reached past it (they were durable):
+ * then it is corruption, as in an older segment. A read-only open cuts in memory only.
  * A bad record in an older segment is corruption: the rest of that segment is skipped and
  * reported. Batch records wait until every shard is scanned (kv_shard_apply_batches).
  */
@@ -254,7 +256,9 @@ int kv_shard_recover_headers(struct kv_shard *sh)
 	free(hb);
 	if (n)
 		qsort(ord, n, sizeof(*ord), cmp_order);
-	if (!err && !kv->opts.no_checkpoint)
+	/* Found even when not loaded (no_checkpoint): what it covers was durable, which tells
+	 * a torn tail from corruption (kv_shard_recover). */
+	if (!err)
 		err = kv_ckpt_find(sh, ck, nck, disk_seq, &rc->ck);
 	free(ck);
 	rc->ord = ord;
@@ -342,6 +346,12 @@ int kv_shard_recover(struct kv_shard *sh)
 		if ((err = scan(sh, i, start, &end, &clean)))
 			break;
 		s->used = s->written = s->durable = end;
+		/* A bad record where the checkpoint says records were durable is no torn
+		 * write: it is corruption, as in an older segment, and the records after it
+		 * stay on disk, untouched (a scan of the whole log meets it; a load of the
+		 * checkpoint serves them). The segment stays sealed; a new head follows. */
+		if (last && !clean && end < kv_ckpt_covered(sh, &rc->ck, i, s->seq))
+			last = 0;
 		if (!last) {
 			if (!clean)
 				sh->corrupt++; /* the rest of this older segment is lost */
@@ -362,14 +372,15 @@ int kv_shard_recover(struct kv_shard *sh)
 					sh->torn_bytes += torn_extent(sh, s->img, end, tail,
 					                              sh->next_recseq - 1);
 				memset(s->img + end, 0, size - end);
-				if (kv->map)
+				/* (read-only: cut in memory only) */
+				if (kv->map && !kv->opts.readonly)
 					err = sn_dev_persist(kv->dev, s->img + from,
 					                     ((tail + bs - 1) & ~(bs - 1)) - from);
-				else
+				else if (!kv->opts.readonly)
 					err = sn_queue_pwrite(sh->w->q, s->img + from,
 					                      ((tail + bs - 1) & ~(bs - 1)) - from,
 					                      kv_seg_off(sh, i) + from);
-				if (!err && !kv->map)
+				if (!err && !kv->map && !kv->opts.readonly)
 					err = sn_queue_flush(sh->w->q);
 				if (err)
 					err = sn__err(err, "shard %u: clearing a cut log tail: %s",
@@ -392,7 +403,7 @@ int kv_shard_recover(struct kv_shard *sh)
 	 * of the shard). Never reuse them: a record left by such a segment would carry the
 	 * same CRC seed as a new one in the same place. */
 	sh->next_segseq += sh->nsegs;
-	if (!err && sh->nckpt && kv_low_on_space(sh))
+	if (!err && sh->nckpt && kv_low_on_space(sh) && !kv->opts.readonly)
 		kv_ckpt_release(sh); /* space is short: the checkpoint gives way */
 	if (!err && sh->head == UINT32_MAX && n && !sh->nfree) {
 		/* The newest segment is full and nothing is free: open anyway, so deletes and

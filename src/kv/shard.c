@@ -478,6 +478,10 @@ static void round_start(struct kv_shard *sh)
 		complete_waiters(sh, sh->failed);
 		return;
 	}
+	if (kv->opts.readonly) { /* nothing was appended; a fresh head's header stays unwritten */
+		complete_waiters(sh, 0);
+		return;
+	}
 	/* A round submits no more writes than the worker's queue has room for, less a slot
 	 * for the worker's flush (a full queue is no device failure): the dirty stretch
 	 * first, in part if it must be (the round makes durable what it wrote), then the

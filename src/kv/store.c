@@ -217,6 +217,13 @@ static int route(struct sn_kv *kv, struct kv_req *r)
 	return 0;
 }
 
+static int read_only(const struct sn_kv *kv)
+{
+	(void)kv;
+	return sn__err(-EROFS, "the store was opened read-only (opts.readonly): it takes no "
+	                       "writes");
+}
+
 static int submit_op(struct sn_kv *kv, enum kv_op op, const void *key, size_t klen, const void *val,
                      size_t vlen, unsigned flags, sn_kv_cb cb, void *arg)
 {
@@ -227,6 +234,8 @@ static int submit_op(struct sn_kv *kv, enum kv_op op, const void *key, size_t kl
 		return err;
 	if (flags & ~SN_KV_DURABLE)
 		return sn__err(-EINVAL, "unknown flags 0x%x", flags & ~SN_KV_DURABLE);
+	if (op != KV_GET && kv->opts.readonly)
+		return read_only(kv);
 	/* On a worker with a share of the store (a runtime may have more workers than the
 	 * store has shards), a quick call (no wait for a flush, a small value) needs no
 	 * request. */
@@ -433,7 +442,7 @@ int sn_kv_sync(struct sn_kv *kv)
 	struct waiter w = { 0 };
 	int err = not_on_worker(kv, "sn_kv_sync");
 
-	if (err)
+	if (err || kv->opts.readonly) /* (read-only: nothing was written) */
 		return err;
 	sn_rt_latch_init(&w.done, 1);
 	/* A failed call sent nothing: its callback never runs, there is nothing to wait for. */
@@ -721,6 +730,8 @@ int sn_kv_write(struct sn_kv *kv, struct sn_kv_batch *b, unsigned flags)
 		return err;
 	if (!b->nops)
 		return sn__err(-EINVAL, "the batch is empty");
+	if (kv->opts.readonly)
+		return read_only(kv);
 	if (flags & ~SN_KV_DURABLE)
 		return sn__err(-EINVAL, "unknown flags 0x%x", flags & ~SN_KV_DURABLE);
 	parts = calloc(n, sizeof(struct kv_req *));
@@ -984,6 +995,25 @@ static int do_format(struct sn_dev *dev, const struct sn_kv_opts *o, struct sn_k
 	return write_super(dev, sb);
 }
 
+/* Does the engine that opens uri's path (the innermost of fault:psync:PATH) take key? */
+static int engine_takes(const char *uri, const char *key)
+{
+	const struct sn_engine_desc *d;
+	const char *p = uri, *c;
+	char name[32] = "";
+
+	while ((c = strchr(p, ':')) && (size_t)(c - p) < sizeof(name) && !memchr(p, '/', c - p) &&
+	       !memchr(p, '?', c - p)) {
+		snprintf(name, sizeof(name), "%.*s", (int)(c - p), p);
+		p = c + 1;
+	}
+	for (unsigned i = 0; (d = sn_engine_desc(i)); i++)
+		for (const struct sn_option *o = d->options; !strcmp(d->name, name) && o->key; o++)
+			if (!strcmp(o->key, key))
+				return 1;
+	return 0;
+}
+
 static int open_dev(const char *uri, const struct sn_kv_opts *o, struct sn_dev **devp)
 {
 	/* size 0: never create a missing file (no_create). */
@@ -994,6 +1024,15 @@ static int open_dev(const char *uri, const struct sn_kv_opts *o, struct sn_dev *
 
 	if (!u)
 		return sn__err(-ENOMEM, "out of memory");
+	if (o && o->readonly && !strstr(u, "readonly=") && engine_takes(u, "readonly")) {
+		char *ro = NULL;
+
+		if (asprintf(&ro, "%s%sreadonly=1", u, strchr(u, '?') ? "&" : "?") < 0)
+			ro = NULL;
+		free(u);
+		if (!(u = ro))
+			return sn__err(-ENOMEM, "out of memory");
+	}
 	err = sn_dev_open(u, devp);
 	free(u);
 	return err;
@@ -1008,6 +1047,8 @@ int sn_kv_format(const char *uri, const struct sn_kv_opts *opts)
 
 	if (on_worker_any())
 		return sn__err(-EDEADLK, "sn_kv_format on a worker");
+	if (o.readonly)
+		return sn__err(-EINVAL, "opts.readonly: a format writes");
 	if ((err = open_dev(uri, &o, &dev)))
 		return err;
 	err = do_format(dev, &o, &sb);
@@ -1400,6 +1441,10 @@ int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kv
 		                       "runtime given (opts.rt) has its own workers");
 		goto fail;
 	}
+	if (kv->opts.readonly) { /* nothing to make durable: never a write, never a format */
+		kv->opts.no_create = 1;
+		kv->opts.sync = SN_KV_SYNC_NONE;
+	}
 	if (kv->opts.rt && sn_rt_stopped(kv->opts.rt)) {
 		err = sn__err(-ESHUTDOWN, "the runtime given (opts.rt) was stopped");
 		goto fail;
@@ -1409,7 +1454,7 @@ int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kv
 	sn_dev_info(kv->dev, &kv->info);
 	/* Through the mapping only where persisting is a cache-line flush: an msync would
 	 * report a failed writeback once for every worker (one file description). */
-	if ((kv->info.caps & SN_CAP_BYTE_ADDR) && !kv->opts.block_io &&
+	if ((kv->info.caps & SN_CAP_BYTE_ADDR) && !kv->opts.block_io && !kv->opts.readonly &&
 	    (kv->info.persist_gran == SN_GRAN_BYTE ||
 	     kv->info.persist_gran == SN_GRAN_CACHE_LINE)) {
 		void *base;
@@ -1484,7 +1529,7 @@ int sn_kv_open(const char *uri, const struct sn_kv_opts *opts, struct sn_kv **kv
 	{
 		uint64_t id, id0;
 
-		kv->ckpt_use = kv_shard_ckpt_close(&kv->shards[0], &id0);
+		kv->ckpt_use = !kv->opts.no_checkpoint && kv_shard_ckpt_close(&kv->shards[0], &id0);
 		for (unsigned s = 1; s < kv->sb.shards && kv->ckpt_use; s++)
 			kv->ckpt_use = kv_shard_ckpt_close(&kv->shards[s], &id) && id == id0;
 	}
@@ -1524,7 +1569,7 @@ int sn_kv_close(struct sn_kv *kv)
 		drain_batches(kv);
 	err = sn_kv_sync(kv);
 	/* Checkpoints only of a store whose every acknowledged write is durable. */
-	kv->ckpt_on_close = !err && !kv->opts.no_checkpoint;
+	kv->ckpt_on_close = !err && !kv->opts.no_checkpoint && !kv->opts.readonly;
 	if (getrandom(&kv->close_id, sizeof(kv->close_id), 0) != sizeof(kv->close_id))
 		kv->close_id = sn__now_ns() * 0x9e3779b97f4a7c15ull;
 	{
@@ -1715,6 +1760,8 @@ int sn_kv_compact(struct sn_kv *kv, int force)
 
 	if (err)
 		return err;
+	if (kv->opts.readonly)
+		return read_only(kv);
 	if (!(c = calloc(kv->sb.shards, sizeof(*c))))
 		return sn__err(-ENOMEM, "out of memory");
 	sn_rt_latch_init(&done, kv->sb.shards);
