@@ -875,7 +875,10 @@ static int index_oom(struct kv_shard *sh, uint32_t seg, uint32_t off)
 {
 	struct kv_seg *s = &sh->segs[seg];
 
-	if (seg == sh->head && s->written <= off) {
+	/* Undone only if no round took the record: none wrote as far as off (a round's
+	 * write reaches past the end it had, zeros ahead, and reads the image while in
+	 * flight, so a record appended meanwhile may be on the device). */
+	if (seg == sh->head && s->written <= off && s->zeroed <= off) {
 		memset(s->img + off, 0, s->used - off);
 		s->used = off;
 	} else {
