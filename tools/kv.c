@@ -672,9 +672,11 @@ static const struct sub subs[] = {
 	  "nothing to the store (a torn tail is cut by the next open that writes).\n",
 	  0, 0, 0, do_check },
 	{ "compact", "PATH [--force]", "rewrite mostly-dead segments; show space before/after",
-	  "Compacts every segment that is at most half live (every segment with --force),\n"
-	  "waits, and prints the segments used and dead bytes before and after.\n"
-	  "  --force          rewrite every segment, whatever its live share\n"
+	  "Compacts every segment that is at most half live, waits, and prints the segments\n"
+	  "used and dead bytes before and after. Never the segment appends go to (each\n"
+	  "shard's newest) nor those holding the index checkpoint: their dead bytes stay.\n"
+	  "  --force          every other segment with any dead bytes, whatever its live\n"
+	  "                   share\n"
 	  "  --sync MODE      the store's sync mode while open: none, interval or always\n",
 	  O_FORCE | O_SYNC, 0, 0, do_compact },
 };

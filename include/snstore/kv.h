@@ -227,8 +227,10 @@ struct sn_kv_stats {
 int sn_kv_stat(struct sn_kv *kv, struct sn_kv_stats *st);
 
 /**
- * Compact every segment that is at most opts.compact_pct % live (all of them with
- * force), on every shard, and wait. Returns 0 or an error. Any thread but a worker.
+ * Compact every segment that is at most opts.compact_pct % live (with force, every one
+ * with any dead bytes), on every shard, and wait: never a shard's head (the segment
+ * appends go to) nor the segments of the index checkpoint. Returns 0 or an error. Any
+ * thread but a worker.
  */
 int sn_kv_compact(struct sn_kv *kv, int force);
 
