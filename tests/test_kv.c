@@ -1556,7 +1556,8 @@ static int test_compact_many(void)
 	o.workers = 1;
 	o.cache_bytes = 1ull << 30; /* every image stays: compaction needs no reads */
 	unlink(km_path);
-	ASSERT_OK(sn_kv_open(uri, &o, &kv));
+	if (sn_kv_open(uri, &o, &kv) == -ENOSPC)
+		SKIP("no room for a 256 MiB store here: %s", sn_errmsg());
 	ASSERT_OK(sn_kv_stat(kv, &a));
 	n = (unsigned)(a.segments_total * 7 / 8); /* one record a segment */
 	for (unsigned i = 0; i < n; i++)
