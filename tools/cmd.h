@@ -16,8 +16,8 @@ int cmd_kvbench(int argc, char **argv);
  * the last engine of a wrapping one, fault:psync:PATH); "" for a URI without one (mem:). */
 void cmd_uri_file(const char *uri, char *file, size_t len);
 
-/* Does another open hold file's lock (a store open in another process, say: lock= of the
- * file engines)? Then it must not be removed. 0 too when file cannot be opened. */
-int cmd_file_in_use(const char *file);
+/* Remove file unless another open holds its lock (a store open in another process, say:
+ * lock= of the file engines), holding the lock meanwhile: 0, -EBUSY, or unlink's error. */
+int cmd_unlink_unused(const char *file);
 
 #endif

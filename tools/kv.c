@@ -787,8 +787,9 @@ static int parse(const struct sub *s, int argc, char **argv, struct kv_args *a)
 			continue;
 		}
 		if (c == '?' || c == ':' || c >= 128) {
-			/* (a short option's letter; a long one is the element just read) */
-			if (optopt && optopt != '?')
+			/* (a long option is the element just read; for a short one, getopt
+			 * may still be inside an element: its letter) */
+			if (optopt && optopt != '?' && strncmp(argv[optind - 1], "--", 2) != 0)
 				say(a,
 				    "unknown option '-%c' (see --help; put '--' before a KEY or "
 				    "VALUE that starts with '-')",
@@ -885,8 +886,25 @@ static int parse(const struct sub *s, int argc, char **argv, struct kv_args *a)
 	return 0;
 }
 
+/* Is there a store at path with a key in it, or is it open elsewhere? (Then it is not
+ * the empty leftover of a failed command.) */
+static int worth_keeping(const char *path)
+{
+	struct sn_kv_opts o = { .readonly = 1 };
+	struct sn_kv_stats st;
+	struct sn_kv *kv;
+	int err = sn_kv_open(path, &o, &kv);
+
+	if (err)
+		return err == -EBUSY;
+	err = sn_kv_stat(kv, &st);
+	sn_kv_close(kv);
+	return err || st.keys > 0;
+}
+
 /* Run a subcommand. One that fails leaves no file it created itself behind (a failed
- * format or put would otherwise leave a 1 GiB file, formatted or not). */
+ * format or put would otherwise leave a 1 GiB file, formatted or not); a file another
+ * process made meanwhile, and filled or holds open, stays. */
 static int run_sub(const struct sub *sub, struct kv_args *a)
 {
 	char file[4096];
@@ -896,9 +914,8 @@ static int run_sub(const struct sub *sub, struct kv_args *a)
 	cmd_uri_file(a->path, file, sizeof(file));
 	created = *file && stat(file, &st) != 0 && errno == ENOENT;
 	rc = sub->fn(a);
-	if (rc && created && stat(file, &st) == 0 && S_ISREG(st.st_mode) &&
-	    !cmd_file_in_use(file)) /* (made meanwhile by another process, which uses it) */
-		unlink(file);
+	if (rc && created && stat(file, &st) == 0 && S_ISREG(st.st_mode) && !worth_keeping(a->path))
+		cmd_unlink_unused(file);
 	return rc;
 }
 

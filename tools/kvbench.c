@@ -477,15 +477,21 @@ static int file_exists(const char *db)
 	return !*file || stat(file, &st) == 0;
 }
 
-int cmd_file_in_use(const char *file)
+int cmd_unlink_unused(const char *file)
 {
-	int fd = open(file, O_RDONLY | O_CLOEXEC), busy;
+	/* Exclusive where the file opens for writing (NFS emulates flock with fcntl locks,
+	 * whose exclusive kind needs it); a shared lock still conflicts with a writer's. */
+	int fd = open(file, O_RDWR | O_CLOEXEC), how = LOCK_EX, err = 0;
 
-	if (fd < 0)
-		return 0;
-	busy = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-	close(fd);
-	return busy;
+	if (fd < 0 && (fd = open(file, O_RDONLY | O_CLOEXEC)) >= 0)
+		how = LOCK_SH;
+	if (fd >= 0 && flock(fd, how | LOCK_NB) != 0 && errno == EWOULDBLOCK)
+		err = -EBUSY;
+	if (!err && unlink(file)) /* under the lock: no open of it can start meanwhile */
+		err = -errno;
+	if (fd >= 0)
+		close(fd);
+	return err;
 }
 
 #define CHECK_BYTES (1u << 20) /* filesystems keep their superblocks within this */
@@ -503,7 +509,7 @@ static int remove_store_file(const char *db)
 	unsigned char *head = malloc(CHECK_BYTES);
 	ssize_t n = 0;
 	struct stat st;
-	int fd, foreign = 0;
+	int fd, foreign = 0, err;
 
 	cmd_uri_file(db, file, sizeof(file));
 	if (!head) {
@@ -533,14 +539,14 @@ static int remove_store_file(const char *db)
 	}
 	if (!plain_path(db) || !*file || stat(file, &st) || !S_ISREG(st.st_mode))
 		return 0;
-	if (cmd_file_in_use(file)) {
+	if ((err = cmd_unlink_unused(file)) == -EBUSY) {
 		kb_error("--db %s is in use: another open of it holds its lock (a store open in "
 		         "another process?): refusing to remove it",
 		         db);
 		return -1;
 	}
-	if (unlink(db)) {
-		kb_error("removing %s: %s", db, strerror(errno));
+	if (err) {
+		kb_error("removing %s: %s", db, strerror(-err));
 		return -1;
 	}
 	return 0;
@@ -596,12 +602,7 @@ static int store_ready(struct store *s, int fresh)
 
 /* ---- shared with kv.c ---- */
 
-/*
- * The engine serving the store at uri, and auto:'s reason for it. kv.h does not say which
- * engine a store opened with, so this opens the device a second time, as sn_kv_open does
- * (a plain path means auto:PATH), reads sn_dev_info and closes it. Call it while the file
- * exists; 0, or an error.
- */
+/* The engine serving an open store, and auto:'s reason for it (sn_kv_dev's info). */
 void kv_engine(const struct sn_kv *kv, char *engine, size_t elen, char *note, size_t nlen)
 {
 	struct sn_dev_info in;

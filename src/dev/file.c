@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../util/util.h"
@@ -120,7 +121,19 @@ static int sync_parent(const char *path)
  */
 static int lock_file(int fd, const char *path, int readonly)
 {
-	if (flock(fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0 || errno != EWOULDBLOCK)
+	struct stat st;
+	int tries = fstat(fd, &st) == 0 && S_ISBLK(st.st_mode) ? 200 : 1;
+
+	/* systemd-udevd takes a whole disk's lock (shared) for a moment after each writer
+	 * closes it, to probe it: wait that out on a block device, up to 2 s. */
+	while (flock(fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+		if (errno != EWOULDBLOCK)
+			return 0;
+		if (--tries == 0)
+			break;
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+	}
+	if (tries)
 		return 0;
 	return sn__err(-EBUSY,
 	               "'%s' is in use: another open of it, in this process or another, holds "

@@ -257,9 +257,14 @@ int kv_shard_recover_headers(struct kv_shard *sh)
 	if (n)
 		qsort(ord, n, sizeof(*ord), cmp_order);
 	/* Found even when not loaded (no_checkpoint): what it covers was durable, which tells
-	 * a torn tail from corruption (kv_shard_recover). */
-	if (!err)
-		err = kv_ckpt_find(sh, ck, nck, disk_seq, &rc->ck);
+	 * a torn tail from corruption (kv_shard_recover). An open that does not load it gets
+	 * past one it cannot read (a bad sector, no memory): as if there were none. */
+	if (!err && (err = kv_ckpt_find(sh, ck, nck, disk_seq, &rc->ck)) &&
+	    kv->opts.no_checkpoint) {
+		kv_ckpt_found_free(&rc->ck);
+		sn__err_clear();
+		err = 0;
+	}
 	free(ck);
 	rc->ord = ord;
 	rc->n = n;

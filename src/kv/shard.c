@@ -478,7 +478,13 @@ static void round_start(struct kv_shard *sh)
 		complete_waiters(sh, sh->failed);
 		return;
 	}
-	if (kv->opts.readonly) { /* nothing was appended; a fresh head's header stays unwritten */
+	if (kv->opts.readonly) {
+		/* Nothing was appended: everything there is, is as durable as it gets (a head
+		 * recovery opened in memory keeps its header unwritten). */
+		const struct kv_seg *h = &sh->segs[sh->head];
+
+		sh->durable_seg = h->seq;
+		sh->durable_pos = h->used;
 		complete_waiters(sh, 0);
 		return;
 	}
@@ -874,16 +880,22 @@ void kv_shard_space_retry(struct kv_shard *sh)
 static int index_oom(struct kv_shard *sh, uint32_t seg, uint32_t off)
 {
 	struct kv_seg *s = &sh->segs[seg];
+	/* Undone only if no round can have taken the record: the writes of a round in flight
+	 * reach past the end it had (zeros ahead) and read the image while in flight, so a
+	 * record appended meanwhile may be on its way (a round done wrote before it). */
+	int undo = seg == sh->head && s->written <= off &&
+	           !(sh->round_active && sh->round_seg == s->seq && off < s->zeroed);
 
-	/* Undone only if no round took the record: none wrote as far as off (a round's
-	 * write reaches past the end it had, zeros ahead, and reads the image while in
-	 * flight, so a record appended meanwhile may be on the device). */
-	if (seg == sh->head && s->written <= off && s->zeroed <= off) {
+	if (undo) {
 		memset(s->img + off, 0, s->used - off);
-		s->used = off;
-	} else {
-		round_fail(sh, -ENOMEM);
+		/* On a mapping the record's stores may reach the media any time. */
+		if (sh->kv->map && sn_dev_persist(sh->kv->dev, s->img + off, s->used - off))
+			undo = 0;
+		else
+			s->used = off;
 	}
+	if (!undo)
+		round_fail(sh, -ENOMEM);
 	return sn__err(-ENOMEM, "shard %u: out of memory for the index%s", sh->id,
 	               sh->failed ? " (the record was on its way to the device: the shard "
 	                            "takes no more writes)"
