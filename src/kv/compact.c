@@ -218,8 +218,12 @@ static void step(void *arg)
 		    (!sh->compact_force && !sh->compact_done && !kv_low_on_space(sh))) {
 			for (uint32_t i = 0; sh->compact_done && i < sh->nsegs; i++)
 				if (sh->segs[i].state == SEG_COMPACTED ||
-				    sh->segs[i].state == SEG_ZEROING) {
-					/* Wait until the rounds have freed them. */
+				    sh->segs[i].state == SEG_ZEROING ||
+				    (sh->segs[i].state == SEG_SEALED &&
+				     kv_seg_dirty(&sh->segs[i]) && !sh->segs[i].nocompact)) {
+					/* Wait until the rounds have freed them, or made sealed
+					 * ones durable (candidates then: the round's end runs
+					 * this again). */
 					kv_shard_round_kick(sh);
 					return;
 				}
