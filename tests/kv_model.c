@@ -229,11 +229,16 @@ uint64_t km_tag(const struct km_workload *w, unsigned i, unsigned j)
 	return (w->id << 24) | ((uint64_t)i << 4) | j;
 }
 
-static uint32_t pick_vlen(uint64_t *s, uint32_t max)
+/* big: percent of values drawn from 8000..max (0: 8); the rest keep their shares */
+static uint32_t pick_vlen(uint64_t *s, uint32_t max, unsigned big)
 {
 	unsigned r = (unsigned)(splitmix(s) % 100);
 	uint32_t v;
 
+	if (big && big < 100)
+		r = r < 100 - big ? r * 92 / (100 - big) : 92;
+	else if (big)
+		r = 92;
 	if (r < 35)
 		v = (uint32_t)(splitmix(s) % 65);
 	else if (r < 70)
@@ -277,7 +282,7 @@ int km_generate(struct km_workload *w, uint64_t id, uint64_t seed, const struct 
 		    splitmix(&s) % 100 < mix->durable)
 			op->flags = SN_KV_DURABLE;
 		if (op->type == KM_PUT)
-			op->vlen = pick_vlen(&s, mix->max_vlen);
+			op->vlen = pick_vlen(&s, mix->max_vlen, mix->big);
 		if (op->type == KM_BATCH) {
 			op->nb = (uint8_t)(2 + splitmix(&s) % (KM_MAX_BOPS - 1));
 			for (unsigned j = 0; j < op->nb; j++) {
@@ -287,7 +292,7 @@ int km_generate(struct km_workload *w, uint64_t id, uint64_t seed, const struct 
 				if (j && splitmix(&s) % 5 == 0) /* the same key again: later wins */
 					b->key = op->b[j - 1].key;
 				b->del = splitmix(&s) % 4 == 0;
-				b->vlen = b->del ? 0 : pick_vlen(&s, mix->max_vlen / 4);
+				b->vlen = b->del ? 0 : pick_vlen(&s, mix->max_vlen / 4, mix->big);
 			}
 		}
 	}

@@ -85,6 +85,7 @@ struct km_mix {
 	unsigned put, del, batch, sync, get, compact; /* the rest: puts */
 	unsigned durable;                             /* of puts, deletes and batches */
 	uint32_t max_vlen;                            /* values up to this (some large) */
+	unsigned big; /* percent of values drawn from 8000..max_vlen; 0: 8 */
 };
 
 /* The key of index i: one 1-byte key, one 1024-byte key, the rest 8..47 bytes. */

@@ -26,7 +26,7 @@
  *                  where the workload makes write requests (bytes makes none: skipped).
  *
  *   test_kv_crash DIR fault|errors psync|uring|bytes [--points N] [--seed S] [--chain C]
- *                 [--compact] [--workers N] [--buffered]
+ *                 [--compact] [--workers N] [--buffered] [--segment SIZE] [--big PCT]
  *
  * --points: crash points to try (fault; default 5000); --seed: the seed of everything
  * (default: from the clock, printed); --chain C: run only chain C (to reproduce a failure);
@@ -36,6 +36,21 @@
  * index every run); --buffered: no O_DIRECT, for DIR on tmpfs (/dev/shm: a soak then
  * spends its time in the store, not in the disk's flushes). SN_CRASH_POINTS and SN_CRASH_SEED in the
  * environment set --points and --seed.
+ *
+ * --segment SIZE: the store's segment size in bytes, a power of two from 64 KiB (the
+ * default) to 16 MiB. The store keeps its shape: 4 shards of 8 segments after the log's
+ * first MiB (the device is that, rounded up to a multiple of SIZE: 3 MiB for 64 KiB, 66 MiB
+ * for 2 MiB), values up to 40000/65536 of a segment (40000 bytes for 64 KiB) but no more
+ * than the store takes (SN_KV_MAX_VALUE, 1 MiB, from 2 MiB segments on). Bigger segments
+ * reach what 64 KiB ones never do in src/kv/shard.c's round_start(): zeros written ahead of
+ * the head that stop inside the segment (KV_ZERO_AHEAD), rounds of more than one write
+ * (max_xfer, 1 MiB: from 2 MiB segments on), rounds the store starts by itself (a head with
+ * WRITEBACK, 1 MiB, unwritten); not rounds cut short for want of queue room (observe_op
+ * says why). With --segment, the fault mode also prints how often its rounds did that and
+ * its crashes came in such an op (observe_op). --big PCT: percent of the values drawn
+ * large, from 8000 bytes to the largest (default 8), so a head reaches 1 MiB unwritten more
+ * often: with --segment 2097152, a round of 2 writes came in about 1 run in 4 with 60, 1 in
+ * 7 with 40, 1 in 200 with 8. Both options apply to the error sweep's store and workload too.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -50,10 +65,12 @@
 #include "kv_model.h"
 #include "test.h"
 
-#define NKEYS    24
-#define NOPS     40 /* per workload, then a sync */
-#define CHAIN    16 /* crashes on one store */
-#define CAPACITY (3u << 20)
+#define NKEYS      24
+#define NOPS       40 /* per workload, then a sync */
+#define CHAIN      16 /* crashes on one store */
+#define SHARDS     4
+#define SHARD_SEGS 8          /* segments per shard */
+#define LOG_OFFSET (1u << 20) /* where the store's log starts (store.c, do_format) */
 
 static struct {
 	const char *dir, *mode, *engine;
@@ -61,9 +78,16 @@ static struct {
 	long long chain; /* -1: all */
 	int compact;
 	unsigned workers;
+	uint32_t segment, max_vlen; /* --segment, and the largest value workloads write */
+	uint64_t capacity;          /* of the device: the log's start and SHARD_SEGS per shard */
+	unsigned big;               /* --big: percent of values drawn large (0: kv_model's 8) */
+	int observe;                /* --segment given: count what the crashes met (observe_op) */
+	/* What a reproduce line repeats: the store's variables in the environment, and the
+	 * options besides --points, --seed and --chain. */
+	char env[64], args[128];
 	/* bytes: fault:psync:FILE?bytes=1 (byte-addressable, the store's mapped log) */
 	const char *inner, *dopts, *fopts; /* engine and options of direct and fault opens */
-} cfg = { .points = 5000, .chain = -1, .workers = 2 };
+} cfg = { .points = 5000, .chain = -1, .workers = 2, .segment = 64u << 10 };
 
 static char file[1024];
 static struct sn_rt *rt;
@@ -95,9 +119,9 @@ static struct sn_kv_opts store_opts(void)
 {
 	struct sn_kv_opts o = { 0 };
 
-	o.shards = 4;
-	o.segment_size = 64u << 10;
-	o.capacity = CAPACITY;
+	o.shards = SHARDS;
+	o.segment_size = cfg.segment;
+	o.capacity = cfg.capacity;
 	o.cache_bytes = 1; /* two segments per shard: gets also read the device */
 	o.rt = rt;
 	return o;
@@ -109,7 +133,8 @@ static int fresh_store(void)
 	char uri[1200];
 
 	unlink(file);
-	snprintf(uri, sizeof(uri), "psync:%s?create=1&size=%u&%s", file, CAPACITY, cfg.dopts);
+	snprintf(uri, sizeof(uri), "psync:%s?create=1&size=%llu&%s", file,
+	         (unsigned long long)cfg.capacity, cfg.dopts);
 	ASSERT_OK(sn_kv_format(uri, &o));
 	return T_PASS;
 }
@@ -198,7 +223,8 @@ static struct km_mix workload_mix(void)
 	x.get = 14;
 	x.compact = cfg.compact ? 3 : 0;
 	x.durable = 25;
-	x.max_vlen = 40000;
+	x.max_vlen = cfg.max_vlen;
+	x.big = cfg.big;
 	return x;
 }
 
@@ -226,6 +252,143 @@ static struct {
 
 static const char *const modes[] = { "random", "tear", "all", "keep" };
 
+/*
+ * --segment: what the crash chains met in the code of shard.c that only bigger segments
+ * reach, seen from outside. After every op of a workload every segment of every shard
+ * (kv_impl.h) is read on its worker (sn_rt_call: no race with the store), and the fault
+ * layer's stats. A round sets its segment's written (the end of the records it writes)
+ * and zeroed (how far its writes reach) as it starts, so two reads around an op show what
+ * that op's rounds did to each segment, summed (a segment that took a new sequence number
+ * became a head anew: from 0): zeros written ahead of the records, stopping inside the
+ * segment (KV_ZERO_AHEAD; a 64 KiB segment is written to its end), and a stretch of more
+ * than max_xfer past the block where written was (a round of two or more writes, unless
+ * an op ran two rounds on one segment, each of at most max_xfer: WRITEBACK starts one
+ * once a head has 1 MiB unwritten). Such a round during an op that waits for no
+ * durability (a put or delete without SN_KV_DURABLE, a get) was started by the store:
+ * WRITEBACK, a head sealed, or a compaction. A crash counts for the op after which the
+ * fault layer first shows it (crashes in an open or a close are not counted), with what
+ * that op's rounds did: wrote from past a segment's first KV_ZERO_AHEAD bytes, zeros
+ * ahead, 2+ writes (the crash may have come before or after them). A round cut short for
+ * want of queue room is not seen (the next one finishes it before the op returns), and
+ * this test makes none: the worker's queue is 256 deep, its ops come one at a time.
+ */
+static struct {
+	uint64_t zero_ahead, multi, multi_self; /* per op and segment, before a crash */
+	uint64_t crashes, crash_past, crash_zero, crash_multi;
+	uint32_t max_xfer;
+} ob;
+
+struct seg_snap {
+	uint64_t seq; /* 0: free */
+	uint32_t written, zeroed;
+};
+
+#define SNAP_SEGS (SHARDS * SHARD_SEGS)
+
+struct observe {
+	struct sn_kv *kv;
+	const struct km_workload *w;
+	int have, crashed;
+	struct seg_snap prev[SNAP_SEGS];
+};
+
+struct snap_ctx {
+	struct sn_kv *kv;
+	unsigned worker;
+	struct seg_snap *snap;
+};
+
+/* On a worker: the segments of its shards. */
+static void snap_worker(void *arg)
+{
+	struct snap_ctx *c = arg;
+	const struct kv_worker *w = &c->kv->workers[c->worker];
+
+	for (unsigned i = 0; i < w->nown; i++) {
+		const struct kv_shard *sh = &c->kv->shards[w->own[i]];
+
+		for (uint32_t j = 0; j < sh->nsegs && j < SHARD_SEGS; j++) {
+			const struct kv_seg *s = &sh->segs[j];
+
+			c->snap[w->own[i] * SHARD_SEGS + j] =
+			        (struct seg_snap){ s->seq, s->written, s->zeroed };
+		}
+	}
+}
+
+static void snap(struct sn_kv *kv, struct seg_snap *snap)
+{
+	memset(snap, 0, SNAP_SEGS * sizeof(*snap));
+	for (unsigned i = 0; i < kv->nworkers; i++) {
+		struct snap_ctx c = { kv, i, snap };
+
+		sn_rt_call(kv->rt, i, snap_worker, &c);
+	}
+}
+
+static void observe_init(struct observe *o, struct sn_kv *kv, const struct km_workload *w)
+{
+	uint32_t bs = kv->sb.block_size;
+
+	memset(o, 0, sizeof(*o));
+	o->kv = kv;
+	o->w = w;
+	/* as round_start() splits a round's writes */
+	ob.max_xfer = 1u << 20;
+	if (kv->info.max_transfer_bytes && kv->info.max_transfer_bytes < ob.max_xfer)
+		ob.max_xfer = kv->info.max_transfer_bytes & ~(bs - 1);
+}
+
+/* km_event_fn: before op i (acked < 0), and after it. */
+static void observe_op(void *arg, unsigned i, int acked)
+{
+	struct observe *o = arg;
+	const struct km_op *op = &o->w->ops[i];
+	uint32_t bs = o->kv->sb.block_size;
+	unsigned zero = 0, multi = 0, past = 0;
+	struct sn_fault_stats fs = { 0 };
+	struct seg_snap now[SNAP_SEGS];
+	int self = (op->type == KM_PUT || op->type == KM_DEL || op->type == KM_GET) &&
+	           !(op->flags & SN_KV_DURABLE);
+
+	if (acked < 0) {
+		if (!o->have)
+			snap(o->kv, o->prev);
+		o->have = 1;
+		return;
+	}
+	if (o->crashed) /* rounds after the crash write nothing */
+		return;
+	snap(o->kv, now);
+	fault_stats(o->kv, &fs);
+	for (unsigned j = 0; j < SNAP_SEGS; j++) {
+		struct seg_snap a = o->prev[j];
+		const struct seg_snap *b = &now[j];
+
+		if (!b->seq)
+			continue;
+		if (a.seq != b->seq) /* a head anew */
+			a = (struct seg_snap){ 0 };
+		past += b->written > a.written && (a.written & ~(bs - 1)) >= KV_ZERO_AHEAD;
+		/* zeros past the records, by the last round: to went past end (round_start) */
+		zero += b->zeroed > a.zeroed && b->zeroed < cfg.segment &&
+		        b->zeroed > ((b->written + bs - 1) & ~(bs - 1));
+		multi += b->written > a.written &&
+		         b->written - (a.written & ~(bs - 1)) > ob.max_xfer;
+	}
+	ob.zero_ahead += zero;
+	ob.multi += multi;
+	ob.multi_self += self ? multi : 0;
+	if (fs.crashes) {
+		o->crashed = 1;
+		ob.crashes++;
+		ob.crash_past += past > 0;
+		ob.crash_zero += zero > 0;
+		ob.crash_multi += multi > 0;
+	}
+	memcpy(o->prev, now, sizeof(now));
+}
+
 static int run_chain(uint64_t chain, uint64_t *budget)
 {
 	uint64_t s = cfg.seed ^ (chain + 1) * 0xd1342543de82ef95ull;
@@ -245,17 +408,19 @@ static int run_chain(uint64_t chain, uint64_t *budget)
 		struct sn_fault_stats fs = { 0 };
 		struct km_workload w = { 0 };
 		struct km_run_result rr = { 0 };
+		struct observe obs;
 		struct sn_kv *kv;
 		char uri[1200], why[1024];
 		int err, crashed = 0, verified, last = it == CHAIN || *budget == 1;
 
 		snprintf(where, sizeof(where),
 		         "  seed %llu, chain %llu, crash %u: fault:%s (crash_at=%llu crash=%s "
-		         "seed=%llu)\n  reproduce: test_kv_crash %s fault %s --seed %llu --chain "
-		         "%llu\n",
+		         "seed=%llu)\n  reproduce: %stest_kv_crash %s fault %s --seed %llu --chain "
+		         "%llu%s\n",
 		         (unsigned long long)cfg.seed, (unsigned long long)chain, it, cfg.engine,
-		         (unsigned long long)at, mode, (unsigned long long)fseed, cfg.dir,
-		         cfg.engine, (unsigned long long)cfg.seed, (unsigned long long)chain);
+		         (unsigned long long)at, mode, (unsigned long long)fseed, cfg.env, cfg.dir,
+		         cfg.engine, (unsigned long long)cfg.seed, (unsigned long long)chain,
+		         cfg.args);
 		alarm(60);
 		snprintf(uri, sizeof(uri), "fault:%s:%s?%s&crash=%s&crash_at=%llu&seed=%llu",
 		         cfg.inner, file, cfg.fopts, mode, (unsigned long long)at,
@@ -294,7 +459,9 @@ static int run_chain(uint64_t chain, uint64_t *budget)
 				r = T_FAIL;
 				break;
 			}
-			if (km_run(kv, &m, &w, 0, 1, NULL, NULL, &rr, &tot, why, sizeof(why))) {
+			observe_init(&obs, kv, &w);
+			if (km_run(kv, &m, &w, 0, 1, cfg.observe ? observe_op : NULL, &obs, &rr,
+			           &tot, why, sizeof(why))) {
 				printf("    %s\n%s", why, where);
 				sn_kv_close(kv);
 				r = T_FAIL;
@@ -380,8 +547,10 @@ static int test_fault_chains(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	printf("    %llu crash points on fault:%s, %d keys, %d ops per workload, chains of %d "
-	       "crashes on a %u-byte store of 4 shards; compaction calls %s\n",
-	       (unsigned long long)cfg.points, cfg.engine, NKEYS, NOPS, CHAIN, CAPACITY,
+	       "crashes on a %llu-byte store of %d shards, %u-byte segments, values up to %u "
+	       "bytes; compaction calls %s\n",
+	       (unsigned long long)cfg.points, cfg.engine, NKEYS, NOPS, CHAIN,
+	       (unsigned long long)cfg.capacity, SHARDS, cfg.segment, cfg.max_vlen,
 	       cfg.compact ? "on" : "off");
 	while (budget && r == T_PASS) {
 		r = run_chain(chain, &budget);
@@ -414,6 +583,17 @@ static int test_fault_chains(void)
 	       (unsigned long long)checked_straight, cfg.inner, (unsigned long long)checked_full,
 	       (unsigned long long)tot.corrupt_records, (unsigned long long)tot.torn_bytes,
 	       (unsigned long long)tot.torn_recoveries);
+	if (cfg.observe)
+		printf("    %u-byte segments, rounds seen between a workload's ops: %llu wrote "
+		       "zeros ahead that stop inside the segment, %llu wrote more than %u bytes "
+		       "(2+ writes; %llu of them in ops that wait for no durability: WRITEBACK); "
+		       "crash points in an op: %llu, in one whose rounds wrote past a segment's "
+		       "first %u bytes %llu, that wrote zeros ahead %llu, 2+ writes %llu\n",
+		       cfg.segment, (unsigned long long)ob.zero_ahead, (unsigned long long)ob.multi,
+		       ob.max_xfer, (unsigned long long)ob.multi_self,
+		       (unsigned long long)ob.crashes, KV_ZERO_AHEAD,
+		       (unsigned long long)ob.crash_past, (unsigned long long)ob.crash_zero,
+		       (unsigned long long)ob.crash_multi);
 	ASSERT_EQ(tot.lost, 0);
 	ASSERT_EQ(tot.corrupt, 0);
 	ASSERT_EQ(tot.torn_batches, 0);
@@ -454,8 +634,8 @@ static int sweep_one(const struct km_workload *w, const char *opt, uint64_t at,
 
 	memset(fs, 0, sizeof(*fs));
 	snprintf(where, sizeof(where),
-	         "  %s=%llu on fault:%s\n  reproduce: test_kv_crash %s errors %s\n", opt,
-	         (unsigned long long)at, cfg.engine, cfg.dir, cfg.engine);
+	         "  %s=%llu on fault:%s\n  reproduce: %stest_kv_crash %s errors %s%s\n", opt,
+	         (unsigned long long)at, cfg.engine, cfg.env, cfg.dir, cfg.engine, cfg.args);
 	alarm(60);
 	if (fresh_store() || km_model_init(&m, NKEYS))
 		return T_FAIL;
@@ -594,7 +774,7 @@ static int usage(const char *prog)
 {
 	fprintf(stderr,
 	        "usage: %s DIR fault|errors psync|uring|bytes [--points N] [--seed S] [--chain C] "
-	        "[--compact] [--workers N] [--buffered]\n",
+	        "[--compact] [--workers N] [--buffered] [--segment SIZE] [--big PCT]\n",
 	        prog);
 	return 1;
 }
@@ -602,8 +782,9 @@ static int usage(const char *prog)
 int main(int argc, char **argv)
 {
 	struct sn_rt_opts ro = { 0 };
+	uint64_t seg = 64u << 10, most;
 	const char *env;
-	int r, buffered = 0;
+	int r, buffered = 0, n = 0;
 
 	if (argc < 4)
 		return usage(argv[0]);
@@ -629,9 +810,37 @@ int main(int argc, char **argv)
 			buffered = 1;
 		else if (!strcmp(argv[i], "--workers") && i + 1 < argc)
 			cfg.workers = (unsigned)strtoul(argv[++i], NULL, 0);
-		else
+		else if (!strcmp(argv[i], "--big") && i + 1 < argc)
+			cfg.big = (unsigned)strtoul(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--segment") && i + 1 < argc) {
+			seg = strtoull(argv[++i], NULL, 0);
+			cfg.observe = 1;
+		} else
 			return usage(argv[0]);
 	}
+	if (seg < (64u << 10) || seg > (16u << 20) || (seg & (seg - 1)) || cfg.big > 100)
+		return usage(argv[0]);
+	/* The store of 64 KiB segments, scaled: SHARD_SEGS per shard after the log's start,
+	 * values up to 40000/65536 of a segment but no more than the store takes (store.c:
+	 * a segment less its header, a batch record's with the longest key, and 8). */
+	cfg.segment = (uint32_t)seg;
+	cfg.capacity = (LOG_OFFSET + (uint64_t)SHARDS * SHARD_SEGS * seg + seg - 1) & ~(seg - 1);
+	cfg.max_vlen = (uint32_t)(40000 * seg / (64u << 10));
+	most = seg - sizeof(struct sn_kv_seghdr) - sn_kv_rec_len(SN_KV_REC_BPUT, SN_KV_MAX_KEY, 0) -
+	       8;
+	if (cfg.max_vlen > most)
+		cfg.max_vlen = (uint32_t)most;
+	if (cfg.max_vlen > SN_KV_MAX_VALUE)
+		cfg.max_vlen = SN_KV_MAX_VALUE;
+	for (unsigned i = 0; i < 2; i++) {
+		const char *var = i ? "SN_KV_NOZERO" : "SN_KV_PIPE";
+
+		if ((env = getenv(var)) && *env && n < (int)sizeof(cfg.env))
+			n += snprintf(cfg.env + n, sizeof(cfg.env) - (size_t)n, "%s=%s ", var, env);
+	}
+	snprintf(cfg.args, sizeof(cfg.args), "%s%s --workers %u --segment %u --big %u",
+	         cfg.compact ? " --compact" : "", buffered ? " --buffered" : "", cfg.workers,
+	         cfg.segment, cfg.big);
 	if ((strcmp(cfg.mode, "fault") && strcmp(cfg.mode, "errors")) ||
 	    (strcmp(cfg.engine, "psync") && strcmp(cfg.engine, "uring") &&
 	     strcmp(cfg.engine, "bytes")))
@@ -655,8 +864,8 @@ int main(int argc, char **argv)
 		char uri[1200];
 		int err;
 
-		snprintf(uri, sizeof(uri), "%s:%s?create=1&size=%u&%s", cfg.inner, file, CAPACITY,
-		         cfg.dopts);
+		snprintf(uri, sizeof(uri), "%s:%s?create=1&size=%llu&%s", cfg.inner, file,
+		         (unsigned long long)cfg.capacity, cfg.dopts);
 		err = sn_dev_open(uri, &dev);
 		if (err == SN_ENOTAVAIL) {
 			printf("skipped: %s\n", sn_errmsg());
