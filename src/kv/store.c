@@ -1026,12 +1026,14 @@ static int open_dev(const char *uri, const struct sn_kv_opts *o, struct sn_dev *
 		return sn__err(-ENOMEM, "out of memory");
 	if (o && o->readonly && !strstr(u, "readonly=") && engine_takes(u, "readonly")) {
 		char *ro = NULL;
+		int r = asprintf(&ro, "%s%sreadonly=1", u, strchr(u, '?') ? "&" : "?");
 
-		if (asprintf(&ro, "%s%sreadonly=1", u, strchr(u, '?') ? "&" : "?") < 0)
-			ro = NULL;
 		free(u);
-		if (!(u = ro))
+		if (r < 0)
 			return sn__err(-ENOMEM, "out of memory");
+		err = sn_dev_open(ro, devp);
+		free(ro);
+		return err;
 	}
 	err = sn_dev_open(u, devp);
 	free(u);
