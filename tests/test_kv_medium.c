@@ -189,6 +189,30 @@ static int test_corrupt_while_open(void)
 	return T_PASS;
 }
 
+/* A fresh store with key "victim" = val (after a 10-byte older version, with older) and
+ * then n keys after-0.. of 1000 bytes, closed; then one byte of val's on the medium
+ * flipped. */
+static int closed_victim(const struct sn_kv_opts *o, int older, const unsigned char *val,
+                         size_t vlen, unsigned n)
+{
+	struct sn_kv *kv;
+	char key[32];
+	int64_t at;
+
+	if (km_open_fresh(o, &kv))
+		return T_FAIL;
+	if (older)
+		ASSERT_OK(km_put(kv, "victim", 6, 10, 1, 0));
+	ASSERT_OK(sn_kv_put(kv, "victim", 6, val, vlen, 0));
+	for (unsigned i = 0; i < n; i++)
+		ASSERT_OK(km_put(kv, key, km_name(key, "after", i), 1000, i, 0));
+	ASSERT_OK(sn_kv_close(kv));
+	at = find_in_file(val, vlen);
+	ASSERT_TRUE(at >= 0);
+	ASSERT_OK(flip_byte((uint64_t)at + 10));
+	return T_PASS;
+}
+
 /*
  * A byte flipped while the store was closed. Scanning the log (full_scan), recovery finds
  * it: the only acceptable outcomes for each key are its value, SN_ECORRUPT, or -ENOENT
@@ -205,23 +229,14 @@ static int corrupt_closed(int older_segment, int full_scan)
 	struct sn_kv *kv;
 	char key[32];
 	unsigned lost = 0, n = older_segment ? 200 : 20;
-	int64_t at;
 	void *v;
 	size_t vl;
 	int err;
 
 	o.shards = 1; /* every key in one log: "later records" is well defined */
-	if (km_open_fresh(&o, &kv))
-		return T_FAIL;
 	marker(val, sizeof(val), older_segment ? "<victim-older>" : "<victim-newest>");
-	ASSERT_OK(km_put(kv, "victim", 6, 10, 1, 0)); /* an older version of the key */
-	ASSERT_OK(sn_kv_put(kv, "victim", 6, val, sizeof(val), 0));
-	for (unsigned i = 0; i < n; i++)
-		ASSERT_OK(km_put(kv, key, km_name(key, "after", i), 1000, i, 0));
-	ASSERT_OK(sn_kv_close(kv));
-	at = find_in_file(val, sizeof(val));
-	ASSERT_TRUE(at >= 0);
-	ASSERT_OK(flip_byte((uint64_t)at + 10));
+	if (closed_victim(&o, 1, val, sizeof(val), n))
+		return T_FAIL;
 	o.no_checkpoint = full_scan;
 	ASSERT_OK(sn_kv_open(km_uri, &o, &kv));
 	ASSERT_OK(sn_kv_stat(kv, &st));
@@ -340,22 +355,14 @@ static int test_corrupt_covered_readonly(void)
 	const unsigned n = 20;
 	char key[32];
 	uint32_t crc;
-	int64_t at;
 	void *v;
 	size_t vl;
 	int err;
 
 	o.shards = 1;
-	if (km_open_fresh(&o, &kv))
-		return T_FAIL;
 	marker(val, sizeof(val), "<victim-covered>");
-	ASSERT_OK(sn_kv_put(kv, "victim", 6, val, sizeof(val), 0));
-	for (unsigned i = 0; i < n; i++)
-		ASSERT_OK(km_put(kv, key, km_name(key, "after", i), 1000, i, 0));
-	ASSERT_OK(sn_kv_close(kv));
-	at = find_in_file(val, sizeof(val));
-	ASSERT_TRUE(at >= 0);
-	ASSERT_OK(flip_byte((uint64_t)at + 10));
+	if (closed_victim(&o, 0, val, sizeof(val), n))
+		return T_FAIL;
 	crc = file_crc();
 
 	ro = o;
