@@ -377,15 +377,15 @@ int kv_shard_recover(struct kv_shard *sh)
 					sh->torn_bytes += torn_extent(sh, s->img, end, tail,
 					                              sh->next_recseq - 1);
 				memset(s->img + end, 0, size - end);
-				/* (read-only: cut in memory only) */
-				if (kv->map && !kv->opts.readonly)
+				if (kv->opts.readonly)
+					; /* cut in memory only */
+				else if (kv->map)
 					err = sn_dev_persist(kv->dev, s->img + from,
 					                     ((tail + bs - 1) & ~(bs - 1)) - from);
-				else if (!kv->opts.readonly)
-					err = sn_queue_pwrite(sh->w->q, s->img + from,
-					                      ((tail + bs - 1) & ~(bs - 1)) - from,
-					                      kv_seg_off(sh, i) + from);
-				if (!err && !kv->map && !kv->opts.readonly)
+				else if (!(err = sn_queue_pwrite(sh->w->q, s->img + from,
+				                                 ((tail + bs - 1) & ~(bs - 1)) -
+				                                         from,
+				                                 kv_seg_off(sh, i) + from)))
 					err = sn_queue_flush(sh->w->q);
 				if (err)
 					err = sn__err(err, "shard %u: clearing a cut log tail: %s",

@@ -459,7 +459,7 @@ static void round_start(struct kv_shard *sh)
 	struct sn_kv *kv = sh->kv;
 	struct kv_worker *w = sh->w;
 	uint32_t bs = kv->sb.block_size, d = oldest_dirty(sh), max_xfer = 1u << 20;
-	uint32_t from = 0, to = 0, room;
+	uint32_t from = 0, to = 0, room, chunks;
 	int zeroing = 0;
 
 	if (sh->round_active || sh->flushing > 1)
@@ -524,9 +524,13 @@ static void round_start(struct kv_shard *sh)
 			to = (to + 2 * KV_ZERO_AHEAD - 1) & ~(KV_ZERO_AHEAD - 1);
 		if (to > kv->sb.segment_size)
 			to = kv->sb.segment_size;
-		if (room != UINT32_MAX && (to - from + max_xfer - 1) / max_xfer > room)
+		chunks = (to - from + max_xfer - 1) / max_xfer;
+		if (chunks > room) {
 			to = from + room * max_xfer;
-		room = room == UINT32_MAX ? room : room - (to - from + max_xfer - 1) / max_xfer;
+			chunks = room;
+		}
+		if (room != UINT32_MAX)
+			room -= chunks;
 	}
 	/* Clear the headers of compacted segments whose copies are durable. */
 	for (uint32_t i = 0; !sh->flushing && room && i < sh->nsegs; i++) {

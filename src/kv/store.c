@@ -217,9 +217,8 @@ static int route(struct sn_kv *kv, struct kv_req *r)
 	return 0;
 }
 
-static int read_only(const struct sn_kv *kv)
+static int read_only(void)
 {
-	(void)kv;
 	return sn__err(-EROFS, "the store was opened read-only (opts.readonly): it takes no "
 	                       "writes");
 }
@@ -235,7 +234,7 @@ static int submit_op(struct sn_kv *kv, enum kv_op op, const void *key, size_t kl
 	if (flags & ~SN_KV_DURABLE)
 		return sn__err(-EINVAL, "unknown flags 0x%x", flags & ~SN_KV_DURABLE);
 	if (op != KV_GET && kv->opts.readonly)
-		return read_only(kv);
+		return read_only();
 	/* On a worker with a share of the store (a runtime may have more workers than the
 	 * store has shards), a quick call (no wait for a flush, a small value) needs no
 	 * request. */
@@ -731,7 +730,7 @@ int sn_kv_write(struct sn_kv *kv, struct sn_kv_batch *b, unsigned flags)
 	if (!b->nops)
 		return sn__err(-EINVAL, "the batch is empty");
 	if (kv->opts.readonly)
-		return read_only(kv);
+		return read_only();
 	if (flags & ~SN_KV_DURABLE)
 		return sn__err(-EINVAL, "unknown flags 0x%x", flags & ~SN_KV_DURABLE);
 	parts = calloc(n, sizeof(struct kv_req *));
@@ -1763,7 +1762,7 @@ int sn_kv_compact(struct sn_kv *kv, int force)
 	if (err)
 		return err;
 	if (kv->opts.readonly)
-		return read_only(kv);
+		return read_only();
 	if (!(c = calloc(kv->sb.shards, sizeof(*c))))
 		return sn__err(-ENOMEM, "out of memory");
 	sn_rt_latch_init(&done, kv->sb.shards);
