@@ -2,13 +2,16 @@
 # SPDX-License-Identifier: MIT
 # cli_kv.sh SNSTORE DIR — `snstore kv` as the acceptance checks use it: put returns 0
 # once durable, get prints the value (exit 0) or exits 1 with a message when the key is
-# absent, del likewise; what stat and check print; and a store in use by another open
-# (the script holds its lock with flock(1), as an open store does) is refused with exit 1, untouched.
+# absent (2 for any failure), del likewise; what stat and check print; a store in use by
+# another open (the script holds its lock with flock(1), as an open store does) is refused
+# (exit 1; get: 2), untouched; a write to an engine that keeps nothing is refused.
 . "$(dirname "$0")/cli_lib.sh"
 S=$DIR/store
 
-echo "get on a missing path: exit 1, no file made"
-$SN kv get "$S" k >"$DIR/out" 2>"$DIR/err" && fail "get on a missing path succeeded"
+echo "get on a missing path: exit 2 (a failure, not an absent key), no file made"
+$SN kv get "$S" k >"$DIR/out" 2>"$DIR/err"
+rc=$?
+[ $rc -eq 2 ] || fail "get on a missing path: exit $rc"
 [ -e "$S" ] && fail "get created $S"
 grep -q "no such file" "$DIR/err" || fail "get on a missing path: $(cat "$DIR/err")"
 
@@ -25,6 +28,10 @@ $SN kv del "$S" user:1 || fail "del"
 $SN kv get "$S" user:1 >/dev/null 2>&1 && fail "get after del found the key"
 $SN kv put "$S" a 1 && $SN kv put "$S" b 2 || fail "puts"
 [ "$($SN kv scan "$S" | sort | tr '\t\n' '=;')" = "a=1;b=2;" ] || fail "scan: $($SN kv scan "$S")"
+
+echo "put and del on mem: (nothing persists) are refused"
+$SN kv put mem: k v >"$DIR/out" 2>"$DIR/err" && fail "put on mem: succeeded"
+grep -q "could never be durable" "$DIR/err" || fail "put on mem:: $(cat "$DIR/err")"
 
 echo "a key or value '-h' is refused unless after '--', never taken for --help"
 $SN kv put "$S" flag -h >/dev/null 2>&1
@@ -49,6 +56,13 @@ $SN kv stat "$S" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); a
 $SN kv check "$S" >"$DIR/out" || fail "check: $(tail -1 "$DIR/out")"
 grep -q "clean: 2 keys" "$DIR/out" || fail "check: $(tail -1 "$DIR/out")"
 
+echo "a format whose segments cannot hold 1 MiB values says the largest value"
+$SN kv format "$DIR/small" --capacity 8m --shards 1 >"$DIR/out" || fail "format 8m"
+grep -q "values up to 510.9 KiB" "$DIR/out" || fail "format 8m: $(grep layout "$DIR/out")"
+grep -q "values above 523160 bytes are refused" "$DIR/out" || fail "format 8m: no note"
+head -c 600000 /dev/zero >"$DIR/big"
+$SN kv put "$DIR/small" big --value-file "$DIR/big" 2>"$DIR/err" && fail "a 600000-byte value stored"
+grep -q "523160" "$DIR/err" || fail "put of a too-large value: $(cat "$DIR/err")"
 echo "a store whose lock another open holds: refused (exit 1), nothing changed"
 if ! command -v flock >/dev/null; then
 	echo "skipped: no flock(1) (util-linux) to hold the lock"
@@ -60,7 +74,9 @@ for cmd in "put $S c 3" "del $S a" "get $S a" "format $S" "compact $S"; do
 	# shellcheck disable=SC2086 # (word splitting wanted)
 	$SN kv $cmd >"$DIR/out" 2>"$DIR/err"
 	rc=$?
-	[ $rc -eq 1 ] || fail "kv $cmd while locked: exit $rc"
+	want=1
+	[ "${cmd%% *}" = get ] && want=2
+	[ $rc -eq $want ] || fail "kv $cmd while locked: exit $rc"
 	grep -q "in use" "$DIR/err" || fail "kv $cmd while locked: $(cat "$DIR/err")"
 done
 $SN kvbench --db "$S" --num 1000 >"$DIR/out" 2>"$DIR/err" && fail "kvbench on a locked store ran"
@@ -82,7 +98,9 @@ rc=$?
 [ $rc -eq 1 ] || fail "check of a corrupt store: exit $rc: $(tail -1 "$DIR/out")"
 grep -q "CORRUPT" "$DIR/out" || fail "check of a corrupt store: $(tail -1 "$DIR/out")"
 [ "$(cksum <"$S")" = "$sum" ] || fail "check changed the corrupt store"
-$SN kv get "$S" victim >/dev/null 2>"$DIR/err" && fail "the corrupt value was returned"
+$SN kv get "$S" victim >/dev/null 2>"$DIR/err"
+rc=$?
+[ $rc -eq 2 ] || fail "get of the corrupt record: exit $rc (2: a failure, not absent)"
 grep -q "checksum" "$DIR/err" || fail "get of the corrupt record: $(cat "$DIR/err")"
 [ "$($SN kv get "$S" after1)$($SN kv get "$S" after2)" = onetwo ] ||
 	fail "records written after the corrupt one are lost"

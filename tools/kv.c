@@ -210,7 +210,23 @@ static int open_store(struct kv_args *a, enum open_mode mode, struct sn_kv **kvp
 		say(a, "%s: the device holds no store", a->path);
 		return 1;
 	}
-	return err ? fail(a, err) : 0;
+	if (err)
+		return fail(a, err);
+	if (mode != OPEN_READ) {
+		/* A write's exit 0 means durable: nothing is on a device that keeps nothing. */
+		struct sn_dev_info in;
+
+		sn_dev_info(sn_kv_dev(*kvp), &in);
+		if (!(in.caps & SN_CAP_PERSISTS)) {
+			say(a,
+			    "%s: engine %s keeps nothing once this command exits: a write there "
+			    "could never be durable",
+			    a->path, in.engine);
+			sn_kv_close(*kvp);
+			return 1;
+		}
+	}
+	return 0;
 }
 
 static int close_store(const struct kv_args *a, struct sn_kv *kv, int rc)
@@ -234,9 +250,10 @@ static void print_stats(FILE *f, const char *path, const struct sn_kv *kv,
 	fprintf(f, "store        %s (engine %s%s%s)\n", path, eng, *note ? "; " : "", note);
 	fprintf(f,
 	        "layout       %u shards on %u workers, %s segments, %u-byte blocks, "
-	        "capacity %s\n",
+	        "capacity %s; values up to %s\n",
 	        s->shards, s->workers, fmt_size(s->segment_size, b1, sizeof(b1)), s->block_size,
-	        fmt_size(s->capacity_bytes, b2, sizeof(b2)));
+	        fmt_size(s->capacity_bytes, b2, sizeof(b2)),
+	        fmt_size(s->max_value, b3, sizeof(b3)));
 	fprintf(f, "log path     %s\n",
 	        s->mapped ? "the device's mapping: appends are stores, syncs persist cache lines"
 	                  : "block I/O: appends fill a write buffer, syncs write and flush");
@@ -291,13 +308,13 @@ static void print_stats_json(FILE *f, const char *path, const struct sn_kv *kv,
 	        ",\"compacted_bytes\":%" PRIu64 ",\"recovered_records\":%" PRIu64
 	        ",\"recovery_ns\":%" PRIu64 ",\"torn_bytes\":%" PRIu64
 	        ",\"corrupt_records\":%" PRIu64 ",\"checkpoint_keys\":%" PRIu64
-	        ",\"checkpoint_segments\":%u}\n",
+	        ",\"checkpoint_segments\":%u,\"max_value\":%u}\n",
 	        s->shards, s->workers, s->segment_size, s->block_size, s->capacity_bytes, s->keys,
 	        s->live_bytes, s->dead_bytes, s->segments_used, s->segments_total, s->puts, s->gets,
 	        s->dels, s->batches, s->syncs, s->flushes, s->cache_hits, s->cache_misses,
 	        s->cache_bytes, s->compactions, s->compacted_bytes, s->recovered_records,
 	        s->recovery_ns, s->torn_bytes, s->corrupt_records, s->checkpoint_keys,
-	        s->checkpoint_segments);
+	        s->checkpoint_segments, s->max_value);
 }
 
 /* ---- subcommands ---- */
@@ -315,6 +332,11 @@ static int do_format(struct kv_args *a)
 	if ((err = sn_kv_stat(kv, &st)))
 		return close_store(a, kv, fail(a, err));
 	print_stats(stdout, a->path, kv, &st);
+	if (st.max_value < SN_KV_MAX_VALUE)
+		printf("note         values above %u bytes are refused: a record fits one %u-byte "
+		       "segment%s\n",
+		       st.max_value, st.segment_size,
+		       a->o.segment_size ? "" : " (segments shrink to fit a small capacity)");
 	return close_store(a, kv, 0);
 }
 
@@ -407,10 +429,12 @@ static int do_get(struct kv_args *a)
 	void *val;
 	int rc, err;
 
+	/* Exit 1 only for "the store holds no such key"; any failure is 2 (as grep), so a
+	 * script never takes a missing store or a bad record for an absent key. */
 	if (arg_bytes(a, 0, "KEY", &klen))
 		return 2;
-	if ((rc = open_store(a, OPEN_READ, &kv)))
-		return rc;
+	if (open_store(a, OPEN_READ, &kv))
+		return 2;
 	err = sn_kv_get(kv, a->pos[0], klen, &val, &vlen);
 	if (err == -ENOENT) {
 		fprintf(stderr, "%s: ", a->cmd);
@@ -418,17 +442,20 @@ static int do_get(struct kv_args *a)
 		fprintf(stderr, ": not found\n");
 		return close_store(a, kv, 1);
 	}
-	if (err)
-		return close_store(a, kv, fail(a, err));
+	if (err) {
+		fail(a, err);
+		return close_store(a, kv, 2);
+	}
 	fwrite(val, 1, vlen, stdout);
 	if (!a->raw && isatty(STDOUT_FILENO))
 		fputc('\n', stdout);
 	free(val);
+	rc = 0;
 	if (fflush(stdout)) {
 		say(a, "writing the value: %s", strerror(errno));
-		return close_store(a, kv, 1);
+		rc = 2;
 	}
-	return close_store(a, kv, 0);
+	return close_store(a, kv, rc) ? 2 : 0;
 }
 
 static int do_del(struct kv_args *a)
@@ -513,6 +540,11 @@ static int do_stat(struct kv_args *a)
 		print_stats_json(stdout, a->path, kv, &st);
 	else
 		print_stats(stdout, a->path, kv, &st);
+	if (st.max_value < SN_KV_MAX_VALUE)
+		printf("note         values above %u bytes are refused: a record fits one %u-byte "
+		       "segment%s\n",
+		       st.max_value, st.segment_size,
+		       a->o.segment_size ? "" : " (segments shrink to fit a small capacity)");
 	return close_store(a, kv, 0);
 }
 
@@ -621,7 +653,8 @@ static const struct sub subs[] = {
 	  "store VALUE under KEY; returns once it is durable",
 	  "Stores VALUE under KEY (replacing any older value) and exits 0 only once the write\n"
 	  "is on stable storage (SN_KV_DURABLE). A missing store is created (as format with\n"
-	  "the defaults). Keys are 1..1024 bytes, values 0..1 MiB.\n"
+	  "the defaults). Keys are 1..1024 bytes, values 0..1 MiB (less on a store with\n"
+	  "segments under 2 MiB: stat says). Refused on an engine that keeps nothing (mem:).\n"
 	  "  --value-file F   the value is the whole of file F (binary safe); F '-' or a\n"
 	  "                   VALUE of '-' reads standard input\n"
 	  "  -e, --escaped    KEY and VALUE use the escapes scan prints: \\\\ and \\xNN\n"
@@ -630,8 +663,10 @@ static const struct sub subs[] = {
 	  O_VALUE_FILE | O_ESCAPED | O_SYNC, 1, 2, do_put },
 	{ "get", "PATH KEY [--raw]", "print the value of KEY",
 	  "Prints KEY's value: the bytes exactly, plus a newline when standard output is a\n"
-	  "terminal. Exit 1 with \"KEY: not found\" on stderr when KEY is absent, or with the\n"
-	  "reason when its record fails its checksum (never printed as data).\n"
+	  "terminal, and exits 0. Exit 1, with \"KEY: not found\" on stderr, only when the\n"
+	  "store holds no KEY; exit 2 with the reason for anything else: bad usage, no store\n"
+	  "at PATH, a store in use, a record that fails its checksum (never printed as data),\n"
+	  "an I/O error.\n"
 	  "  --raw            no newline, even on a terminal\n"
 	  "  -e, --escaped    KEY uses the escapes scan prints: \\\\ and \\xNN\n",
 	  O_RAW | O_ESCAPED, 1, 1, do_get },
@@ -701,7 +736,8 @@ static void usage(FILE *f)
 	fputs("\n'snstore kv SUBCOMMAND --help' describes each. Put '--' before a KEY or\n"
 	      "VALUE that starts with '-' (a '-h' among the arguments is refused, not taken for\n"
 	      "--help). Exit status: 0 success; 1 failure (the message comes from the store:\n"
-	      "sn_errmsg()), a missing key for get, or corruption for check; 2 bad usage.\n"
+	      "sn_errmsg()) or corruption for check; 2 bad usage. get alone: 1 only when the\n"
+	      "key is absent, 2 for every failure.\n"
 	      "\n"
 	      "examples:\n"
 	      "  snstore kv format /data/kv --shards 4 --capacity 8g\n"
@@ -719,7 +755,10 @@ static void sub_usage(FILE *f, const struct sub *s)
 	fputs("\nPATH is a file, block device or device URI; a plain path means auto:PATH.\n", f);
 	if (s->opts & (O_CAPACITY | O_SEGMENT))
 		fputs("SIZE takes k, m, g, t suffixes (powers of 1024).\n", f);
-	fputs("Exit status 0 success, 1 failure, 2 bad usage.\n", f);
+	if (s->fn == do_get)
+		fputs("Exit status 0 found, 1 absent, 2 failure or bad usage.\n", f);
+	else
+		fputs("Exit status 0 success, 1 failure, 2 bad usage.\n", f);
 }
 
 static int parse_u64(const struct kv_args *a, const char *opt, const char *s, uint64_t max,

@@ -25,8 +25,9 @@
  * flushes in the background every sync_interval_us.
  *
  * Caveats:
- *  - Keys are 1..SN_KV_MAX_KEY bytes, values 0..SN_KV_MAX_VALUE bytes; larger ones are
- *    refused with -EINVAL (sn_errmsg() says which limit).
+ *  - Keys are 1..SN_KV_MAX_KEY bytes, values 0..SN_KV_MAX_VALUE bytes (less on a store
+ *    whose segments are under 2 MiB: a record fits one segment; sn_kv_stats.max_value);
+ *    larger ones are refused with -EINVAL (sn_errmsg() says which limit).
  *  - Blocking calls (sn_kv_put, ...) must not be made on a worker of the store's runtime
  *    (they would stop the loop they wait for): they return -EDEADLK there. Use the _async
  *    calls on workers.
@@ -221,6 +222,8 @@ struct sn_kv_stats {
 	uint32_t checkpoint_segments; /* segments held by the index checkpoint open loaded */
 	uint64_t checkpoint_keys;     /* index entries open took from a checkpoint (the rest
 	                                 came from scanning the log written after it) */
+	uint32_t max_value;           /* the largest value the store takes: SN_KV_MAX_VALUE,
+	                                 less when its segments are under 2 MiB */
 };
 
 /** Fill *st, summed over shards. Any thread but a worker. */

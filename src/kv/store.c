@@ -1673,6 +1673,7 @@ int sn_kv_stat(struct sn_kv *kv, struct sn_kv_stats *st)
 	st->workers = kv->nworkers;
 	st->mapped = kv->map != NULL;
 	st->segment_size = kv->sb.segment_size;
+	st->max_value = kv->max_value;
 	st->block_size = kv->sb.block_size;
 	st->segments_total = kv->sb.shard_segments * kv->sb.shards;
 	st->capacity_bytes = st->segments_total * kv->sb.segment_size;
