@@ -10,8 +10,9 @@
  * makes older segments durable first): the tail is cut, zeroed on disk, and reported;
  * unless the newest index checkpoint says records reached past it (they were durable):
  * then it is corruption, as in an older segment. A read-only open cuts in memory only.
- * A bad record in an older segment is corruption: the rest of that segment is skipped and
- * reported. Batch records wait until every shard is scanned (kv_shard_apply_batches).
+ * A bad record in an older segment (or zeros where a valid record follows) is corruption:
+ * counted, and the scan resumes at the next valid record of the segment's present life
+ * (resync). Batch records wait until every shard is scanned (kv_shard_apply_batches).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -106,37 +107,81 @@ static int add_commit(struct sn_kv *kv, const unsigned char *extra)
 	return err;
 }
 
+/* The length of the valid record at off of segment s (the checks of docs/format.md: type,
+ * lengths, CRC under the segment's seed), or 0. */
+static uint32_t rec_valid(const struct kv_shard *sh, const struct kv_seg *s, uint32_t off)
+{
+	uint32_t size = sh->kv->sb.segment_size;
+	const unsigned char *p = s->img + off;
+	const struct sn_kv_rechdr *r = (const struct sn_kv_rechdr *)p;
+	uint32_t len;
+
+	if (!r->type || r->type > SN_KV_REC_COMMIT)
+		return 0;
+	len = sn_kv_rec_len(r->type, r->klen, r->vlen);
+	if (r->vlen > size || len > size - off || (r->type != SN_KV_REC_COMMIT && !r->klen) ||
+	    r->klen > SN_KV_MAX_KEY || r->vlen > sh->kv->max_value ||
+	    ((r->type == SN_KV_REC_DEL || r->type == SN_KV_REC_BDEL ||
+	      r->type == SN_KV_REC_COMMIT) &&
+	     r->vlen) ||
+	    (r->type == SN_KV_REC_COMMIT && r->klen) ||
+	    sn_crc32c(s->seed, p + 4,
+	              sizeof(*r) - 4 + sn_kv_rec_extra(r->type) + r->klen + r->vlen) != r->crc)
+		return 0;
+	return len;
+}
+
+/*
+ * Where the records of segment s go on after damage at off (a bad record, or zeros where
+ * records were): the next offset holding a valid record of this life of the segment,
+ * one numbered above every record seen (an earlier life's records are numbered below, and
+ * fail the CRC under this life's seed anyway); 0 when none follows.
+ */
+static uint32_t resync(const struct kv_shard *sh, const struct kv_seg *s, uint32_t off)
+{
+	uint32_t size = sh->kv->sb.segment_size;
+
+	for (uint32_t c = off + 8; c + sizeof(struct sn_kv_rechdr) <= size; c += 8) {
+		const struct sn_kv_rechdr *r = (const struct sn_kv_rechdr *)(s->img + c);
+
+		if (r->type && r->type <= SN_KV_REC_COMMIT && r->seq >= sh->next_recseq &&
+		    rec_valid(sh, s, c))
+			return c;
+	}
+	return 0;
+}
+
 /* Scan segment i's image from off; returns the end of its valid records (*clean: a zero
- * header or the segment's end stopped the scan, not a bad record). */
-static int scan(struct kv_shard *sh, uint32_t i, uint32_t off, uint32_t *endp, int *clean)
+ * header or the segment's end stopped the scan, not a bad record). A stop before
+ * `damaged_below` is damage, not the log's end, when a valid record follows it: the scan
+ * goes on there, and the shard counts one corrupt record for the bytes it skipped. */
+static int scan(struct kv_shard *sh, uint32_t i, uint32_t off, uint32_t damaged_below,
+                uint32_t *endp, int *clean, unsigned *skips)
 {
 	struct kv_seg *s = &sh->segs[i];
 	uint32_t size = sh->kv->sb.segment_size;
 	static const unsigned char zero[sizeof(struct sn_kv_rechdr)];
 
-	*clean = 1;
-	while (off + sizeof(struct sn_kv_rechdr) <= size) {
+	*skips = 0;
+	for (;;) {
 		const unsigned char *p = s->img + off;
 		const struct sn_kv_rechdr *r = (const struct sn_kv_rechdr *)p;
-		uint32_t len, x;
+		uint32_t len = 0, next;
 		int err, fresh;
 
-		if (!r->type) {
-			*clean = !memcmp(p, zero, sizeof(zero));
-			break;
+		if (off + sizeof(struct sn_kv_rechdr) <= size) {
+			*clean = !r->type && !memcmp(p, zero, sizeof(zero));
+			len = *clean ? 0 : rec_valid(sh, s, off);
+		} else {
+			*clean = 1;
 		}
-		x = sn_kv_rec_extra(r->type);
-		len = sn_kv_rec_len(r->type, r->klen, r->vlen);
-		if (r->type > SN_KV_REC_COMMIT || r->vlen > size || len > size - off ||
-		    (r->type != SN_KV_REC_COMMIT && !r->klen) || r->klen > SN_KV_MAX_KEY ||
-		    r->vlen > sh->kv->max_value ||
-		    ((r->type == SN_KV_REC_DEL || r->type == SN_KV_REC_BDEL ||
-		      r->type == SN_KV_REC_COMMIT) &&
-		     r->vlen) ||
-		    (r->type == SN_KV_REC_COMMIT && r->klen) ||
-		    sn_crc32c(s->seed, p + 4, sizeof(*r) - 4 + x + r->klen + r->vlen) != r->crc) {
-			*clean = 0;
-			break;
+		if (!len) {
+			if (off >= damaged_below || !(next = resync(sh, s, off)))
+				break;
+			sh->corrupt++;
+			(*skips)++;
+			off = next;
+			continue;
 		}
 		if (r->seq >= sh->next_recseq)
 			sh->next_recseq = r->seq + 1;
@@ -327,6 +372,8 @@ int kv_shard_recover(struct kv_shard *sh)
 		uint32_t i = ord[k].idx, end = 0, start = sizeof(struct sn_kv_seghdr);
 		struct kv_seg *s = &sh->segs[i];
 		int clean = 1, last = k + 1 == n;
+		unsigned skips;
+		uint32_t covered;
 
 		if (ord[k].seq >= sh->next_segseq)
 			sh->next_segseq = ord[k].seq + 1;
@@ -348,18 +395,24 @@ int kv_shard_recover(struct kv_shard *sh)
 		    (!kv->map && (err = kv_shard_read(sh, s->img, kv_seg_off(sh, i), size))))
 			break;
 		s->check_below = start; /* the checkpoint's part is checked by gets */
-		if ((err = scan(sh, i, start, &end, &clean)))
+		/* A stop in an older segment, or in the newest one where the checkpoint says
+		 * records were durable, is damage when a valid record follows: the scan goes
+		 * on there. Past that point the newest segment's stop is its end. */
+		covered = last ? kv_ckpt_covered(sh, &rc->ck, i, s->seq) : size;
+		if ((err = scan(sh, i, start, covered, &end, &clean, &skips)))
 			break;
 		s->used = s->written = s->durable = end;
-		/* A bad record where the checkpoint says records were durable is no torn
-		 * write: it is corruption, as in an older segment, and the records after it
-		 * stay on disk, untouched (a scan of the whole log meets it; a load of the
-		 * checkpoint serves them). The segment stays sealed; a new head follows. */
-		if (last && !clean && end < kv_ckpt_covered(sh, &rc->ck, i, s->seq))
+		/* A stop where the checkpoint says records were durable, with none after it,
+		 * is no torn write: it is corruption, as in an older segment, and what follows
+		 * stays on disk, untouched (a load of the checkpoint serves those records).
+		 * The segment stays sealed; a new head follows. */
+		if (last && end < covered) {
 			last = 0;
+			clean = 0;
+		}
 		if (!last) {
 			if (!clean)
-				sh->corrupt++; /* the rest of this older segment is lost */
+				sh->corrupt++; /* no valid record follows: the rest is lost */
 		} else {
 			/* The newest segment: cut what follows its last valid record, on disk too,
 			 * so that no stale record past the cut can ever be read as valid. */
@@ -391,7 +444,9 @@ int kv_shard_recover(struct kv_shard *sh)
 					err = sn__err(err, "shard %u: clearing a cut log tail: %s",
 					              sh->id, sn_strerror(err));
 			}
-			if (!err && end + sizeof(struct sn_kv_rechdr) < size) {
+			/* A newest segment the scan resynced in stays sealed: without the
+			 * checkpoint a later recovery would take its damage for a torn tail. */
+			if (!err && !skips && end + sizeof(struct sn_kv_rechdr) < size) {
 				s->state = SEG_HEAD;
 				sh->head = i;
 			}
