@@ -409,34 +409,38 @@ static int test_corrupt_older_ckpt(void)
 	return corrupt_closed(1, 0);
 }
 
-/* Overwrite the 4 KiB block of the scratch file that holds offset off with zeros (a
- * sector the medium lost, or returns as zeros). */
-static int zero_block(uint64_t off)
+/* Overwrite n bytes of the scratch file at off with zeros (a sector the medium lost, or
+ * returns as zeros). */
+static int zero_range(uint64_t off, size_t n)
 {
-	static const unsigned char zeros[4096];
+	static const unsigned char zeros[8192];
 	int fd = open(km_path, O_RDWR);
 
-	if (fd < 0 || pwrite(fd, zeros, sizeof(zeros), (off_t)(off & ~4095ull)) != 4096 ||
+	if (fd < 0 || n > sizeof(zeros) || pwrite(fd, zeros, n, (off_t)off) != (ssize_t)n ||
 	    fdatasync(fd))
 		return -1;
 	return close(fd);
 }
 
 /* How many of after-0..n-1 read back right; the rest must be absent or fail their
- * checksum (loaded from a checkpoint, a record is checked when read), never other bytes. */
-static int count_after(struct sn_kv *kv, unsigned n, unsigned *found)
+ * checksum (loaded from a checkpoint, a record is checked when read), never other bytes.
+ * lost: the first key missing, or n. */
+static int count_after(struct sn_kv *kv, unsigned n, unsigned *found, unsigned *lost)
 {
 	char key[32];
 
 	*found = 0;
+	*lost = n;
 	for (unsigned i = 0; i < n; i++) {
 		size_t kl = km_name(key, "after", i);
 		void *v;
 		size_t vl;
 		int err = sn_kv_get(kv, key, kl, &v, &vl);
 
-		if (err == -ENOENT || err == SN_ECORRUPT)
+		if (err == -ENOENT || err == SN_ECORRUPT) {
+			*lost = *lost < i ? *lost : i;
 			continue;
+		}
 		ASSERT_OK(err);
 		free(v);
 		if (km_expect(kv, key, kl, 1000, i))
@@ -446,67 +450,146 @@ static int count_after(struct sn_kv *kv, unsigned n, unsigned *found)
 	return T_PASS;
 }
 
+#define ZB_FIRST 3 /* the first record zeroed */
+
 /*
- * A 4 KiB block of a closed store zeroed (the one after the victim's, a few records after
- * it; the victim itself has a flipped byte): where records were, recovery finds zeros, which would be a clean end of the log.
- * Scanning the whole log in a read-write open, recovery must count it as corruption and
- * go on at the next valid record (resync), never cut or overwrite what follows: only the
- * records in the block are gone (at most 5 of 1,000 bytes). Reopened (the first open's
- * close writes a checkpoint, the second loads it) and scanned whole once more, the store
- * has the same keys.
+ * 4 KiB of a closed store zeroed from the start of record after-3 on: where records were,
+ * recovery finds zeros, a clean end of the log to look at. Scanning the whole log in a
+ * read-write open, it must count that as corruption and go on at the next valid record
+ * (resync), never cut or overwrite what follows: only after-3..6 (1,040 bytes each) are
+ * gone. Reopened (the first open's close writes a checkpoint, the second loads it) and
+ * scanned whole once more, the store has the same keys. Compaction then rewrites the
+ * damaged segment past the damage too and frees it: a full scan finds no corruption left,
+ * and the same keys.
  */
 static int zeroed_block(int older_segment)
 {
 	struct sn_kv_opts o = km_opts();
 	struct sn_kv_stats st;
-	unsigned char val[3000];
+	unsigned char want[1000];
 	struct sn_kv *kv;
-	unsigned n = older_segment ? 200 : 20, found, again;
+	unsigned n = older_segment ? 200 : 20, found, again, lost;
+	char key[32];
 	int64_t at;
 
 	o.shards = 1;
-	marker(val, sizeof(val), older_segment ? "<zeroed-older>" : "<zeroed-newest>");
-	if (closed_victim(&o, 0, val, sizeof(val), n))
+	if (km_open_fresh(&o, &kv))
 		return T_FAIL;
-	/* The value's pattern repeats every 14 bytes, and byte 10 is flipped: the first
-	 * match of its first 1000 bytes is 14 bytes in. */
-	at = find_in_file(val, 1000) - 14;
+	for (unsigned i = 0; i < n; i++)
+		ASSERT_OK(km_put(kv, key, km_name(key, "after", i), 1000, i, 0));
+	ASSERT_OK(sn_kv_close(kv));
+	km_fill(want, sizeof(want), ZB_FIRST);
+	at = find_in_file(want, sizeof(want));
 	ASSERT_TRUE(at >= 0);
-	/* The block after the victim's (never the segment's first: its header) */
-	ASSERT_OK(zero_block((uint64_t)at + sizeof(val) + 4096));
+	at -= (int64_t)(sizeof(struct sn_kv_rechdr) + km_name(key, "after", ZB_FIRST));
+	ASSERT_OK(zero_range((uint64_t)at, 4096));
+
 	o.no_checkpoint = 1;
 	ASSERT_OK(sn_kv_open(km_uri, &o, &kv));
 	ASSERT_OK(sn_kv_stat(kv, &st));
-	if (count_after(kv, n, &found))
+	if (count_after(kv, n, &found, &lost))
 		return T_FAIL;
 	printf("    read-write scan of the whole log: %llu corrupt records, %llu torn bytes; "
-	       "%u of %u later records there\n",
-	       (unsigned long long)st.corrupt_records, (unsigned long long)st.torn_bytes, found, n);
-	ASSERT_TRUE(st.corrupt_records >= 1);
+	       "%u of %u records there, the first missing after-%u\n",
+	       (unsigned long long)st.corrupt_records, (unsigned long long)st.torn_bytes, found, n,
+	       lost);
+	ASSERT_EQ(st.corrupt_records, 1);
 	ASSERT_EQ(st.torn_bytes, 0);
-	ASSERT_TRUE(found + 5 >= n);
+	ASSERT_EQ(lost, ZB_FIRST);
+	ASSERT_EQ(found, n - 4);
 	ASSERT_OK(km_put(kv, "new", 3, 10, 7, 0)); /* the head takes writes */
 	ASSERT_OK(sn_kv_close(kv));
 	/* Opens that load a checkpoint (the second one's, written by the first's close),
-	 * then a scan of the whole log. */
-	for (int pass = 0; pass < 3; pass++) {
-		int full = pass == 2;
+	 * then scans of the whole log: one compacts (a checkpoint's index still points at
+	 * the damaged records, which keeps their segment), one after it. */
+	for (int pass = 0; pass < 5; pass++) {
+		int full = pass >= 2;
 
 		o.no_checkpoint = full;
 		ASSERT_OK(sn_kv_open(km_uri, &o, &kv));
+		if (pass == 3)
+			ASSERT_OK(sn_kv_compact(kv, 1));
 		ASSERT_OK(sn_kv_stat(kv, &st));
-		if (count_after(kv, n, &again) || km_expect(kv, "new", 3, 10, 7))
+		if (count_after(kv, n, &again, &lost) || km_expect(kv, "new", 3, 10, 7))
 			return T_FAIL;
-		printf("    reopened (%s; %llu keys from a checkpoint): %u of %u, %llu corrupt "
+		printf("    reopened (%s%s; %llu keys from a checkpoint): %u of %u, %llu corrupt "
 		       "records\n",
 		       full ? "scanning the log" : "from the checkpoint",
-		       (unsigned long long)st.checkpoint_keys, again, n,
-		       (unsigned long long)st.corrupt_records);
+		       pass == 3 ? ", compacted" : "", (unsigned long long)st.checkpoint_keys,
+		       again, n, (unsigned long long)st.corrupt_records);
 		ASSERT_EQ(again, found);
 		ASSERT_TRUE(pass != 1 || st.checkpoint_keys > 0);
-		ASSERT_TRUE(!full || st.corrupt_records >= 1);
+		ASSERT_TRUE(pass != 2 || st.corrupt_records == 1);
+		ASSERT_TRUE(pass != 3 || st.corrupt_records >= 1);
+		ASSERT_TRUE(pass != 3 || st.compactions > 0);
+		ASSERT_TRUE(pass != 4 || st.corrupt_records == 0);
 		ASSERT_OK(sn_kv_close(kv));
 	}
+	return T_PASS;
+}
+
+/*
+ * A batch of 4 keys on one shard (its records and commit side by side in the log), a byte
+ * of its first record flipped while the store was closed. Scanning the whole log,
+ * recovery resyncs past the bad record: the other three records and the commit are
+ * valid, but applying them would break the batch (3 of its 4 writes). The batch must not
+ * be applied at all: every key keeps its value from before it; what follows is there.
+ */
+static int test_damaged_batch(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv_stats st;
+	struct sn_kv_batch *b;
+	unsigned char val[3000], v1[100];
+	struct sn_kv *kv;
+	char key[32];
+	int64_t at;
+
+	o.shards = 1;
+	marker(val, sizeof(val), "<batch-victim>");
+	km_fill(v1, sizeof(v1), 2);
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	for (unsigned i = 0; i < 4; i++)
+		ASSERT_OK(km_put(kv, key, km_name(key, "b", i), 100, 1, 0));
+	ASSERT_TRUE((b = sn_kv_batch_new()) != NULL);
+	ASSERT_OK(sn_kv_batch_put(b, key, km_name(key, "b", 0), val, sizeof(val)));
+	for (unsigned i = 1; i < 4; i++)
+		ASSERT_OK(sn_kv_batch_put(b, key, km_name(key, "b", i), v1, sizeof(v1)));
+	ASSERT_OK(sn_kv_write(kv, b, 0));
+	sn_kv_batch_free(b);
+	for (unsigned i = 0; i < 5; i++)
+		ASSERT_OK(km_put(kv, key, km_name(key, "after", i), 1000, i, 0));
+	ASSERT_OK(sn_kv_close(kv));
+	at = find_in_file(val, sizeof(val));
+	ASSERT_TRUE(at >= 0);
+	ASSERT_OK(flip_byte((uint64_t)at + 10));
+
+	o.no_checkpoint = 1;
+	ASSERT_OK(sn_kv_open(km_uri, &o, &kv));
+	ASSERT_OK(sn_kv_stat(kv, &st));
+	printf("    scan of the whole log: %llu corrupt records; the batch's keys:",
+	       (unsigned long long)st.corrupt_records);
+	for (unsigned i = 0; i < 4; i++) {
+		void *v;
+		size_t vl;
+		int err = sn_kv_get(kv, key, km_name(key, "b", i), &v, &vl);
+
+		printf(" %s", err                               ? sn_errname(err)
+		              : vl == 100 && !memcmp(v, v1, vl) ? "batch's"
+		                                                : "before");
+		if (!err)
+			free(v);
+	}
+	printf("\n");
+	ASSERT_TRUE(st.corrupt_records >= 1);
+	for (unsigned i = 0; i < 4; i++)
+		if (km_expect(kv, key, km_name(key, "b", i), 100, 1))
+			return T_FAIL;
+	for (unsigned i = 0; i < 5; i++)
+		if (km_expect(kv, key, km_name(key, "after", i), 1000, i))
+			return T_FAIL;
+	ASSERT_OK(sn_kv_close(kv));
 	return T_PASS;
 }
 
@@ -1875,9 +1958,11 @@ int main(int argc, char **argv)
 	      test_corrupt_newest_ckpt());
 	T_RUN("a byte flipped in an older segment, found by the get after a checkpoint load",
 	      test_corrupt_older_ckpt());
-	T_RUN("a block zeroed in the newest segment: counted, the records after it kept",
+	T_RUN("a byte flipped in a batch's record: the batch is not applied at all",
+	      test_damaged_batch());
+	T_RUN("4 KiB zeroed in the newest segment: counted, the records after it kept",
 	      test_zeroed_newest());
-	T_RUN("a block zeroed in an older segment: counted, the records after it kept",
+	T_RUN("4 KiB zeroed in an older segment: counted, the records after it kept",
 	      test_zeroed_older());
 	T_RUN("reused segments ending at a block boundary: no corruption or torn tail at reopen",
 	      test_reused_segments());

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/crc32c.h"
 #include "../util/util.h"
 #include "kv_impl.h"
 
@@ -87,9 +86,9 @@ static void finish(struct kv_shard *sh)
 	struct kv_seg *v = &sh->segs[sh->compact_seg];
 	struct kv_seg *h = &sh->segs[sh->head];
 
-	/* A record that fails its checks stopped the sweep short of the end: what follows it
-	 * (live records, a commit that batch records elsewhere need) was not copied. Keep
-	 * the segment. */
+	/* Damage with no valid record after it stopped the sweep short of the end, or a live
+	 * record (one the index points to, a get finds it corrupt) is in damage it skipped:
+	 * keep the segment. */
 	if (sh->compact_off < v->used || v->live)
 		v->nocompact = KV_NOCOMPACT_BAD;
 	else if (!sh->kv->map && clear_block(sh, v))
@@ -117,34 +116,32 @@ static void gave_up(struct kv_shard *sh)
 		sn_rt_defer(&sh->compact_task);
 }
 
-/* Copy (or drop) one live record at v's offset off; returns its length, 0 at the end. */
+/* Copy (or drop) one live record at v's offset off; returns the bytes to go on by (its
+ * length, or those of damage skipped), 0 at the end. */
 static uint32_t one_record(struct kv_shard *sh, uint32_t vi, uint32_t off, int *stop)
 {
 	struct kv_seg *v = &sh->segs[vi];
 	const unsigned char *p = v->img + off;
 	const struct sn_kv_rechdr *r = (const struct sn_kv_rechdr *)p;
-	uint32_t x, len, seg, noff;
+	uint32_t len, seg, noff, next;
 	const unsigned char *key;
 	struct sn_idx_ent *e;
 	unsigned type;
 	int err;
 
-	if (off + sizeof(*r) > v->used || !r->type || r->type > SN_KV_REC_COMMIT)
+	if (off + sizeof(*r) > v->used)
 		return 0;
-	/* An image read back from the device is checked here: lengths before the CRC (a
-	 * huge vlen would wrap the length sum). */
-	if (r->klen > SN_KV_MAX_KEY || r->vlen > sh->kv->max_value) {
+	/* An image read back from the device is checked here. Anything but a valid record
+	 * before `used` is damage (recovery resynced past it, or a get will find it): go on
+	 * at the next valid record, as recovery does. What the damage held is lost either
+	 * way; a live record in it keeps the segment (finish). */
+	if (!(len = kv_rec_valid(sh, v, off, v->used))) {
 		sh->corrupt++;
-		return 0;
+		next = kv_rec_resync(sh, v, off, v->used, sh->compact_seq, &sh->compact_budget);
+		return next ? next - off : 0;
 	}
-	x = sn_kv_rec_extra(r->type);
-	len = sn_kv_rec_len(r->type, r->klen, r->vlen);
-	if (off + len > v->used ||
-	    sn_crc32c(v->seed, p + 4, sizeof(*r) - 4 + x + r->klen + r->vlen) != r->crc) {
-		sh->corrupt++;
-		return 0;
-	}
-	key = p + sizeof(*r) + x;
+	sh->compact_seq = r->seq;
+	key = p + sizeof(*r) + sn_kv_rec_extra(r->type);
 	if (r->type == SN_KV_REC_COMMIT) {
 		uint64_t batch;
 
@@ -244,6 +241,8 @@ static void step(void *arg)
 		sh->compacting = 1;
 		sh->compact_seg = v;
 		sh->compact_off = sizeof(struct sn_kv_seghdr);
+		sh->compact_seq = 0;
+		sh->compact_budget = 4ull * sh->kv->sb.segment_size;
 	}
 	for (int i = 0; i < SLICE && !stop; i++) {
 		uint32_t len = one_record(sh, sh->compact_seg, sh->compact_off, &stop);

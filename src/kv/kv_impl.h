@@ -165,6 +165,7 @@ struct kv_shard {
 	int compact_appending;     /* appends may take the reserved segment */
 	unsigned batches_inflight; /* multi-shard batches between their parts and commit */
 	uint32_t compact_seg, compact_off;
+	uint64_t compact_seq, compact_budget; /* the sweep's last record, its resync budget */
 	struct sn_rt_task compact_task;
 	struct sn_rt_latch *compact_done; /* sn_kv_compact() waits */
 	int compact_force;
@@ -287,6 +288,8 @@ struct sn_kv {
 	int bparts_lost;
 	uint64_t *commits; /* sorted, after recovery */
 	size_t ncommits, commits_cap;
+	uint64_t *damaged; /* recovery: batches that lost records to damage (resync) */
+	size_t ndamaged, damaged_cap;
 	char report[512];  /* what recovery found, for the CLI */
 	int ckpt_on_close; /* the close made everything durable: write index checkpoints */
 	uint64_t close_id; /* the close's, in each of its checkpoints */
@@ -411,6 +414,10 @@ void kv_shard_recover_free(struct kv_shard *sh);
 int kv_shard_ckpt_close(const struct kv_shard *sh, uint64_t *close_id);
 int kv_shard_apply_batches(struct kv_shard *sh);
 void kv_commits_sort(struct sn_kv *kv);
+uint32_t kv_rec_valid(const struct kv_shard *sh, const struct kv_seg *s, uint32_t off,
+                      uint32_t end);
+uint32_t kv_rec_resync(const struct kv_shard *sh, const struct kv_seg *s, uint32_t off,
+                       uint32_t end, uint64_t after, uint64_t *budget);
 
 /* ckpt.c: the index checkpoint. */
 struct kv_ckpt_part { /* a checkpoint segment's header, as recovery found it */

@@ -83,43 +83,49 @@ static int stash_part(struct kv_shard *sh, const struct sn_kv_rechdr *r, uint32_
 	return 0;
 }
 
-static int add_commit(struct sn_kv *kv, const unsigned char *extra)
+/* Add id to one of the store's lists of batch ids (recovery runs shards in parallel). */
+static int add_id(struct sn_kv *kv, uint64_t **list, size_t *n, size_t *cap, uint64_t id)
 {
-	uint64_t id;
 	int err = 0;
 
-	memcpy(&id, extra, 8);
 	pthread_mutex_lock(&kv->batch_lock);
-	if (kv->ncommits == kv->commits_cap) {
-		size_t cap = kv->commits_cap ? 2 * kv->commits_cap : 64;
-		uint64_t *a = realloc(kv->commits, cap * sizeof(*a));
+	if (*n == *cap) {
+		size_t c = *cap ? 2 * *cap : 64;
+		uint64_t *a = realloc(*list, c * sizeof(*a));
 
 		if (a) {
-			kv->commits = a;
-			kv->commits_cap = cap;
+			*list = a;
+			*cap = c;
 		} else {
-			err = -ENOMEM;
+			err = sn__err(-ENOMEM, "out of memory");
 		}
 	}
 	if (!err)
-		kv->commits[kv->ncommits++] = id;
+		(*list)[(*n)++] = id;
 	pthread_mutex_unlock(&kv->batch_lock);
 	return err;
 }
 
-/* The length of the valid record at off of segment s (the checks of docs/format.md: type,
- * lengths, CRC under the segment's seed), or 0. */
-static uint32_t rec_valid(const struct kv_shard *sh, const struct kv_seg *s, uint32_t off)
+static int add_commit(struct sn_kv *kv, const unsigned char *extra)
 {
-	uint32_t size = sh->kv->sb.segment_size;
+	uint64_t id;
+
+	memcpy(&id, extra, 8);
+	return add_id(kv, &kv->commits, &kv->ncommits, &kv->commits_cap, id);
+}
+
+/* The length of the valid record at off of segment s, within its first `end` bytes (the
+ * checks of docs/format.md: type, lengths, CRC under the segment's seed), or 0. */
+uint32_t kv_rec_valid(const struct kv_shard *sh, const struct kv_seg *s, uint32_t off, uint32_t end)
+{
 	const unsigned char *p = s->img + off;
 	const struct sn_kv_rechdr *r = (const struct sn_kv_rechdr *)p;
 	uint32_t len;
 
-	if (!r->type || r->type > SN_KV_REC_COMMIT)
+	if (off + sizeof(*r) > end || !r->type || r->type > SN_KV_REC_COMMIT)
 		return 0;
 	len = sn_kv_rec_len(r->type, r->klen, r->vlen);
-	if (r->vlen > size || len > size - off || (r->type != SN_KV_REC_COMMIT && !r->klen) ||
+	if (r->vlen > end || len > end - off || (r->type != SN_KV_REC_COMMIT && !r->klen) ||
 	    r->klen > SN_KV_MAX_KEY || r->vlen > sh->kv->max_value ||
 	    ((r->type == SN_KV_REC_DEL || r->type == SN_KV_REC_BDEL ||
 	      r->type == SN_KV_REC_COMMIT) &&
@@ -133,20 +139,57 @@ static uint32_t rec_valid(const struct kv_shard *sh, const struct kv_seg *s, uin
 
 /*
  * Where the records of segment s go on after damage at off (a bad record, or zeros where
- * records were): the next offset holding a valid record of this life of the segment,
- * one numbered above every record seen (an earlier life's records are numbered below, and
- * fail the CRC under this life's seed anyway); 0 when none follows.
+ * records were): the next offset below `end` holding a valid record of this life of the
+ * segment, one numbered above `after` (an earlier life's records are numbered below, and
+ * fail the CRC under this life's seed anyway); 0 when none follows. *budget bounds the
+ * bytes checksummed for candidates (crafted bytes could otherwise make every offset one);
+ * spent, the search gives up.
  */
-static uint32_t resync(const struct kv_shard *sh, const struct kv_seg *s, uint32_t off)
+uint32_t kv_rec_resync(const struct kv_shard *sh, const struct kv_seg *s, uint32_t off,
+                       uint32_t end, uint64_t after, uint64_t *budget)
 {
-	uint32_t size = sh->kv->sb.segment_size;
-
-	for (uint32_t c = off + 8; c + sizeof(struct sn_kv_rechdr) <= size; c += 8) {
+	for (uint32_t c = off + 8; c + sizeof(struct sn_kv_rechdr) <= end; c += 8) {
 		const struct sn_kv_rechdr *r = (const struct sn_kv_rechdr *)(s->img + c);
+		uint32_t len;
 
-		if (r->type && r->type <= SN_KV_REC_COMMIT && r->seq >= sh->next_recseq &&
-		    rec_valid(sh, s, c))
+		if (!r->type || r->type > SN_KV_REC_COMMIT || r->seq <= after ||
+		    r->klen > SN_KV_MAX_KEY || r->vlen > sh->kv->max_value)
+			continue;
+		len = sn_kv_rec_len(r->type, r->klen, r->vlen);
+		if (len > end - c)
+			continue;
+		if (len > *budget)
+			return 0;
+		if (kv_rec_valid(sh, s, c, end))
 			return c;
+		*budget -= len;
+	}
+	return 0;
+}
+
+/* Damage at off cost the records up to next: batches whose records the skipped headers
+ * still name are not applied (the rest of such a batch would come back without them). */
+static int note_damaged_batches(struct kv_shard *sh, const struct kv_seg *s, uint32_t off,
+                                uint32_t next)
+{
+	while (off + sizeof(struct sn_kv_rechdr) + 8 <= next) {
+		const struct sn_kv_rechdr *r = (const struct sn_kv_rechdr *)(s->img + off);
+		uint64_t len =
+		        (sizeof(*r) + sn_kv_rec_extra(r->type) + (uint64_t)r->klen + r->vlen + 7) &
+		        ~7ull;
+		uint64_t id;
+		int err;
+
+		if (r->type != SN_KV_REC_BPUT && r->type != SN_KV_REC_BDEL &&
+		    r->type != SN_KV_REC_PUT && r->type != SN_KV_REC_DEL)
+			break; /* no header: nothing more can be read */
+		if (r->type == SN_KV_REC_BPUT || r->type == SN_KV_REC_BDEL) {
+			memcpy(&id, (const unsigned char *)r + sizeof(*r), 8);
+			if ((err = add_id(sh->kv, &sh->kv->damaged, &sh->kv->ndamaged,
+			                  &sh->kv->damaged_cap, id)))
+				return err;
+		}
+		off += (uint32_t)(len < next - off ? len : next - off);
 	}
 	return 0;
 }
@@ -161,6 +204,7 @@ static int scan(struct kv_shard *sh, uint32_t i, uint32_t off, uint32_t damaged_
 	struct kv_seg *s = &sh->segs[i];
 	uint32_t size = sh->kv->sb.segment_size;
 	static const unsigned char zero[sizeof(struct sn_kv_rechdr)];
+	uint64_t budget = 4ull * size;
 
 	*skips = 0;
 	for (;;) {
@@ -171,13 +215,16 @@ static int scan(struct kv_shard *sh, uint32_t i, uint32_t off, uint32_t damaged_
 
 		if (off + sizeof(struct sn_kv_rechdr) <= size) {
 			*clean = !r->type && !memcmp(p, zero, sizeof(zero));
-			len = *clean ? 0 : rec_valid(sh, s, off);
+			len = *clean ? 0 : kv_rec_valid(sh, s, off, size);
 		} else {
 			*clean = 1;
 		}
 		if (!len) {
-			if (off >= damaged_below || !(next = resync(sh, s, off)))
+			if (off >= damaged_below ||
+			    !(next = kv_rec_resync(sh, s, off, size, sh->next_recseq - 1, &budget)))
 				break;
+			if ((err = note_damaged_batches(sh, s, off, next)))
+				return err;
 			sh->corrupt++;
 			(*skips)++;
 			off = next;
@@ -521,9 +568,23 @@ int kv_shard_apply_batches(struct kv_shard *sh)
 	return 0;
 }
 
-/* Sort the commits recovery found (once, before kv_shard_apply_batches runs anywhere). */
+/* Sort the commits recovery found, less those of damaged batches (once, before
+ * kv_shard_apply_batches runs anywhere). */
 void kv_commits_sort(struct sn_kv *kv)
 {
+	size_t n = 0;
+
 	if (kv->ncommits)
 		qsort(kv->commits, kv->ncommits, sizeof(uint64_t), cmp_u64);
+	if (kv->ndamaged)
+		qsort(kv->damaged, kv->ndamaged, sizeof(uint64_t), cmp_u64);
+	/* A batch that lost a record to damage is applied nowhere: as if never committed. */
+	for (size_t i = 0; i < kv->ncommits; i++)
+		if (!kv->ndamaged ||
+		    !bsearch(&kv->commits[i], kv->damaged, kv->ndamaged, sizeof(uint64_t), cmp_u64))
+			kv->commits[n++] = kv->commits[i];
+	kv->ncommits = n;
+	free(kv->damaged);
+	kv->damaged = NULL;
+	kv->ndamaged = kv->damaged_cap = 0;
 }

@@ -1402,6 +1402,7 @@ static int kv_free(struct sn_kv *kv)
 	pthread_mutex_destroy(&kv->bparts_lock);
 	u64map_free(&kv->bparts);
 	free(kv->commits);
+	free(kv->damaged);
 	free(kv->shards);
 	free(kv->owner);
 	free(kv->own);
