@@ -593,6 +593,59 @@ static int test_damaged_batch(void)
 	return T_PASS;
 }
 
+/*
+ * The segment that was the head when the index checkpoint was written grows after it
+ * (in a session that loads the checkpoint and ends in a power loss), then is sealed. 4 KiB from the first record written after the
+ * checkpoint zeroed: an open that loads the checkpoint must scan that segment past its
+ * recorded end even though zeros are there, resync, and keep every later record.
+ */
+static int test_zeroed_after_checkpoint(void)
+{
+	struct sn_kv_opts o = km_opts();
+	struct sn_kv_stats st;
+	unsigned char want[1000];
+	struct sn_kv *kv;
+	const unsigned n = 20, m = 120;
+	unsigned found, lost;
+	char key[32], fault[1200];
+	int64_t at;
+
+	o.shards = 1;
+	if (km_open_fresh(&o, &kv))
+		return T_FAIL;
+	for (unsigned i = 0; i < n; i++)
+		ASSERT_OK(km_put(kv, key, km_name(key, "after", i), 1000, i, 0));
+	ASSERT_OK(sn_kv_close(kv)); /* the checkpoint: its head holds after-0..19 */
+	/* A session that loads it and ends in a power loss: the checkpoint stays the newest. */
+	snprintf(fault, sizeof(fault), "fault:%s%ccrash=all", km_uri,
+	         strchr(km_uri, '?') ? '&' : '?');
+	ASSERT_OK(sn_kv_open(fault, &o, &kv));
+	for (unsigned i = n; i < m; i++)
+		ASSERT_OK(km_put(kv, key, km_name(key, "after", i), 1000, i, SN_KV_DURABLE));
+	ASSERT_OK(sn_dev_ctl(sn_kv_dev(kv), SN_CTL_FAULT_CRASH, NULL));
+	sn_kv_close(kv); /* fails: the device is gone */
+	km_fill(want, sizeof(want), n);
+	at = find_in_file(want, sizeof(want));
+	ASSERT_TRUE(at >= 0);
+	at -= (int64_t)(sizeof(struct sn_kv_rechdr) + km_name(key, "after", n));
+	ASSERT_OK(zero_range((uint64_t)at, 4096));
+
+	ASSERT_OK(sn_kv_open(km_uri, &o, &kv));
+	ASSERT_OK(sn_kv_stat(kv, &st));
+	if (count_after(kv, m, &found, &lost))
+		return T_FAIL;
+	printf("    %llu keys from the checkpoint, %llu records replayed, %llu corrupt; %u of %u "
+	       "records there, the first missing after-%u\n",
+	       (unsigned long long)st.checkpoint_keys, (unsigned long long)st.recovered_records,
+	       (unsigned long long)st.corrupt_records, found, m, lost);
+	ASSERT_EQ(st.checkpoint_keys, n);
+	ASSERT_EQ(st.corrupt_records, 1);
+	ASSERT_EQ(lost, n);
+	ASSERT_EQ(found, m - 4);
+	ASSERT_OK(sn_kv_close(kv));
+	return T_PASS;
+}
+
 static int test_zeroed_newest(void)
 {
 	return zeroed_block(0);
@@ -1960,6 +2013,8 @@ int main(int argc, char **argv)
 	      test_corrupt_older_ckpt());
 	T_RUN("a byte flipped in a batch's record: the batch is not applied at all",
 	      test_damaged_batch());
+	T_RUN("4 KiB zeroed after the checkpoint's end of its head, sealed since: records kept",
+	      test_zeroed_after_checkpoint());
 	T_RUN("4 KiB zeroed in the newest segment: counted, the records after it kept",
 	      test_zeroed_newest());
 	T_RUN("4 KiB zeroed in an older segment: counted, the records after it kept",

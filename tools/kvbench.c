@@ -648,6 +648,10 @@ static void print_header(const struct kb_opts *o, const struct store *s)
 	printf("writes: %s; fillsync: durable per write\n",
 	       o->sync ? "durable per write (SN_KV_DURABLE; group commit)"
 	               : "acknowledged in the write buffer, durable at close");
+	if (o->depth > 1)
+		printf("latency: issue to callback, with up to %u calls in flight per client: "
+		       "queueing included (--depth 1 for one call at a time)\n",
+		       o->depth);
 	printf("%-18s %10s %12s %9s %9s %9s %9s %9s\n", "benchmark", "ops", "ops/s", "µs/op", "p50",
 	       "p99", "p99.9", "max");
 	printf("%-18s %10s %12s %9s %9s %9s %9s %9s\n", "", "", "", "(client)", "(µs)", "(µs)",

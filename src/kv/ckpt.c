@@ -421,6 +421,18 @@ uint32_t kv_ckpt_covered(const struct kv_shard *sh, const struct kv_ckpt_found *
 	return t.seq == seq ? t.used : 0;
 }
 
+/* The segment that was the head when checkpoint f was written (the one covered segment
+ * whose records can go on past its recorded end), or UINT32_MAX. */
+uint32_t kv_ckpt_head(const struct kv_ckpt_found *f)
+{
+	struct sn_kv_ckpt h;
+
+	if (!f->buf)
+		return UINT32_MAX;
+	memcpy(&h, f->buf, sizeof(h));
+	return h.head;
+}
+
 /* Load what kv_ckpt_find() found: the segments it covers come back SEG_SEALED, with
  * their recorded end as used (recovery scans only what follows it). */
 int kv_ckpt_apply(struct kv_shard *sh, const struct kv_ckpt_found *f, const uint64_t *disk_seq)

@@ -435,6 +435,7 @@ int kv_ckpt_header(const struct kv_shard *sh, const void *blk, uint32_t seg_idx,
 int kv_ckpt_find(struct kv_shard *sh, struct kv_ckpt_part *parts, uint32_t n,
                  const uint64_t *disk_seq, struct kv_ckpt_found *f);
 int kv_ckpt_apply(struct kv_shard *sh, const struct kv_ckpt_found *f, const uint64_t *disk_seq);
+uint32_t kv_ckpt_head(const struct kv_ckpt_found *f);
 /* How far the checkpoint f says segment seg's records reach, when the segment there has
  * sequence number seq (what was durable when it was written); else 0. */
 uint32_t kv_ckpt_covered(const struct kv_shard *sh, const struct kv_ckpt_found *f, uint32_t seg,

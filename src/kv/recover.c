@@ -424,10 +424,14 @@ int kv_shard_recover(struct kv_shard *sh)
 
 		if (ord[k].seq >= sh->next_segseq)
 			sh->next_segseq = ord[k].seq + 1;
-		/* Only kv_ckpt_apply seals a segment before this loop: covered by the checkpoint. */
+		/* Only kv_ckpt_apply seals a segment before this loop: covered by the checkpoint.
+		 * The head it recorded is scanned from there whatever is there: damage at its
+		 * recorded end must not hide the records appended after it (a resync finds
+		 * them); another covered segment can have records there only as the head. */
 		if (ckpt && s->state == SEG_SEALED) {
 			start = s->used;
-			if (!last && !appended(sh, i, start, blk, &err)) {
+			if (!last && i != kv_ckpt_head(&rc->ck) &&
+			    !appended(sh, i, start, blk, &err)) {
 				if (err)
 					break;
 				continue;
