@@ -595,7 +595,8 @@ static int do_check(struct kv_args *a)
 		       a->path, st.corrupt_records + (scan_err && !st.corrupt_records),
 		       st.corrupt_records == 1 ? "" : "s",
 		       scan_err ? "the scan stopped at one: later keys were not read"
-		                : "found by recovery; the data after each was skipped",
+		                : "found by recovery, which went on at the next valid record; the "
+		                  "keys a damaged record held have their previous value or none",
 		       c.n);
 		rc = 1;
 	} else if (c.n != st.keys) {
