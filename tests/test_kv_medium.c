@@ -534,7 +534,11 @@ static int zeroed_block(int older_segment)
  * recovery resyncs past the bad record: the other three records and the commit are
  * valid, but applying them would break the batch (3 of its 4 writes). The batch must not
  * be applied at all: every key keeps its value from before it; what follows is there.
+ * So too after compaction freed the damaged segment (nothing else held the batch's
+ * records), and in the scan after that.
  */
+#define DB_AFTER 100
+
 static int test_damaged_batch(void)
 {
 	struct sn_kv_opts o = km_opts();
@@ -558,46 +562,56 @@ static int test_damaged_batch(void)
 		ASSERT_OK(sn_kv_batch_put(b, key, km_name(key, "b", i), v1, sizeof(v1)));
 	ASSERT_OK(sn_kv_write(kv, b, 0));
 	sn_kv_batch_free(b);
-	for (unsigned i = 0; i < 5; i++)
+	for (unsigned i = 0; i < DB_AFTER; i++) /* (the batch's segment gets sealed) */
 		ASSERT_OK(km_put(kv, key, km_name(key, "after", i), 1000, i, 0));
 	ASSERT_OK(sn_kv_close(kv));
 	at = find_in_file(val, sizeof(val));
 	ASSERT_TRUE(at >= 0);
 	ASSERT_OK(flip_byte((uint64_t)at + 10));
 
+	/* Scans of the whole log: then compaction (it frees the damaged segment: nothing
+	 * else holds the batch's records), and again. */
 	o.no_checkpoint = 1;
-	ASSERT_OK(sn_kv_open(km_uri, &o, &kv));
-	ASSERT_OK(sn_kv_stat(kv, &st));
-	printf("    scan of the whole log: %llu corrupt records; the batch's keys:",
-	       (unsigned long long)st.corrupt_records);
-	for (unsigned i = 0; i < 4; i++) {
-		void *v;
-		size_t vl;
-		int err = sn_kv_get(kv, key, km_name(key, "b", i), &v, &vl);
+	for (int pass = 0; pass < 3; pass++) {
+		ASSERT_OK(sn_kv_open(km_uri, &o, &kv));
+		if (pass == 1)
+			ASSERT_OK(sn_kv_compact(kv, 1));
+		ASSERT_OK(sn_kv_stat(kv, &st));
+		printf("    scan of the whole log%s: %llu corrupt records, %llu segments "
+		       "compacted; the batch's keys:",
+		       pass == 1 ? ", compacted" : "", (unsigned long long)st.corrupt_records,
+		       (unsigned long long)st.compactions);
+		for (unsigned i = 0; i < 4; i++) {
+			void *v;
+			size_t vl;
+			int err = sn_kv_get(kv, key, km_name(key, "b", i), &v, &vl);
 
-		printf(" %s", err                               ? sn_errname(err)
-		              : vl == 100 && !memcmp(v, v1, vl) ? "batch's"
-		                                                : "before");
-		if (!err)
-			free(v);
+			printf(" %s", err                               ? sn_errname(err)
+			              : vl == 100 && !memcmp(v, v1, vl) ? "batch's"
+			                                                : "before");
+			if (!err)
+				free(v);
+		}
+		printf("\n");
+		ASSERT_TRUE(pass == 2 || st.corrupt_records >= 1);
+		ASSERT_TRUE(pass != 1 || st.compactions > 0);
+		for (unsigned i = 0; i < 4; i++)
+			if (km_expect(kv, key, km_name(key, "b", i), 100, 1))
+				return T_FAIL;
+		for (unsigned i = 0; i < DB_AFTER; i++)
+			if (km_expect(kv, key, km_name(key, "after", i), 1000, i))
+				return T_FAIL;
+		ASSERT_OK(sn_kv_close(kv));
 	}
-	printf("\n");
-	ASSERT_TRUE(st.corrupt_records >= 1);
-	for (unsigned i = 0; i < 4; i++)
-		if (km_expect(kv, key, km_name(key, "b", i), 100, 1))
-			return T_FAIL;
-	for (unsigned i = 0; i < 5; i++)
-		if (km_expect(kv, key, km_name(key, "after", i), 1000, i))
-			return T_FAIL;
-	ASSERT_OK(sn_kv_close(kv));
 	return T_PASS;
 }
 
 /*
  * The segment that was the head when the index checkpoint was written grows after it
- * (in a session that loads the checkpoint and ends in a power loss), then is sealed. 4 KiB from the first record written after the
- * checkpoint zeroed: an open that loads the checkpoint must scan that segment past its
- * recorded end even though zeros are there, resync, and keep every later record.
+ * (in a session that loads the checkpoint and ends in a power loss), then is sealed.
+ * 4 KiB from the first record written after the checkpoint zeroed: an open that loads the
+ * checkpoint must scan that segment past its recorded end even though zeros are there,
+ * resync, and keep every later record.
  */
 static int test_zeroed_after_checkpoint(void)
 {

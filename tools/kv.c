@@ -595,8 +595,10 @@ static int do_check(struct kv_args *a)
 		       a->path, st.corrupt_records + (scan_err && !st.corrupt_records),
 		       st.corrupt_records == 1 ? "" : "s",
 		       scan_err ? "the scan stopped at one: later keys were not read"
-		                : "found by recovery, which went on at the next valid record; the "
-		                  "keys a damaged record held have their previous value or none",
+		                : "found by recovery: a damaged stretch of the log costs the "
+		                  "records "
+		                  "in it, whose keys (and a damaged batch's) keep a previous value "
+		                  "or none; recovery goes on at the next valid record after it",
 		       c.n);
 		rc = 1;
 	} else if (c.n != st.keys) {

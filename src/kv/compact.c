@@ -88,11 +88,12 @@ static void finish(struct kv_shard *sh)
 
 	/* Damage with no valid record after it stopped the sweep short of the end, or a live
 	 * record (one the index points to, a get finds it corrupt) is in damage it skipped:
-	 * keep the segment. */
+	 * keep the segment. Damage naming a batch other segments hold records of: keep it
+	 * for now. Out of memory for the clearing: leave it for now. */
 	if (sh->compact_off < v->used || v->live)
 		v->nocompact = KV_NOCOMPACT_BAD;
-	else if (!sh->kv->map && clear_block(sh, v))
-		v->nocompact = KV_NOCOMPACT_LATER; /* out of memory: leave it for now */
+	else if (sh->compact_keep || (!sh->kv->map && clear_block(sh, v)))
+		v->nocompact = KV_NOCOMPACT_LATER;
 	if (!v->nocompact) {
 		v->state = SEG_COMPACTED;
 		sh->ncompacted++;
@@ -114,6 +115,26 @@ static void gave_up(struct kv_shard *sh)
 	/* sn_kv_compact() waits: go on to the next victim, or release it (a failed shard). */
 	if (sh->compact_done)
 		sn_rt_defer(&sh->compact_task);
+}
+
+struct held_ctx {
+	struct kv_shard *sh;
+	const struct kv_seg *v;
+};
+
+/* Damage in v names batch id: while other segments hold records of it, v stays, or a
+ * later recovery would apply them without the damaged one (recovery leaves such a batch
+ * out because the damage names it; docs/format.md). */
+static int held_elsewhere(void *arg, uint64_t id)
+{
+	struct held_ctx *c = arg;
+	uint64_t here = 0, n = kv_batch_segments(c->sh->kv, id);
+
+	for (uint32_t i = 0; i < c->v->nbatches && !here; i++)
+		here = c->v->batches[i] == id;
+	if (n > here)
+		c->sh->compact_keep = 1;
+	return 0;
 }
 
 /* Copy (or drop) one live record at v's offset off; returns the bytes to go on by (its
@@ -138,6 +159,9 @@ static uint32_t one_record(struct kv_shard *sh, uint32_t vi, uint32_t off, int *
 	if (!(len = kv_rec_valid(sh, v, off, v->used))) {
 		sh->corrupt++;
 		next = kv_rec_resync(sh, v, off, v->used, sh->compact_seq, &sh->compact_budget);
+		if (next)
+			kv_damage_batches(v, off, next, held_elsewhere,
+			                  &(struct held_ctx){ sh, v });
 		return next ? next - off : 0;
 	}
 	sh->compact_seq = r->seq;
@@ -243,6 +267,7 @@ static void step(void *arg)
 		sh->compact_off = sizeof(struct sn_kv_seghdr);
 		sh->compact_seq = 0;
 		sh->compact_budget = 4ull * sh->kv->sb.segment_size;
+		sh->compact_keep = 0;
 	}
 	for (int i = 0; i < SLICE && !stop; i++) {
 		uint32_t len = one_record(sh, sh->compact_seg, sh->compact_off, &stop);

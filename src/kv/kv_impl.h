@@ -166,6 +166,7 @@ struct kv_shard {
 	unsigned batches_inflight; /* multi-shard batches between their parts and commit */
 	uint32_t compact_seg, compact_off;
 	uint64_t compact_seq, compact_budget; /* the sweep's last record, its resync budget */
+	int compact_keep; /* the sweep skipped damage naming a batch held elsewhere too */
 	struct sn_rt_task compact_task;
 	struct sn_rt_latch *compact_done; /* sn_kv_compact() waits */
 	int compact_force;
@@ -382,6 +383,7 @@ void kv_shard_index_set(struct kv_shard *sh, struct sn_idx_ent *e, unsigned type
 void kv_shard_index_drop(struct kv_shard *sh, struct sn_idx_ent *e);
 void kv_seg_note_batch(struct kv_shard *sh, uint32_t seg, uint64_t batch);
 int kv_batch_needed(struct sn_kv *kv, uint64_t batch);
+uint64_t kv_batch_segments(struct sn_kv *kv, uint64_t batch);
 int kv_shard_read(struct kv_shard *sh, unsigned char *buf, uint64_t off, uint32_t len);
 int kv_shard_write(struct kv_shard *sh, const unsigned char *buf, uint32_t len, uint64_t off);
 int kv_shard_flush_all(struct kv_shard *sh);
@@ -418,6 +420,8 @@ uint32_t kv_rec_valid(const struct kv_shard *sh, const struct kv_seg *s, uint32_
                       uint32_t end);
 uint32_t kv_rec_resync(const struct kv_shard *sh, const struct kv_seg *s, uint32_t off,
                        uint32_t end, uint64_t after, uint64_t *budget);
+int kv_damage_batches(const struct kv_seg *s, uint32_t off, uint32_t next,
+                      int (*fn)(void *arg, uint64_t id), void *arg);
 
 /* ckpt.c: the index checkpoint. */
 struct kv_ckpt_part { /* a checkpoint segment's header, as recovery found it */

@@ -167,10 +167,14 @@ uint32_t kv_rec_resync(const struct kv_shard *sh, const struct kv_seg *s, uint32
 	return 0;
 }
 
-/* Damage at off cost the records up to next: batches whose records the skipped headers
- * still name are not applied (the rest of such a batch would come back without them). */
-static int note_damaged_batches(struct kv_shard *sh, const struct kv_seg *s, uint32_t off,
-                                uint32_t next)
+/*
+ * The batches damage between off and next of segment s names: the skipped bytes walked as
+ * record headers, from off, by each header's length while its type is a record's; fn
+ * gets the id of each batch record header (a damaged header can name a wrong batch, and
+ * zeros name none). 0, or the first error of fn.
+ */
+int kv_damage_batches(const struct kv_seg *s, uint32_t off, uint32_t next,
+                      int (*fn)(void *arg, uint64_t id), void *arg)
 {
 	while (off + sizeof(struct sn_kv_rechdr) + 8 <= next) {
 		const struct sn_kv_rechdr *r = (const struct sn_kv_rechdr *)(s->img + off);
@@ -180,18 +184,33 @@ static int note_damaged_batches(struct kv_shard *sh, const struct kv_seg *s, uin
 		uint64_t id;
 		int err;
 
-		if (r->type != SN_KV_REC_BPUT && r->type != SN_KV_REC_BDEL &&
-		    r->type != SN_KV_REC_PUT && r->type != SN_KV_REC_DEL)
+		if (!r->type || r->type > SN_KV_REC_COMMIT)
 			break; /* no header: nothing more can be read */
 		if (r->type == SN_KV_REC_BPUT || r->type == SN_KV_REC_BDEL) {
 			memcpy(&id, (const unsigned char *)r + sizeof(*r), 8);
-			if ((err = add_id(sh->kv, &sh->kv->damaged, &sh->kv->ndamaged,
-			                  &sh->kv->damaged_cap, id)))
+			if ((err = fn(arg, id)))
 				return err;
 		}
 		off += (uint32_t)(len < next - off ? len : next - off);
 	}
 	return 0;
+}
+
+struct damage_ctx {
+	struct kv_shard *sh;
+	uint32_t seg;
+};
+
+/* A batch lost a record to damage in segment c->seg: it is applied nowhere, and the
+ * segment counts as holding its records (compaction keeps the damage while the batch's
+ * other records are on disk: a later recovery must see it again). */
+static int damaged_batch(void *arg, uint64_t id)
+{
+	struct damage_ctx *c = arg;
+	struct sn_kv *kv = c->sh->kv;
+
+	kv_seg_note_batch(c->sh, c->seg, id);
+	return add_id(kv, &kv->damaged, &kv->ndamaged, &kv->damaged_cap, id);
 }
 
 /* Scan segment i's image from off; returns the end of its valid records (*clean: a zero
@@ -223,7 +242,8 @@ static int scan(struct kv_shard *sh, uint32_t i, uint32_t off, uint32_t damaged_
 			if (off >= damaged_below ||
 			    !(next = kv_rec_resync(sh, s, off, size, sh->next_recseq - 1, &budget)))
 				break;
-			if ((err = note_damaged_batches(sh, s, off, next)))
+			if ((err = kv_damage_batches(s, off, next, damaged_batch,
+			                             &(struct damage_ctx){ sh, i })))
 				return err;
 			sh->corrupt++;
 			(*skips)++;

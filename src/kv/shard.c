@@ -284,15 +284,23 @@ static void bpart_count(struct sn_kv *kv, uint64_t batch, int d)
 	pthread_mutex_unlock(&kv->bparts_lock);
 }
 
+/* How many segments on disk hold records of batch (UINT64_MAX: the count was lost). */
+uint64_t kv_batch_segments(struct sn_kv *kv, uint64_t batch)
+{
+	const struct u64map_ent *c;
+	uint64_t n;
+
+	pthread_mutex_lock(&kv->bparts_lock);
+	c = u64map_find(&kv->bparts, batch);
+	n = kv->bparts_lost ? UINT64_MAX : c ? c->val : 0;
+	pthread_mutex_unlock(&kv->bparts_lock);
+	return n;
+}
+
 /* Does recovery still need the commit record of batch? */
 int kv_batch_needed(struct sn_kv *kv, uint64_t batch)
 {
-	int needed;
-
-	pthread_mutex_lock(&kv->bparts_lock);
-	needed = kv->bparts_lost || u64map_find(&kv->bparts, batch) != NULL;
-	pthread_mutex_unlock(&kv->bparts_lock);
-	return needed;
+	return kv_batch_segments(kv, batch) != 0;
 }
 
 /* Segment seg holds a record of batch (appended, or found by recovery). */
