@@ -450,6 +450,35 @@ static int count_after(struct sn_kv *kv, unsigned n, unsigned *found, unsigned *
 	return T_PASS;
 }
 
+/* A fresh store (opts o) holding after-0..n-1 of 1000 bytes, closed. */
+static int fresh_after(const struct sn_kv_opts *o, unsigned n)
+{
+	struct sn_kv *kv;
+	char key[32];
+
+	if (km_open_fresh(o, &kv))
+		return T_FAIL;
+	for (unsigned i = 0; i < n; i++)
+		ASSERT_OK(km_put(kv, key, km_name(key, "after", i), 1000, i, 0));
+	ASSERT_OK(sn_kv_close(kv));
+	return T_PASS;
+}
+
+/* 4 KiB of the closed store zeroed from the start of record after-i on. */
+static int zero_from_record(unsigned i)
+{
+	unsigned char want[1000];
+	char key[32];
+	int64_t at;
+
+	km_fill(want, sizeof(want), i);
+	at = find_in_file(want, sizeof(want));
+	ASSERT_TRUE(at >= 0);
+	at -= (int64_t)(sizeof(struct sn_kv_rechdr) + km_name(key, "after", i));
+	ASSERT_OK(zero_range((uint64_t)at, 4096));
+	return T_PASS;
+}
+
 #define ZB_FIRST 3 /* the first record zeroed */
 
 /*
@@ -466,23 +495,12 @@ static int zeroed_block(int older_segment)
 {
 	struct sn_kv_opts o = km_opts();
 	struct sn_kv_stats st;
-	unsigned char want[1000];
 	struct sn_kv *kv;
 	unsigned n = older_segment ? 200 : 20, found, again, lost;
-	char key[32];
-	int64_t at;
 
 	o.shards = 1;
-	if (km_open_fresh(&o, &kv))
+	if (fresh_after(&o, n) || zero_from_record(ZB_FIRST))
 		return T_FAIL;
-	for (unsigned i = 0; i < n; i++)
-		ASSERT_OK(km_put(kv, key, km_name(key, "after", i), 1000, i, 0));
-	ASSERT_OK(sn_kv_close(kv));
-	km_fill(want, sizeof(want), ZB_FIRST);
-	at = find_in_file(want, sizeof(want));
-	ASSERT_TRUE(at >= 0);
-	at -= (int64_t)(sizeof(struct sn_kv_rechdr) + km_name(key, "after", ZB_FIRST));
-	ASSERT_OK(zero_range((uint64_t)at, 4096));
 
 	o.no_checkpoint = 1;
 	ASSERT_OK(sn_kv_open(km_uri, &o, &kv));
@@ -617,19 +635,14 @@ static int test_zeroed_after_checkpoint(void)
 {
 	struct sn_kv_opts o = km_opts();
 	struct sn_kv_stats st;
-	unsigned char want[1000];
 	struct sn_kv *kv;
 	const unsigned n = 20, m = 120;
 	unsigned found, lost;
 	char key[32], fault[1200];
-	int64_t at;
 
 	o.shards = 1;
-	if (km_open_fresh(&o, &kv))
+	if (fresh_after(&o, n)) /* the checkpoint: its head holds after-0..19 */
 		return T_FAIL;
-	for (unsigned i = 0; i < n; i++)
-		ASSERT_OK(km_put(kv, key, km_name(key, "after", i), 1000, i, 0));
-	ASSERT_OK(sn_kv_close(kv)); /* the checkpoint: its head holds after-0..19 */
 	/* A session that loads it and ends in a power loss: the checkpoint stays the newest. */
 	snprintf(fault, sizeof(fault), "fault:%s%ccrash=all", km_uri,
 	         strchr(km_uri, '?') ? '&' : '?');
@@ -638,11 +651,8 @@ static int test_zeroed_after_checkpoint(void)
 		ASSERT_OK(km_put(kv, key, km_name(key, "after", i), 1000, i, SN_KV_DURABLE));
 	ASSERT_OK(sn_dev_ctl(sn_kv_dev(kv), SN_CTL_FAULT_CRASH, NULL));
 	sn_kv_close(kv); /* fails: the device is gone */
-	km_fill(want, sizeof(want), n);
-	at = find_in_file(want, sizeof(want));
-	ASSERT_TRUE(at >= 0);
-	at -= (int64_t)(sizeof(struct sn_kv_rechdr) + km_name(key, "after", n));
-	ASSERT_OK(zero_range((uint64_t)at, 4096));
+	if (zero_from_record(n))
+		return T_FAIL;
 
 	ASSERT_OK(sn_kv_open(km_uri, &o, &kv));
 	ASSERT_OK(sn_kv_stat(kv, &st));
