@@ -119,9 +119,10 @@ int sn_kv_format(const char *uri, const struct sn_kv_opts *opts);
  * Open the store at uri (formatting a new one when the device holds none, unless
  * opts->no_create), recover every shard in parallel on its worker, and return it.
  * Recovery loads the index checkpoint the last clean close wrote (if it is whole) and
- * scans the log written after it, or scans the whole log; it cuts a torn or corrupt log
- * tail at the last valid record; what it found is in sn_kv_stats (recovered_*,
- * checkpoint_*, torn_*, corrupt_*).
+ * scans the log written after it, or scans the whole log; it cuts a torn log tail (writes
+ * never made durable) at the last valid record, and goes on past damage elsewhere (a bad
+ * record, or zeros where records were) at the next valid record, counting it; what it
+ * found is in sn_kv_stats (recovered_*, checkpoint_*, torn_*, corrupt_*).
  * Returns 0 and *kvp, or:
  *   SN_EFORMAT  the device holds something else, or a store of a newer format version
  *   -ENOENT     no store and opts->no_create
