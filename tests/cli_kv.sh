@@ -60,6 +60,8 @@ echo "a format whose segments cannot hold 1 MiB values says the largest value"
 $SN kv format "$DIR/small" --capacity 8m --shards 1 >"$DIR/out" || fail "format 8m"
 grep -q "values up to 510.9 KiB" "$DIR/out" || fail "format 8m: $(grep layout "$DIR/out")"
 grep -q "values above 523160 bytes are refused" "$DIR/out" || fail "format 8m: no note"
+$SN kv stat "$DIR/small" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["max_value"]==523160, d' ||
+	fail "stat --json of the 8m store is not one JSON object with max_value"
 head -c 600000 /dev/zero >"$DIR/big"
 $SN kv put "$DIR/small" big --value-file "$DIR/big" 2>"$DIR/err" && fail "a 600000-byte value stored"
 grep -q "523160" "$DIR/err" || fail "put of a too-large value: $(cat "$DIR/err")"

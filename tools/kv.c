@@ -285,6 +285,11 @@ static void print_stats(FILE *f, const char *path, const struct sn_kv *kv,
 	        "short)\n",
 	        s->checkpoint_segments,
 	        fmt_size((uint64_t)s->checkpoint_segments * s->segment_size, b1, sizeof(b1)));
+	if (s->max_value < SN_KV_MAX_VALUE)
+		fprintf(f,
+		        "note         values above %u bytes are refused: a record fits one %u-byte "
+		        "segment (format shrinks its default segment to fit a small capacity)\n",
+		        s->max_value, s->segment_size);
 }
 
 static void print_stats_json(FILE *f, const char *path, const struct sn_kv *kv,
@@ -332,11 +337,6 @@ static int do_format(struct kv_args *a)
 	if ((err = sn_kv_stat(kv, &st)))
 		return close_store(a, kv, fail(a, err));
 	print_stats(stdout, a->path, kv, &st);
-	if (st.max_value < SN_KV_MAX_VALUE)
-		printf("note         values above %u bytes are refused: a record fits one %u-byte "
-		       "segment%s\n",
-		       st.max_value, st.segment_size,
-		       a->o.segment_size ? "" : " (segments shrink to fit a small capacity)");
 	return close_store(a, kv, 0);
 }
 
@@ -540,11 +540,6 @@ static int do_stat(struct kv_args *a)
 		print_stats_json(stdout, a->path, kv, &st);
 	else
 		print_stats(stdout, a->path, kv, &st);
-	if (st.max_value < SN_KV_MAX_VALUE)
-		printf("note         values above %u bytes are refused: a record fits one %u-byte "
-		       "segment%s\n",
-		       st.max_value, st.segment_size,
-		       a->o.segment_size ? "" : " (segments shrink to fit a small capacity)");
 	return close_store(a, kv, 0);
 }
 
