@@ -216,7 +216,8 @@ struct sn_kv_stats {
 	uint64_t compacted_bytes;          /* live bytes they moved */
 	uint64_t recovered_records, recovery_ns;
 	uint64_t torn_bytes;          /* cut from log tails at open: writes never made durable */
-	uint64_t corrupt_records;     /* checksum failures seen (recovery and reads) */
+	uint64_t corrupt_records;     /* checksum failures and damage seen by recovery, reads and
+	                                 compaction (met twice, counted twice) */
 	uint32_t mapped;              /* 1: the log is the device's mapping (dax, pmem): appends are
 	                             stores, syncs persist cache lines, reads are loads; 0: block
 	                             I/O from a write buffer */
