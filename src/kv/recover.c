@@ -167,6 +167,12 @@ uint32_t kv_rec_resync(const struct kv_shard *sh, const struct kv_seg *s, uint32
 	return 0;
 }
 
+/* The length a record header claims, in 64 bits: a damaged one can claim anything. */
+static uint64_t hdr_len(const struct sn_kv_rechdr *r)
+{
+	return (sizeof(*r) + sn_kv_rec_extra(r->type) + (uint64_t)r->klen + r->vlen + 7) & ~7ull;
+}
+
 /*
  * The batches damage between off and next of segment s names: the skipped bytes walked as
  * record headers, from off, by each header's length while its type is a record's; fn
@@ -178,9 +184,7 @@ int kv_damage_batches(const struct kv_seg *s, uint32_t off, uint32_t next,
 {
 	while (off + sizeof(struct sn_kv_rechdr) + 8 <= next) {
 		const struct sn_kv_rechdr *r = (const struct sn_kv_rechdr *)(s->img + off);
-		uint64_t len =
-		        (sizeof(*r) + sn_kv_rec_extra(r->type) + (uint64_t)r->klen + r->vlen + 7) &
-		        ~7ull;
+		uint64_t len = hdr_len(r);
 		uint64_t id;
 		int err;
 
@@ -289,9 +293,7 @@ static uint32_t torn_extent(const struct kv_shard *sh, const unsigned char *img,
 
 	while (off < tail && off + sizeof(struct sn_kv_rechdr) <= size) {
 		const struct sn_kv_rechdr *r = (const struct sn_kv_rechdr *)(img + off);
-		uint64_t len =
-		        (sizeof(*r) + sn_kv_rec_extra(r->type) + (uint64_t)r->klen + r->vlen + 7) &
-		        ~7ull;
+		uint64_t len = hdr_len(r);
 
 		if (!r->type || r->type > SN_KV_REC_COMMIT || r->seq <= after)
 			break;
@@ -427,6 +429,7 @@ int kv_shard_recover(struct kv_shard *sh)
 	struct kv_recovery *rc = sh->rec;
 	struct order *ord = rc->ord;
 	uint32_t bs = kv->sb.block_size, size = kv->sb.segment_size, n = rc->n;
+	uint32_t ck_head = kv_ckpt_head(&rc->ck);
 	uint64_t t0 = sn__now_ns();
 	const int ckpt = kv->ckpt_use; /* a checkpoint is loaded, and blk allocated */
 	unsigned char *blk = NULL;
@@ -450,8 +453,7 @@ int kv_shard_recover(struct kv_shard *sh)
 		 * them); another covered segment can have records there only as the head. */
 		if (ckpt && s->state == SEG_SEALED) {
 			start = s->used;
-			if (!last && i != kv_ckpt_head(&rc->ck) &&
-			    !appended(sh, i, start, blk, &err)) {
+			if (!last && i != ck_head && !appended(sh, i, start, blk, &err)) {
 				if (err)
 					break;
 				continue;
