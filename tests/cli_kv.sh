@@ -29,6 +29,22 @@ $SN kv get "$S" user:1 >/dev/null 2>&1 && fail "get after del found the key"
 $SN kv put "$S" a 1 && $SN kv put "$S" b 2 || fail "puts"
 [ "$($SN kv scan "$S" | sort | tr '\t\n' '=;')" = "a=1;b=2;" ] || fail "scan: $($SN kv scan "$S")"
 
+echo "a file of other data after 128 KiB of zeros is refused, not formatted over"
+Z=$DIR/zeros-then-data
+head -c 131072 /dev/zero >"$Z" && head -c 3000000 /dev/urandom >>"$Z" || fail "making $Z"
+sum=$(cksum <"$Z")
+$SN kv put "$Z" k v >"$DIR/out" 2>"$DIR/err" && fail "put formatted a file of other data"
+grep -q "not an snstore KV store" "$DIR/err" || fail "put on other data: $(cat "$DIR/err")"
+[ "$(cksum <"$Z")" = "$sum" ] || fail "put on other data changed the file"
+rm -f "$Z"
+
+echo "format creates a missing file: any capacity, also through a URI with options"
+$SN kv format "$DIR/odd" --capacity 5000000 >/dev/null || fail "format --capacity 5000000"
+$SN kv put "$DIR/odd" k v && [ "$($SN kv get "$DIR/odd" k)" = v ] || fail "odd capacity: put/get"
+$SN kv format "psync:$DIR/opt?direct=1" --capacity 16m >/dev/null || fail "format URI?direct=1"
+[ "$(stat -c %s "$DIR/opt")" = 16777216 ] || fail "URI with options: size $(stat -c %s "$DIR/opt")"
+rm -f "$DIR/odd" "$DIR/opt"
+
 echo "put and del on mem: (nothing persists) are refused"
 $SN kv put mem: k v >"$DIR/out" 2>"$DIR/err" && fail "put on mem: succeeded"
 grep -q "could never be durable" "$DIR/err" || fail "put on mem:: $(cat "$DIR/err")"

@@ -1000,6 +1000,88 @@ static int test_async_worker(void)
 }
 
 /*
+ * A sync made on a worker whose ring to another shard's owner is full: the call takes it
+ * (returns 0), the shard it could not reach is asked again from the worker's loop, and
+ * the callback runs once, with 0. Before, that shard was skipped and the callback got
+ * -EAGAIN, a "failed" sync for a caller that had nothing to retry.
+ */
+struct full_ring {
+	struct sn_kv *kv;
+	struct sn_rt_latch done; /* the sync's callback ran */
+	unsigned accepted, eagain;
+	_Atomic unsigned put_cbs, put_bad, sync_cbs;
+	_Atomic int sync_res;
+	int sync_ret;
+};
+
+static void full_ring_put_cb(void *arg, int res, const void *val, size_t vlen)
+{
+	struct full_ring *f = arg;
+
+	(void)val;
+	(void)vlen;
+	f->put_cbs++;
+	f->put_bad += res != 0;
+}
+
+static void full_ring_sync_cb(void *arg, int res, const void *val, size_t vlen)
+{
+	struct full_ring *f = arg;
+
+	(void)val;
+	(void)vlen;
+	f->sync_res = res;
+	if (f->sync_cbs++ == 0)
+		sn_rt_latch_done(&f->done);
+}
+
+static void full_ring_fill(void *arg)
+{
+	struct full_ring *f = arg;
+	char key[32];
+
+	/* Durable puts go as requests of their own: those to worker 1's shard fill the ring. */
+	for (unsigned i = 0; i < 1000000 && !f->eagain; i++) {
+		int err = sn_kv_put_async(f->kv, key, km_name(key, "r", i), "v", 1, SN_KV_DURABLE,
+		                          full_ring_put_cb, f);
+
+		if (err == -EAGAIN)
+			f->eagain = 1;
+		else if (!err)
+			f->accepted++;
+	}
+	f->sync_ret = sn_kv_sync_async(f->kv, full_ring_sync_cb, f);
+}
+
+static int test_sync_full_ring(void)
+{
+	struct sn_kv_opts o = km_opts();
+	static struct full_ring f;
+	struct sn_rt *rt;
+
+	o.shards = 2;
+	if (open_on_own_rt(&o, &rt, &f.kv))
+		return T_FAIL;
+	sn_rt_latch_init(&f.done, 1);
+	ASSERT_OK(sn_rt_call(rt, 0, full_ring_fill, &f));
+	printf("    worker 0: %u durable puts taken before -EAGAIN, then sn_kv_sync_async\n",
+	       f.accepted);
+	ASSERT_EQ(f.eagain, 1);
+	ASSERT_OK(f.sync_ret);
+	sn_rt_latch_wait(&f.done);
+	while (atomic_load(&f.put_cbs) < f.accepted)
+		sched_yield();
+	ASSERT_OK(sn_kv_close(f.kv));
+	sn_rt_destroy(rt);
+	printf("    sync callback ran %u time(s) with %d; %u puts failed\n", f.sync_cbs, f.sync_res,
+	       f.put_bad);
+	ASSERT_EQ(f.sync_cbs, 1);
+	ASSERT_OK(f.sync_res);
+	ASSERT_EQ(f.put_bad, 0);
+	return T_PASS;
+}
+
+/*
  * Many calls from two workers at once, each worker to every shard: the calls to another
  * worker's shards travel in batches, its own run at once (src/kv/post.c). Values of
  * 0..2599 bytes (the larger ones go as requests of their own), a cache too small for
@@ -1650,6 +1732,7 @@ int main(int argc, char **argv)
 	T_RUN("a store's own runtime has opts.workers workers", test_own_workers());
 	T_RUN("async calls from a foreign thread", test_async_foreign());
 	T_RUN("async calls from a worker of the store's runtime", test_async_worker());
+	T_RUN("a sync on a worker whose ring to an owner is full", test_sync_full_ring());
 	T_RUN("threads that exit before their async calls complete", test_async_threads_exit());
 	T_RUN("callbacks of a foreign thread's calls make durable calls", test_callback_chains());
 	T_RUN("many async calls from two workers at once, to every shard",

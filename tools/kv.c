@@ -240,8 +240,10 @@ static int close_store(const struct kv_args *a, struct sn_kv *kv, int rc)
 
 /* ---- stat, shared by stat, check, format ---- */
 
+/* ro: the command opened the store read-only (stat, check): it reads through block I/O
+ * whatever the engine, and appends nothing. */
 static void print_stats(FILE *f, const char *path, const struct sn_kv *kv,
-                        const struct sn_kv_stats *s)
+                        const struct sn_kv_stats *s, int ro)
 {
 	char eng[64], note[256], b1[32], b2[32], b3[32], b4[32];
 	uint64_t lookups = s->cache_hits + s->cache_misses;
@@ -255,8 +257,9 @@ static void print_stats(FILE *f, const char *path, const struct sn_kv *kv,
 	        fmt_size(s->capacity_bytes, b2, sizeof(b2)),
 	        fmt_size(s->max_value, b3, sizeof(b3)));
 	fprintf(f, "log path     %s\n",
-	        s->mapped ? "the device's mapping: appends are stores, syncs persist cache lines"
-	                  : "block I/O: appends fill a write buffer, syncs write and flush");
+	        ro          ? "read-only open: reads through block I/O, nothing is appended"
+	        : s->mapped ? "the device's mapping: appends are stores, syncs persist cache lines"
+	                    : "block I/O: appends fill a write buffer, syncs write and flush");
 	fprintf(f, "keys         %" PRIu64 "\n", s->keys);
 	fprintf(f,
 	        "space        live %s, dead %s (reclaimable by compaction); %" PRIu64 " of %" PRIu64
@@ -313,13 +316,13 @@ static void print_stats_json(FILE *f, const char *path, const struct sn_kv *kv,
 	        ",\"compacted_bytes\":%" PRIu64 ",\"recovered_records\":%" PRIu64
 	        ",\"recovery_ns\":%" PRIu64 ",\"torn_bytes\":%" PRIu64
 	        ",\"corrupt_records\":%" PRIu64 ",\"checkpoint_keys\":%" PRIu64
-	        ",\"checkpoint_segments\":%u,\"max_value\":%u}\n",
+	        ",\"checkpoint_segments\":%u,\"max_value\":%u,\"mapped\":%s}\n",
 	        s->shards, s->workers, s->segment_size, s->block_size, s->capacity_bytes, s->keys,
 	        s->live_bytes, s->dead_bytes, s->segments_used, s->segments_total, s->puts, s->gets,
 	        s->dels, s->batches, s->syncs, s->flushes, s->cache_hits, s->cache_misses,
 	        s->cache_bytes, s->compactions, s->compacted_bytes, s->recovered_records,
 	        s->recovery_ns, s->torn_bytes, s->corrupt_records, s->checkpoint_keys,
-	        s->checkpoint_segments, s->max_value);
+	        s->checkpoint_segments, s->max_value, s->mapped ? "true" : "false");
 }
 
 /* ---- subcommands ---- */
@@ -336,7 +339,7 @@ static int do_format(struct kv_args *a)
 		return rc;
 	if ((err = sn_kv_stat(kv, &st)))
 		return close_store(a, kv, fail(a, err));
-	print_stats(stdout, a->path, kv, &st);
+	print_stats(stdout, a->path, kv, &st, 1);
 	return close_store(a, kv, 0);
 }
 
@@ -539,7 +542,7 @@ static int do_stat(struct kv_args *a)
 	if (a->json)
 		print_stats_json(stdout, a->path, kv, &st);
 	else
-		print_stats(stdout, a->path, kv, &st);
+		print_stats(stdout, a->path, kv, &st, 1);
 	return close_store(a, kv, 0);
 }
 
@@ -580,7 +583,7 @@ static int do_check(struct kv_args *a)
 		return close_store(a, kv, fail(a, err));
 	printf("scan: %" PRIu64 " keys read back, %s of keys and values%s%s\n", c.n,
 	       fmt_size(c.bytes, b2, sizeof(b2)), scan_err ? "; stopped: " : "", msg);
-	print_stats(stdout, a->path, kv, &st);
+	print_stats(stdout, a->path, kv, &st, 1);
 	if (scan_err && scan_err != SN_ECORRUPT) {
 		printf("check %s: FAILED: the scan stopped with an error: %s\n", a->path, msg);
 		rc = 1;
@@ -641,7 +644,8 @@ static const struct sub subs[] = {
 	{ "format", "PATH [--shards N] [--capacity SIZE] [--segment SIZE]",
 	  "write a new, empty store (replacing whatever PATH holds)",
 	  "Writes a new, empty store on PATH, replacing whatever was there, then prints its\n"
-	  "layout. A missing file is created with --capacity bytes (default 1 GiB).\n"
+	  "layout. A missing file is created with --capacity bytes, rounded up to 4 KiB\n"
+	  "(default 1 GiB), also when PATH is a URI with options that do not say create=.\n"
 	  "  --shards N       shards (default: one per CPU); each worker owns some\n"
 	  "  --capacity SIZE  bytes of the device to use (default: all of it; 1 GiB for a\n"
 	  "                   new file)\n"

@@ -33,6 +33,12 @@
  *    calls on workers.
  *  - Iteration (sn_kv_scan) is unordered and not a snapshot: keys written during a scan
  *    may or may not be seen.
+ *  - A device write or flush that fails (EIO; or ENOSPC from the filesystem under a
+ *    sparse file made with truncate) stops its shard's writes: they fail with -EIO, and
+ *    sync and close report the error, until the store is reopened (recovery cuts what
+ *    never became durable). A file snstore creates is allocated in full at once, so its
+ *    filesystem cannot run out under it; a shard whose log is full fails with -ENOSPC
+ *    and takes writes again once deletes and compaction free space.
  */
 #ifndef SNSTORE_KV_H
 #define SNSTORE_KV_H
@@ -109,15 +115,16 @@ struct sn_kv_opts {
 
 /**
  * Write a new, empty store on the device at uri, replacing whatever was there. A plain
- * path (no engine) means auto:PATH; a missing file is created (with opts->capacity, or
- * 1 GiB). Returns 0, -EINVAL (bad options or a device too small for its shards), or the
+ * path (no engine) means auto:PATH; a missing file is created (with opts->capacity
+ * rounded up to 4 KiB, or 1 GiB; a URI whose options say create= creates as they say).
+ * Returns 0, -EINVAL (bad options or a device too small for its shards), or the
  * device's error. Any thread but a worker.
  */
 int sn_kv_format(const char *uri, const struct sn_kv_opts *opts);
 
 /**
- * Open the store at uri (formatting a new one when the device holds none, unless
- * opts->no_create), recover every shard in parallel on its worker, and return it.
+ * Open the store at uri (formatting a new one when the device holds none: its first MiB
+ * is zeros; unless opts->no_create), recover every shard in parallel on its worker, and return it.
  * Recovery loads the index checkpoint the last clean close wrote (if it is whole) and
  * scans the log written after it, or scans the whole log; it cuts a torn log tail (writes
  * never made durable) at the last valid record, and goes on past damage elsewhere (a bad
@@ -259,6 +266,8 @@ typedef void (*sn_kv_cb)(void *arg, int res, const void *val, size_t vlen);
  * get sees the put made before it. Their callbacks need not come in that order: calls to
  * different shards finish independently, and a call that waits (for the device, a flush,
  * room in the log) finishes after later calls that did not.
+ * sn_kv_sync_async made on a worker is not refused for a full ring: the shards it cannot
+ * reach at once are asked from the worker's loop, and cb runs once all have synced.
  */
 int sn_kv_put_async(struct sn_kv *kv, const void *key, size_t klen, const void *val, size_t vlen,
                     unsigned flags, sn_kv_cb cb, void *arg);

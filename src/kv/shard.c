@@ -221,8 +221,10 @@ int kv_shard_append(struct kv_shard *sh, unsigned type, const void *key, uint32_
 	int err;
 
 	if (sh->failed)
-		return sn__err(-EIO, "shard %u: an earlier write failed; the store is read-only",
-		               sh->id);
+		return sn__err(-EIO,
+		               "shard %u: an earlier write or flush failed (%s): the shard takes "
+		               "no more writes until the store is reopened",
+		               sh->id, sn_strerror(sh->failed));
 	if (s->state != SEG_HEAD || s->used + len > kv->sb.segment_size) {
 		/* Normal writes leave the reserve to compaction, which frees space. */
 		unsigned keep = sh->compact_appending                             ? 0u

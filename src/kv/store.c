@@ -271,7 +271,11 @@ struct multi {
 	_Atomic int err;
 	sn_kv_cb cb;
 	void *arg;
-	struct sn_rt_task task; /* runs cb when the call itself saw the last one end */
+	struct sn_kv *kv;
+	struct sn_rt_task task;  /* runs cb when the call itself saw the last one end */
+	struct sn_rt_task retry; /* on a worker: asks the shards whose ring was full again */
+	unsigned nwait;          /* those shards, in wait[] */
+	uint32_t wait[];
 };
 
 static void multi_finish(void *arg)
@@ -282,6 +286,7 @@ static void multi_finish(void *arg)
 	free(m);
 }
 
+/* One shard's sync ended, or was never sent (res says why): the last one runs cb. */
 static void multi_one(void *arg, int res, const void *val, size_t vlen)
 {
 	struct multi *m = arg;
@@ -295,10 +300,49 @@ static void multi_one(void *arg, int res, const void *val, size_t vlen)
 		multi_finish(m);
 }
 
+/* Send shard s its sync: 0, or the error that kept it from going. A foreign thread waits
+ * for room in a full inbox; a worker must not (the owner may wait for it): -EAGAIN. */
+static int multi_send(struct multi *m, uint32_t s)
+{
+	struct kv_req *r;
+	int err;
+
+	do {
+		if (!(r = kv_req_new(m->kv, KV_SYNC, NULL, 0, NULL, 0, 0, multi_one, m)))
+			return sn__err(-ENOMEM, "out of memory");
+		r->shard = s;
+		if ((err = route(m->kv, r)) == -EAGAIN && !on_worker(m->kv))
+			sched_yield();
+	} while (err == -EAGAIN && !on_worker(m->kv));
+	return err;
+}
+
+/* On the calling worker, from its loop: the shards whose ring was full, again. Those still
+ * refused wait for the next iteration (the owners drain their rings meanwhile). */
+static void multi_retry(void *arg)
+{
+	struct multi *m = arg;
+	unsigned n = m->nwait, k = 0;
+
+	atomic_fetch_add(&m->left, 1); /* this task's own count: m stays while it runs */
+	for (unsigned i = 0; i < n; i++) {
+		int err = multi_send(m, m->wait[i]);
+
+		if (err == -EAGAIN)
+			m->wait[k++] = m->wait[i];
+		else if (err)
+			multi_one(m, err, NULL, 0);
+	}
+	m->nwait = k;
+	if (k)
+		sn_rt_defer(&m->retry);
+	multi_one(m, 0, NULL, 0); /* this task's count: the last one runs cb */
+}
+
 int sn_kv_sync_async(struct sn_kv *kv, sn_kv_cb cb, void *arg)
 {
-	struct multi *m = malloc(sizeof(*m));
 	unsigned n = kv->sb.shards, unsent = 0;
+	struct multi *m = malloc(sizeof(*m) + n * sizeof(uint32_t));
 	int first = 0, zero = 0;
 
 	if (!m)
@@ -309,20 +353,16 @@ int sn_kv_sync_async(struct sn_kv *kv, sn_kv_cb cb, void *arg)
 	atomic_init(&m->err, 0);
 	m->cb = cb;
 	m->arg = arg;
+	m->kv = kv;
 	m->task = (struct sn_rt_task){ multi_finish, m, NULL, 0 };
-	for (unsigned s = 0; s < n; s++) {
-		struct kv_req *r = kv_req_new(kv, KV_SYNC, NULL, 0, NULL, 0, 0, multi_one, m);
-		int err;
+	m->retry = (struct sn_rt_task){ multi_retry, m, NULL, 0 };
+	m->nwait = 0;
+	for (uint32_t s = 0; s < n; s++) {
+		int err = multi_send(m, s);
 
-		if (!r) {
-			err = sn__err(-ENOMEM, "out of memory");
-		} else {
-			r->shard = s;
-			while ((err = route(kv, r)) == -EAGAIN && !on_worker(kv) &&
-			       (r = kv_req_new(kv, KV_SYNC, NULL, 0, NULL, 0, 0, multi_one, m)))
-				r->shard = s, sched_yield();
-		}
-		if (err) { /* never sent: done and failed, counted off below */
+		if (err == -EAGAIN) { /* on a worker, a full ring: sent from its loop */
+			m->wait[m->nwait++] = s;
+		} else if (err) { /* never sent: done and failed, counted off below */
 			unsent++;
 			first = first ? first : err;
 		}
@@ -333,6 +373,8 @@ int sn_kv_sync_async(struct sn_kv *kv, sn_kv_cb cb, void *arg)
 	}
 	if (first)
 		atomic_compare_exchange_strong(&m->err, &zero, first);
+	if (m->nwait)
+		sn_rt_defer(&m->retry); /* holds a count per waiting shard: m stays */
 	/* The counts of the shards never sent, and this call's own. */
 	if (atomic_fetch_sub(&m->left, unsent + 1) == unsent + 1) {
 		/* Every shard's sync ended already: cb still must not run inside this call. */
@@ -857,14 +899,31 @@ static int default_shards(void)
 	return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
 }
 
-/* A plain path means auto:PATH; a missing file is created with `size` bytes. */
+/* The path in a device URI: past its engine names ("fault:uring:"), up to its options. */
+static const char *uri_path(const char *uri, size_t *len)
+{
+	const char *p = uri, *c, *q;
+
+	while ((c = strchr(p, ':')) && !memchr(p, '/', (size_t)(c - p)) &&
+	       !memchr(p, '?', (size_t)(c - p)))
+		p = c + 1;
+	q = strchr(p, '?');
+	*len = q ? (size_t)(q - p) : strlen(p);
+	return p;
+}
+
+/*
+ * A plain path means auto:PATH. A missing file is created with `size` bytes rounded up
+ * to 4 KiB (a direct-I/O engine sees only whole blocks of it: a capacity of 5,000,000
+ * would not fit its own file), unless the URI says create= itself.
+ */
 static char *device_uri(const char *uri, uint64_t size)
 {
-	const char *colon = strchr(uri, ':'), *slash = strchr(uri, '/');
-	char *out = NULL;
+	const char *colon = strchr(uri, ':'), *slash = strchr(uri, '/'), *path;
+	char *out = NULL, *file, *with = NULL;
 	struct stat st;
-	const char *path;
-	int r;
+	size_t plen;
+	int r, missing;
 
 	if (!colon || (slash && slash < colon))
 		r = asprintf(&out, "auto:%s", uri);
@@ -872,16 +931,25 @@ static char *device_uri(const char *uri, uint64_t size)
 		r = asprintf(&out, "%s", uri);
 	if (r < 0)
 		return NULL;
-	path = strchr(out, ':') + 1;
-	if (size && *path && !strchr(out, '?') && stat(path, &st) && errno == ENOENT) {
-		char *with = NULL;
-
-		if (asprintf(&with, "%s?create=1&size=%llu", out, (unsigned long long)size) < 0)
-			with = NULL;
+	path = uri_path(out, &plen);
+	if (!size || !plen || strstr(out, "create="))
+		return out;
+	if (!(file = strndup(path, plen))) {
 		free(out);
-		out = with;
+		return NULL;
 	}
-	return out;
+	missing = stat(file, &st) && errno == ENOENT;
+	free(file);
+	if (!missing)
+		return out;
+	size = (size + 4095) & ~(uint64_t)4095;
+	if (strstr(out, "size="))
+		r = asprintf(&with, "%s&create=1", out);
+	else
+		r = asprintf(&with, "%s%ccreate=1&size=%llu", out, strchr(out, '?') ? '&' : '?',
+		             (unsigned long long)size);
+	free(out);
+	return r < 0 ? NULL : with;
 }
 
 static uint32_t format_block(const struct sn_dev_info *in)
@@ -1067,7 +1135,10 @@ static int all_zero(const unsigned char *p, size_t n)
 	return 1;
 }
 
-/* 0 and *sb; -ENOENT when the device holds zeros (no store); SN_EFORMAT otherwise. */
+#define NO_STORE_BYTES (1u << 20) /* read_super: all zeros here means no store */
+
+/* 0 and *sb; -ENOENT when the device's first MiB is zeros (no store); SN_EFORMAT
+ * otherwise. */
 static int read_super(struct sn_dev *dev, struct sn_kv_super *sb)
 {
 	struct sn_dev_info in;
@@ -1081,10 +1152,13 @@ static int read_super(struct sn_dev *dev, struct sn_kv_super *sb)
 	if (in.capacity_bytes < 2ull * bs)
 		return sn__err(-ENOENT, "the device is too small to hold a store");
 	/* Copy B sits at the store's block size, which may differ from this device's block
-	 * now (the same file on another filesystem, say): read far enough for any. */
-	win = 2 * (bs > 65536 ? bs : 65536);
-	if (win > in.capacity_bytes)
-		win = 2 * bs;
+	 * now (the same file on another filesystem, say): read far enough for any. And a
+	 * device is taken for empty (formatted by sn_kv_open) only when its whole first MiB
+	 * is zeros, where filesystems and partition tables keep their signatures: a file
+	 * of other data after 128 KiB of zeros is not overwritten. */
+	win = NO_STORE_BYTES;
+	if (win > (in.capacity_bytes & ~(uint64_t)(bs - 1)))
+		win = (uint32_t)(in.capacity_bytes & ~(uint64_t)(bs - 1));
 	if ((err = sn_queue_create(dev, 2, &q)))
 		return err;
 	if ((err = sn_queue_buf_alloc(q, win, (void **)&buf)) ||
@@ -1096,7 +1170,7 @@ static int read_super(struct sn_dev *dev, struct sn_kv_super *sb)
 	/* Copy A at 0, copy B at its block size: every copy with a valid checksum counts. One
 	 * newer than this binary refuses the store, even when another is older (a half-done
 	 * upgrade must not be read by the old format's rules); else the first one serves. */
-	for (uint32_t off = 0; off + sizeof(struct sn_kv_super) <= win;
+	for (uint32_t off = 0; off <= 65536 && off + sizeof(struct sn_kv_super) <= win;
 	     off = off ? 2 * off : SN_KV_MIN_BLOCK) {
 		const struct sn_kv_super *s = (const struct sn_kv_super *)(buf + off);
 
