@@ -322,21 +322,28 @@ static int multi_send(struct multi *m, uint32_t s)
 static void multi_retry(void *arg)
 {
 	struct multi *m = arg;
-	unsigned n = m->nwait, k = 0;
+	unsigned n = m->nwait, k = 0, failed = 0;
+	int first = 0, zero = 0;
 
 	atomic_fetch_add(&m->left, 1); /* this task's own count: m stays while it runs */
 	for (unsigned i = 0; i < n; i++) {
 		int err = multi_send(m, m->wait[i]);
 
-		if (err == -EAGAIN)
+		if (err == -EAGAIN) {
 			m->wait[k++] = m->wait[i];
-		else if (err)
-			multi_one(m, err, NULL, 0);
+		} else if (err) { /* never sent: done and failed */
+			failed++;
+			first = first ? first : err;
+		}
 	}
 	m->nwait = k;
 	if (k)
 		sn_rt_defer(&m->retry);
-	multi_one(m, 0, NULL, 0); /* this task's count: the last one runs cb */
+	if (first)
+		atomic_compare_exchange_strong(&m->err, &zero, first);
+	/* The counts of the shards that failed, and this task's: the last one runs cb. */
+	if (atomic_fetch_sub(&m->left, failed + 1) == failed + 1)
+		multi_finish(m);
 }
 
 int sn_kv_sync_async(struct sn_kv *kv, sn_kv_cb cb, void *arg)
