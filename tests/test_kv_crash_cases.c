@@ -269,6 +269,39 @@ static int test_durable_delete_after_batch(void)
 	return T_PASS;
 }
 
+/*
+ * A cross-shard batch whose parts' flush fails (the device is gone): the write fails, and
+ * sn_kv_compact() then returns (the error) instead of waiting for ever. The parts were
+ * counted as batches in flight on their shards when their records went in; a part that
+ * failed after that was never counted off, and compaction waits while a batch is in flight.
+ */
+static int test_batch_flush_fails(void)
+{
+	struct sn_kv_batch *b = sn_kv_batch_new();
+	char k[32];
+	struct sn_kv *kv;
+	int err;
+
+	ASSERT_TRUE(b);
+	if (open_crashable(&kv))
+		return T_FAIL;
+	ASSERT_OK(sn_dev_ctl(kv->dev, SN_CTL_FAULT_CRASH, NULL));
+	for (unsigned s = 0; s < 4; s++)
+		ASSERT_OK(sn_kv_batch_put(b, k, key_on_shard(kv, "b", s, 0, k), "v", 1));
+	err = sn_kv_write(kv, b, 0);
+	sn_kv_batch_free(b);
+	printf("    device gone; a batch on all 4 shards: %s\n", sn_errname(err));
+	ASSERT_ERR(err, -EIO);
+	snprintf(where, sizeof(where), "  sn_kv_compact after a failed cross-shard batch\n");
+	alarm(30);
+	err = sn_kv_compact(kv, 0);
+	alarm(0);
+	printf("    sn_kv_compact returned: %s\n", sn_errname(err));
+	ASSERT_TRUE(err < 0);
+	sn_kv_close(kv); /* fails: the device is gone */
+	return T_PASS;
+}
+
 /* Put fillers from..from+n-1 of shard `shard`, 30000 bytes each (the last one durable: that
  * shard's log is durable afterwards, other shards are not flushed). */
 static int fill_shard(struct sn_kv *kv, unsigned shard, unsigned from, unsigned n)
@@ -641,6 +674,8 @@ int main(int argc, char **argv)
 	      test_close_flush());
 	T_RUN("sn_kv_compact returns when one of its I/Os fails, and loses nothing",
 	      test_compact_io_errors());
+	T_RUN("sn_kv_compact returns after a cross-shard batch whose flush failed",
+	      test_batch_flush_fails());
 	unlink(file);
 	return t_end();
 }

@@ -211,6 +211,13 @@ static void step(void *arg)
 
 	if (sh->closed)
 		return;
+	if (!sh->compacting && sh->failed) { /* nothing more will be written here */
+		if (sh->compact_done) {
+			sn_rt_latch_done(sh->compact_done);
+			sh->compact_done = NULL;
+		}
+		return;
+	}
 	/* Not while a batch's records here wait for its commit, not even halfway through a
 	 * segment: a copy lands after them in the log, and would win over them when the
 	 * batch is applied (and in recovery) though it holds an older value.
@@ -220,13 +227,6 @@ static void step(void *arg)
 	if (!sh->compacting) {
 		uint32_t v;
 
-		if (sh->failed) {
-			if (sh->compact_done) {
-				sn_rt_latch_done(sh->compact_done);
-				sh->compact_done = NULL;
-			}
-			return;
-		}
 		v = pick_victim(sh, sh->compact_force || sh->space_head);
 		if (v == UINT32_MAX && sh->space_head && !sh->round_active && !sh->flushing &&
 		    !sh->ncompacted && !sh->unsynced_seals) {

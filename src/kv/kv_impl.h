@@ -56,6 +56,7 @@ struct kv_req {
 	uint8_t single;              /* batch part: the whole batch (commit here too) */
 	uint8_t batch_ok;            /* batch apply: committed (else dropped) */
 	uint8_t commit_lost;         /* batch apply: committed, but its flush failed */
+	uint8_t inflight;            /* batch part: counted in its shard's batches_inflight */
 	uint8_t keep;                /* the caller frees it after cb (batch requests) */
 	char *msg;                   /* sn_errmsg() of a failure, carried to the caller */
 	struct kv_rcache *home;      /* the thread cache it came from (req.c), or NULL */

@@ -667,7 +667,7 @@ static void exec_batch_part(struct kv_shard *sh, struct kv_req *r)
 	if (r->single)
 		batch_apply(sh, r);
 	else
-		sh->batches_inflight++; /* compaction waits for the outcome */
+		sh->batches_inflight++, r->inflight = 1; /* compaction waits for the outcome */
 	finish_write(sh, r, !r->single);
 }
 
@@ -851,7 +851,10 @@ int sn_kv_write(struct sn_kv *kv, struct sn_kv_batch *b, unsigned flags)
 	}
 	/* Phase 3: apply the parts everywhere, or drop them after a failure. */
 	for (unsigned s = 0; s < n; s++) {
-		if (!parts[s] || parts[s]->res) /* a failed part never waits for the outcome */
+		/* A part that failed before its records were in (append) counts for nothing;
+		 * one whose flush failed after is in batches_inflight: it is dropped (no
+		 * commit went out) but must count off there, or compaction waits for ever. */
+		if (!parts[s] || (parts[s]->res && !parts[s]->inflight))
 			continue;
 		if (!(apply[s] = kv_req_new(kv, KV_BATCH_APPLY, NULL, 0, NULL, 0, 0, NULL, NULL))) {
 			err = sn__err(-ENOMEM, "out of memory"); /* shard keeps waiting: leak-free
