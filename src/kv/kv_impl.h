@@ -134,6 +134,11 @@ struct kv_shard {
 	uint32_t nsegs, nfree;
 	uint32_t head; /* index of the head segment */
 	uint64_t next_segseq, next_recseq;
+	/* The largest segment (or checkpoint) number whose header is known durable. A head
+	 * numbered more than nsegs past it writes its header alone, and flushes, before its
+	 * records (shard.c round_start; docs/format.md, the writer's rules). */
+	uint64_t hdr_durable;
+	unsigned char *hdr_blk; /* that write's block: the header, then zeros */
 	struct sn_idx idx;
 	uint64_t cached_bytes, cache_budget;
 	uint64_t loading_bytes; /* segments on their way into the cache (kv_shard_load) */

@@ -532,9 +532,13 @@ int kv_shard_recover(struct kv_shard *sh)
 		}
 	}
 	/* Sequence numbers of segments opened after the last durable header may have been
-	 * used for data that reached the disk without its header (at most one per segment
-	 * of the shard). Never reuse them: a record left by such a segment would carry the
-	 * same CRC seed as a new one in the same place. */
+	 * used for data that reached the disk without its header. Never reuse them: a record
+	 * left by such a segment would carry the same CRC seed as a new one in the same
+	 * place. Within a session a segment is written only once the one before it is
+	 * durable, header and all, so the skip covers the newest; and the first head a
+	 * session opens past the skip makes its header durable before its records
+	 * (hdr_durable), so the next open's skip starts past it. */
+	sh->hdr_durable = sh->next_segseq - 1;
 	sh->next_segseq += sh->nsegs;
 	if (!err && sh->nckpt && kv_low_on_space(sh) && !kv->opts.readonly)
 		kv_ckpt_release(sh); /* space is short: the checkpoint gives way */
