@@ -156,9 +156,11 @@ int kv_shard_open_head(struct kv_shard *sh)
 	 * lines may reach the medium before the header's, so persist it first (block I/O:
 	 * round_start writes it alone first). */
 	if (kv->map && h->seq > sh->hdr_durable + sh->nsegs) {
-		if ((err = sn_dev_persist(kv->dev, s->img, sizeof(*h))))
+		if ((err = sn_dev_persist(kv->dev, s->img, sizeof(*h)))) {
+			kv_shard_fail(sh, err); /* as a failed round: no more writes */
 			return sn__err(err, "shard %u: persisting a new segment's header: %s",
 			               sh->id, sn_strerror(err));
+		}
 		sh->hdr_durable = h->seq;
 	}
 	s->seq = h->seq;
@@ -541,6 +543,8 @@ static void round_start(struct kv_shard *sh)
 	 * the same place, and those records would pass its checksums. */
 	hdr_first = d != UINT32_MAX && !kv->map && !sh->segs[d].written &&
 	            sh->segs[d].seq > sh->hdr_durable + sh->nsegs;
+	if (hdr_first && sh->flushing)
+		return; /* its header's flush is in flight (a pipelined round): wait for it */
 	if (hdr_first) {
 		if (!sh->hdr_blk && posix_memalign((void **)&sh->hdr_blk, 4096, bs))
 			sh->hdr_blk = NULL;
@@ -830,6 +834,17 @@ int kv_shard_flush_all(struct kv_shard *sh)
 
 		if (to > kv->sb.segment_size)
 			to = kv->sb.segment_size;
+		if (!kv->map && !s->written && s->seq > sh->hdr_durable + sh->nsegs) {
+			/* Its header first, alone, as round_start writes it (hdr_first). */
+			if (!sh->hdr_blk && posix_memalign((void **)&sh->hdr_blk, 4096, bs))
+				return sn__err(-ENOMEM, "out of memory");
+			memset(sh->hdr_blk, 0, bs);
+			memcpy(sh->hdr_blk, s->img, sizeof(struct sn_kv_seghdr));
+			if ((err = kv_shard_write(sh, sh->hdr_blk, bs, kv_seg_off(sh, d))) ||
+			    (err = sn_queue_flush(sh->w->q)))
+				break;
+			sh->hdr_durable = s->seq;
+		}
 		if (kv->map)
 			err = sn_dev_persist(kv->dev, s->img + from, to - from);
 		else if (!(err = kv_shard_write(sh, s->img + from, to - from,

@@ -922,6 +922,19 @@ static const char *uri_path(const char *uri, size_t *len)
 	return p;
 }
 
+/* Does the options part of a URI ("?a=1&b=2", or "") set key? */
+static int uri_has(const char *opts, const char *key)
+{
+	size_t n = strlen(key);
+
+	for (const char *p = opts; p && *p; p = strchr(p, '&')) {
+		p++; /* past '?' or '&' */
+		if (!strncmp(p, key, n) && p[n] == '=')
+			return 1;
+	}
+	return 0;
+}
+
 /*
  * A plain path means auto:PATH. A missing file is created with `size` bytes rounded up
  * to 4 KiB (a direct-I/O engine sees only whole blocks of it: a capacity of 5,000,000
@@ -942,7 +955,7 @@ static char *device_uri(const char *uri, uint64_t size)
 	if (r < 0)
 		return NULL;
 	path = uri_path(out, &plen);
-	if (!size || !plen || strstr(out, "create="))
+	if (!size || !plen || uri_has(path + plen, "create"))
 		return out;
 	if (!(file = strndup(path, plen))) {
 		free(out);
@@ -953,7 +966,7 @@ static char *device_uri(const char *uri, uint64_t size)
 	if (!missing)
 		return out;
 	size = (size + 4095) & ~(uint64_t)4095;
-	if (strstr(out, "size="))
+	if (uri_has(path + plen, "size"))
 		r = asprintf(&with, "%s&create=1", out);
 	else
 		r = asprintf(&with, "%s%ccreate=1&size=%llu", out, strchr(out, '?') ? '&' : '?',
@@ -1171,8 +1184,15 @@ static int read_super(struct sn_dev *dev, struct sn_kv_super *sb)
 		win = (uint32_t)(in.capacity_bytes & ~(uint64_t)(bs - 1));
 	if ((err = sn_queue_create(dev, 2, &q)))
 		return err;
-	if ((err = sn_queue_buf_alloc(q, win, (void **)&buf)) ||
-	    (err = sn_queue_pread(q, buf, win, 0))) {
+	err = sn_queue_buf_alloc(q, win, (void **)&buf);
+	for (uint32_t o = 0, chunk; !err && o < win; o += chunk) {
+		chunk = win - o;
+		if (in.max_transfer_bytes && chunk > in.max_transfer_bytes)
+			chunk = in.max_transfer_bytes >= bs ? in.max_transfer_bytes & ~(bs - 1)
+			                                    : bs;
+		err = sn_queue_pread(q, buf + o, chunk, o);
+	}
+	if (err) {
 		sn_queue_destroy(q);
 		return sn__err(err, "reading the superblock: %s", sn_strerror(err));
 	}
