@@ -803,8 +803,11 @@ int sn_kv_write(struct sn_kv *kv, struct sn_kv_batch *b, unsigned flags)
 	for (unsigned s = 0; s < n; s++) {
 		if (!len[s])
 			continue;
+		/* Its apply too, now: once a part is in, a shard waits for its apply (phase
+		 * 3), and a request that could not be had then would leave it waiting. */
 		if (!(parts[s] = kv_req_new(kv, KV_BATCH_PART, NULL, 0, NULL, len[s], flags, NULL,
-		                            NULL))) {
+		                            NULL)) ||
+		    !(apply[s] = kv_req_new(kv, KV_BATCH_APPLY, NULL, 0, NULL, 0, 0, NULL, NULL))) {
 			err = sn__err(-ENOMEM, "out of memory");
 			goto out;
 		}
@@ -854,11 +857,11 @@ int sn_kv_write(struct sn_kv *kv, struct sn_kv_batch *b, unsigned flags)
 		/* A part that failed before its records were in (append) counts for nothing;
 		 * one whose flush failed after is in batches_inflight: it is dropped (no
 		 * commit went out) but must count off there, or compaction waits for ever. */
-		if (!parts[s] || (parts[s]->res && !parts[s]->inflight))
+		if (!parts[s])
 			continue;
-		if (!(apply[s] = kv_req_new(kv, KV_BATCH_APPLY, NULL, 0, NULL, 0, 0, NULL, NULL))) {
-			err = sn__err(-ENOMEM, "out of memory"); /* shard keeps waiting: leak-free
-			                                            but compaction stays paused */
+		if (parts[s]->res && !parts[s]->inflight) {
+			kv_req_free(apply[s]);
+			apply[s] = NULL;
 			continue;
 		}
 		apply[s]->shard = s;
