@@ -857,7 +857,7 @@ int sn_kv_write(struct sn_kv *kv, struct sn_kv_batch *b, unsigned flags)
 		/* A part that failed before its records were in (append) counts for nothing;
 		 * one whose flush failed after is in batches_inflight: it is dropped (no
 		 * commit went out) but must count off there, or compaction waits for ever. */
-		if (!parts[s])
+		if (!parts[s] || !apply[s]) /* both or neither */
 			continue;
 		if (parts[s]->res && !parts[s]->inflight) {
 			kv_req_free(apply[s]);
