@@ -475,6 +475,19 @@ static void round_flush(struct kv_shard *sh);
 static void round_done(struct kv_shard *sh, uint64_t seg, uint64_t pos);
 static void worker_flush(struct kv_worker *w);
 
+/* The block a head's header goes to the device in alone (struct kv_shard.hdr_durable):
+ * the header, then zeros. NULL when out of memory. */
+static unsigned char *header_block(struct kv_shard *sh, const struct kv_seg *s)
+{
+	uint32_t bs = sh->kv->sb.block_size;
+
+	if (!sh->hdr_blk && posix_memalign((void **)&sh->hdr_blk, 4096, bs))
+		return sh->hdr_blk = NULL;
+	memset(sh->hdr_blk, 0, bs);
+	memcpy(sh->hdr_blk, s->img, sizeof(struct sn_kv_seghdr));
+	return sh->hdr_blk;
+}
+
 static void round_start(struct kv_shard *sh)
 {
 	struct sn_kv *kv = sh->kv;
@@ -546,8 +559,6 @@ static void round_start(struct kv_shard *sh)
 	if (hdr_first && sh->flushing)
 		return; /* its header's flush is in flight (a pipelined round): wait for it */
 	if (hdr_first) {
-		if (!sh->hdr_blk && posix_memalign((void **)&sh->hdr_blk, 4096, bs))
-			sh->hdr_blk = NULL;
 		if (room != UINT32_MAX)
 			room--;
 	} else if (d != UINT32_MAX) {
@@ -588,17 +599,14 @@ static void round_start(struct kv_shard *sh)
 		zeroing = 1;
 	}
 	if (hdr_first) {
-		struct kv_seg *s = &sh->segs[d];
+		unsigned char *blk = header_block(sh, &sh->segs[d]);
 
-		sh->round_seg = s->seq;
+		sh->round_seg = sh->segs[d].seq;
 		sh->round_pos = sizeof(struct sn_kv_seghdr);
-		if (!sh->hdr_blk) {
+		if (blk)
+			round_write(sh, kv_seg_off(sh, d), blk, bs);
+		else
 			sh->round_err = sn__err(-ENOMEM, "out of memory");
-		} else {
-			memset(sh->hdr_blk, 0, bs);
-			memcpy(sh->hdr_blk, s->img, sizeof(struct sn_kv_seghdr));
-			round_write(sh, kv_seg_off(sh, d), sh->hdr_blk, bs);
-		}
 	} else if (d != UINT32_MAX) {
 		struct kv_seg *s = &sh->segs[d];
 		uint32_t end = kv_seg_end(s) < to ? kv_seg_end(s) : to;
@@ -836,11 +844,11 @@ int kv_shard_flush_all(struct kv_shard *sh)
 			to = kv->sb.segment_size;
 		if (!kv->map && !s->written && s->seq > sh->hdr_durable + sh->nsegs) {
 			/* Its header first, alone, as round_start writes it (hdr_first). */
-			if (!sh->hdr_blk && posix_memalign((void **)&sh->hdr_blk, 4096, bs))
+			unsigned char *blk = header_block(sh, s);
+
+			if (!blk)
 				return sn__err(-ENOMEM, "out of memory");
-			memset(sh->hdr_blk, 0, bs);
-			memcpy(sh->hdr_blk, s->img, sizeof(struct sn_kv_seghdr));
-			if ((err = kv_shard_write(sh, sh->hdr_blk, bs, kv_seg_off(sh, d))) ||
+			if ((err = kv_shard_write(sh, blk, bs, kv_seg_off(sh, d))) ||
 			    (err = sn_queue_flush(sh->w->q)))
 				break;
 			sh->hdr_durable = s->seq;
