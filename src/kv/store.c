@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "../util/crc32c.h"
+#include "../util/uri.h"
 #include "../util/util.h"
 #include "kv_impl.h"
 
@@ -912,30 +913,19 @@ static int default_shards(void)
 	return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
 }
 
-/* The path in a device URI: past its engine names ("fault:uring:"), up to its options. */
-static const char *uri_path(const char *uri, size_t *len)
+/* Past the engine names of a layered URI (fault:psync:PATH): the innermost one into
+ * name (engine_takes), and what follows it. */
+static const char *inner_path(const char *uri, char name[32])
 {
-	const char *p = uri, *c, *q;
+	const char *p = uri, *c;
 
-	while ((c = strchr(p, ':')) && !memchr(p, '/', (size_t)(c - p)) &&
-	       !memchr(p, '?', (size_t)(c - p)))
+	name[0] = '\0';
+	while ((c = strchr(p, ':')) && (size_t)(c - p) < 32 && !memchr(p, '/', c - p) &&
+	       !memchr(p, '?', c - p)) {
+		snprintf(name, 32, "%.*s", (int)(c - p), p);
 		p = c + 1;
-	q = strchr(p, '?');
-	*len = q ? (size_t)(q - p) : strlen(p);
-	return p;
-}
-
-/* Does the options part of a URI ("?a=1&b=2", or "") set key? */
-static int uri_has(const char *opts, const char *key)
-{
-	size_t n = strlen(key);
-
-	for (const char *p = opts; p && *p; p = strchr(p, '&')) {
-		p++; /* past '?' or '&' */
-		if (!strncmp(p, key, n) && p[n] == '=')
-			return 1;
 	}
-	return 0;
+	return p;
 }
 
 /*
@@ -945,10 +935,10 @@ static int uri_has(const char *opts, const char *key)
  */
 static char *device_uri(const char *uri, uint64_t size)
 {
-	const char *colon = strchr(uri, ':'), *slash = strchr(uri, '/'), *path;
-	char *out = NULL, *file, *with = NULL;
+	const char *colon = strchr(uri, ':'), *slash = strchr(uri, '/'), *file;
+	char *out = NULL, *with = NULL, name[32];
+	struct sn_uri u;
 	struct stat st;
-	size_t plen;
 	int r, missing;
 
 	if (!colon || (slash && slash < colon))
@@ -957,23 +947,19 @@ static char *device_uri(const char *uri, uint64_t size)
 		r = asprintf(&out, "%s", uri);
 	if (r < 0)
 		return NULL;
-	path = uri_path(out, &plen);
-	if (!size || !plen || uri_has(path + plen, "create"))
+	/* A URI that does not parse goes as it is: the engine's open says what is wrong. */
+	if (!size || sn__uri_parse(out, &u))
 		return out;
-	if (!(file = strndup(path, plen))) {
-		free(out);
-		return NULL;
-	}
-	missing = stat(file, &st) && errno == ENOENT;
-	free(file);
+	file = inner_path(u.path, name);
+	missing = *file && !sn__uri_get(&u, "create") && stat(file, &st) && errno == ENOENT;
+	if (missing && sn__uri_get(&u, "size"))
+		r = asprintf(&with, "%s&create=1", out);
+	else if (missing)
+		r = asprintf(&with, "%s%ccreate=1&size=%llu", out, strchr(out, '?') ? '&' : '?',
+		             (unsigned long long)((size + 4095) & ~(uint64_t)4095));
+	sn__uri_free(&u);
 	if (!missing)
 		return out;
-	size = (size + 4095) & ~(uint64_t)4095;
-	if (uri_has(path + plen, "size"))
-		r = asprintf(&with, "%s&create=1", out);
-	else
-		r = asprintf(&with, "%s%ccreate=1&size=%llu", out, strchr(out, '?') ? '&' : '?',
-		             (unsigned long long)size);
 	free(out);
 	return r < 0 ? NULL : with;
 }
@@ -1092,14 +1078,9 @@ static int do_format(struct sn_dev *dev, const struct sn_kv_opts *o, struct sn_k
 static int engine_takes(const char *uri, const char *key)
 {
 	const struct sn_engine_desc *d;
-	const char *p = uri, *c;
-	char name[32] = "";
+	char name[32];
 
-	while ((c = strchr(p, ':')) && (size_t)(c - p) < sizeof(name) && !memchr(p, '/', c - p) &&
-	       !memchr(p, '?', c - p)) {
-		snprintf(name, sizeof(name), "%.*s", (int)(c - p), p);
-		p = c + 1;
-	}
+	inner_path(uri, name);
 	for (unsigned i = 0; (d = sn_engine_desc(i)); i++)
 		for (const struct sn_option *o = d->options; !strcmp(d->name, name) && o->key; o++)
 			if (!strcmp(o->key, key))
